@@ -1,0 +1,364 @@
+"""Tests of rag/users.py on real JSON files in tmp_path, with a cheap argon2 hasher."""
+
+from __future__ import annotations
+
+import json
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+from argon2 import PasswordHasher
+
+from rag.errors import AuthError, InputError, RagError
+from rag.users import (
+    PERMISSIONS,
+    ROLE_LABELS,
+    ROLES,
+    User,
+    UserStore,
+    allowed,
+    require,
+    run_users_cli,
+)
+
+
+def cheap_hasher() -> PasswordHasher:
+    return PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
+
+
+@pytest.fixture
+def users_path(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "users.json"  # folder does not exist yet on purpose
+
+
+@pytest.fixture
+def store(users_path: Path) -> UserStore:
+    return UserStore(users_path, hasher=cheap_hasher())
+
+
+def test_add_and_verify(store: UserStore, users_path: Path) -> None:
+    assert store.is_empty()
+    assert store.add("张三", "cadre", "correct horse") == "correct horse"
+    user = store.verify("张三", "correct horse")
+    assert user is not None and user.name == "张三" and user.role == "cadre"
+    assert user.created  # ISO time
+    assert not store.is_empty()
+    assert users_path.exists()
+    assert stat.S_IMODE(users_path.stat().st_mode) == 0o600
+
+
+def test_wrong_password_and_unknown_user(store: UserStore) -> None:
+    store.add("li", "trainer", "password-1")
+    assert store.verify("li", "password-2") is None
+    assert store.verify("li", "") is None
+    assert store.verify("nobody", "password-1") is None
+
+
+def test_generated_password(store: UserStore) -> None:
+    password = store.add("wang", "admin")
+    assert len(password) >= 12
+    assert store.verify("wang", password) == store.get("wang")
+
+
+def test_stored_file_has_only_argon2_hashes(store: UserStore, users_path: Path) -> None:
+    store.add("a1", "cadre", "secret-one-111")
+    generated = store.add("a2", "admin")
+    text = users_path.read_text(encoding="utf-8")
+    assert "secret-one-111" not in text and generated not in text
+    records = json.loads(text)["users"]
+    assert set(records) == {"a1", "a2"}
+    assert all(r["hash"].startswith("$argon2id$") for r in records.values())
+    assert not list(users_path.parent.glob("*.tmp"))  # the temp file was renamed
+
+
+def test_remove(store: UserStore) -> None:
+    store.add("admin1", "admin", "adminpass")
+    store.add("zhao", "cadre", "zhaopass1")
+    store.remove("zhao")
+    assert store.get("zhao") is None
+    assert store.verify("zhao", "zhaopass1") is None
+    with pytest.raises(InputError):
+        store.remove("zhao")
+
+
+def test_reset_password(store: UserStore) -> None:
+    store.add("qian", "cadre", "old-password")
+    assert store.reset_password("qian", "new-password") == "new-password"
+    assert store.verify("qian", "old-password") is None
+    assert store.verify("qian", "new-password") is not None
+    generated = store.reset_password("qian")
+    assert store.verify("qian", generated) is not None
+    with pytest.raises(InputError):
+        store.reset_password("qian", "short")
+    with pytest.raises(InputError):
+        store.reset_password("ghost")
+
+
+def test_set_role_accepts_ids_and_chinese(store: UserStore) -> None:
+    store.add("sun", "cadre", "sunpass11")
+    store.set_role("sun", "trainer")
+    assert store.get("sun").role == "trainer"
+    store.set_role("sun", "管理员")
+    assert store.get("sun").role == "admin"
+    with pytest.raises(InputError):
+        store.set_role("sun", "boss")
+    with pytest.raises(InputError):
+        store.set_role("ghost", "cadre")
+
+
+def test_last_admin_cannot_be_removed_or_demoted(store: UserStore) -> None:
+    store.add("boss", "admin", "bosspass1")
+    with pytest.raises(InputError):
+        store.remove("boss")
+    with pytest.raises(InputError):
+        store.set_role("boss", "cadre")
+    store.add("boss2", "admin", "bosspass2")
+    store.set_role("boss", "cadre")
+    assert store.get("boss").role == "cadre"
+
+
+def test_duplicate_rejected(store: UserStore) -> None:
+    store.add("zhou", "cadre", "zhoupass1")
+    with pytest.raises(InputError, match="已存在"):
+        store.add("zhou", "admin", "other-pass")
+    assert store.get("zhou").role == "cadre"
+
+
+@pytest.mark.parametrize(
+    "name", ["", "a" * 33, "has space", "semi;colon", "斜/杠", "tab\t", "emoji🙂", None]
+)
+def test_bad_names_rejected(store: UserStore, name: str) -> None:
+    with pytest.raises(InputError):
+        store.add(name, "cadre", "goodpassword")
+    assert store.is_empty()
+
+
+@pytest.mark.parametrize("name", ["a", "a" * 32, "张三", "user_1.x-y", "Wu2"])
+def test_good_names_accepted(store: UserStore, name: str) -> None:
+    store.add(name, "cadre", "goodpassword")
+    assert store.get(name) is not None
+
+
+def test_unknown_role_and_short_password_rejected(store: UserStore) -> None:
+    with pytest.raises(InputError, match="未知角色"):
+        store.add("x", "superuser", "goodpassword")
+    with pytest.raises(InputError, match="至少"):
+        store.add("x", "cadre", "1234567")
+    assert store.is_empty()
+
+
+def test_chinese_role_in_add(store: UserStore) -> None:
+    store.add("feng", "培训", "fengpass1")
+    assert store.get("feng").role == "trainer"
+
+
+def test_list_sorted(store: UserStore) -> None:
+    store.add("b", "trainer", "password-b")
+    store.add("a", "cadre", "password-a")
+    assert [(u.name, u.role) for u in store.list()] == [("a", "cadre"), ("b", "trainer")]
+    assert all(isinstance(u, User) for u in store.list())
+
+
+def test_ensure_first_admin_once(store: UserStore, users_path: Path) -> None:
+    password = store.ensure_first_admin()
+    assert password
+    admin = store.verify("admin", password)
+    assert admin is not None and admin.role == "admin"
+    assert store.ensure_first_admin() is None
+    assert UserStore(users_path, hasher=cheap_hasher()).ensure_first_admin() is None
+    assert [u.name for u in store.list()] == ["admin"]
+    assert store.verify("admin", password) is not None  # password unchanged
+
+
+def test_ensure_first_admin_skips_when_users_exist(store: UserStore) -> None:
+    store.add("cadre1", "cadre", "cadrepass")
+    assert store.ensure_first_admin() is None
+    assert store.get("admin") is None
+
+
+def test_invalid_json_raises_and_is_kept(store: UserStore, users_path: Path) -> None:
+    users_path.parent.mkdir(parents=True)
+    users_path.write_text("{not json", encoding="utf-8")
+    with pytest.raises(RagError, match="JSON"):
+        store.list()
+    with pytest.raises(RagError):
+        store.add("x", "cadre", "goodpassword")
+    with pytest.raises(RagError):
+        store.ensure_first_admin()
+    assert users_path.read_text(encoding="utf-8") == "{not json"
+
+
+def test_wrong_structure_raises(store: UserStore, users_path: Path) -> None:
+    users_path.parent.mkdir(parents=True)
+    users_path.write_text('{"users": ["a"]}', encoding="utf-8")
+    with pytest.raises(RagError, match="格式"):
+        store.get("a")
+
+
+def test_rehash_when_parameters_change(users_path: Path) -> None:
+    old = UserStore(users_path, hasher=cheap_hasher())
+    old.add("hu", "cadre", "hupassword")
+    old_hash = json.loads(users_path.read_text(encoding="utf-8"))["users"]["hu"]["hash"]
+    stronger = PasswordHasher(time_cost=2, memory_cost=8192, parallelism=1)
+    new = UserStore(users_path, hasher=stronger)
+    assert new.verify("hu", "hupassword") is not None
+    new_hash = json.loads(users_path.read_text(encoding="utf-8"))["users"]["hu"]["hash"]
+    assert new_hash != old_hash and "t=2" in new_hash
+    assert new.verify("hu", "hupassword") is not None
+
+
+def test_two_stores_see_each_other(users_path: Path) -> None:
+    app = UserStore(users_path, hasher=cheap_hasher())
+    cli = UserStore(users_path, hasher=cheap_hasher())
+    app.add("admin", "admin", "adminpass")
+    cli.add("chen", "cadre", "chenpass1")
+    assert [u.name for u in app.list()] == ["admin", "chen"]
+    app.set_role("chen", "trainer")
+    assert cli.get("chen").role == "trainer"
+    cli.remove("chen")
+    assert app.get("chen") is None
+    with pytest.raises(InputError):
+        app.add("admin", "cadre", "whatever1")
+
+
+def test_default_hasher_is_argon2_default(users_path: Path) -> None:
+    assert UserStore(users_path)._hasher.time_cost == PasswordHasher().time_cost
+
+
+# -- permissions ----------------------------------------------------------------------------
+
+EXPECTED = {
+    ("cadre", "chat"): True,
+    ("cadre", "quiz"): False,
+    ("cadre", "manage"): False,
+    ("trainer", "chat"): True,
+    ("trainer", "quiz"): True,
+    ("trainer", "manage"): False,
+    ("admin", "chat"): True,
+    ("admin", "quiz"): True,
+    ("admin", "manage"): True,
+    (None, "chat"): False,
+    (None, "quiz"): False,
+    (None, "manage"): False,
+}
+
+
+def test_constants() -> None:
+    assert ROLES == ("cadre", "trainer", "admin")
+    assert ROLE_LABELS == {"cadre": "干部", "trainer": "培训", "admin": "管理员"}
+    assert set(PERMISSIONS) == {"chat", "quiz", "manage"}
+
+
+@pytest.mark.parametrize(("role", "action"), list(EXPECTED))
+def test_allowed_matrix(role: str | None, action: str) -> None:
+    assert allowed(role, action) is EXPECTED[(role, action)]
+
+
+@pytest.mark.parametrize(("role", "action"), [k for k in EXPECTED if k[0] is not None])
+def test_require_matrix(role: str, action: str) -> None:
+    user = User(name="u", role=role, created="2024-01-01T00:00:00+00:00")
+    if EXPECTED[(role, action)]:
+        assert require(user, action) is user
+    else:
+        with pytest.raises(AuthError, match=f"当前角色（{ROLE_LABELS[role]}）无权执行此操作"):
+            require(user, action)
+
+
+@pytest.mark.parametrize("action", ["chat", "quiz", "manage"])
+def test_require_without_user(action: str) -> None:
+    with pytest.raises(AuthError, match="请先登录"):
+        require(None, action)
+
+
+def test_require_message_exact() -> None:
+    with pytest.raises(AuthError) as info:
+        require(User("u", "cadre", ""), "manage")
+    assert str(info.value) == "当前角色（干部）无权执行此操作：管理文档"
+
+
+def test_unknown_role_in_file_is_denied() -> None:
+    assert not allowed("root", "chat")
+
+
+# -- CLI ------------------------------------------------------------------------------------
+
+
+def test_cli_add_with_generated_password(store: UserStore, capsys: pytest.CaptureFixture) -> None:
+    assert run_users_cli(["add", "admin", "--role", "admin"], store) == 0
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if ln.startswith("初始密码："))
+    password = line.removeprefix("初始密码：")
+    assert store.verify("admin", password) is not None
+
+
+def test_cli_add_with_given_password_does_not_print_it(
+    store: UserStore, capsys: pytest.CaptureFixture
+) -> None:
+    assert run_users_cli(["add", "li", "--role", "培训", "--password", "lipass123"], store) == 0
+    assert "lipass123" not in capsys.readouterr().out
+    assert store.verify("li", "lipass123").role == "trainer"
+
+
+def test_cli_list_remove_reset_role(store: UserStore, capsys: pytest.CaptureFixture) -> None:
+    store.add("admin", "admin", "adminpass")
+    store.add("zhang", "cadre", "zhangpass")
+    capsys.readouterr()
+
+    assert run_users_cli(["list"], store) == 0
+    out = capsys.readouterr().out
+    assert "admin" in out and "管理员" in out and "zhang" in out and "干部" in out
+
+    assert run_users_cli(["role", "zhang", "培训"], store) == 0
+    assert store.get("zhang").role == "trainer"
+    assert "培训" in capsys.readouterr().out
+
+    assert run_users_cli(["reset", "zhang"], store) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("新密码："))
+    assert store.verify("zhang", line.removeprefix("新密码：")) is not None
+
+    assert run_users_cli(["remove", "zhang"], store) == 0
+    assert store.get("zhang") is None
+    capsys.readouterr()
+
+
+def test_cli_list_empty(store: UserStore, capsys: pytest.CaptureFixture) -> None:
+    assert run_users_cli(["list"], store) == 0
+    assert "暂无用户" in capsys.readouterr().out
+
+
+def test_cli_bad_role_exits_1(store: UserStore, capsys: pytest.CaptureFixture) -> None:
+    assert run_users_cli(["add", "x", "--role", "boss"], store) == 1
+    captured = capsys.readouterr()
+    assert "未知角色" in captured.err and captured.out == ""
+    assert store.is_empty()
+    store.add("admin", "admin", "adminpass")
+    assert run_users_cli(["role", "admin", "boss"], store) == 1
+    assert "未知角色" in capsys.readouterr().err
+
+
+def test_cli_errors_exit_1(store: UserStore, capsys: pytest.CaptureFixture) -> None:
+    assert run_users_cli(["remove", "ghost"], store) == 1
+    assert "用户不存在" in capsys.readouterr().err
+    assert run_users_cli(["add", "x", "--role", "cadre", "--password", "short"], store) == 1
+    assert "密码" in capsys.readouterr().err
+
+
+def test_cli_usage_error_does_not_exit(store: UserStore, capsys: pytest.CaptureFixture) -> None:
+    assert run_users_cli(["add", "x"], store) == 2  # --role missing: argparse usage, no SystemExit
+    assert "--role" in capsys.readouterr().err
+
+
+def test_concurrent_writers_lose_no_update(users_path: Path) -> None:
+    stores = [UserStore(users_path, hasher=cheap_hasher()) for _ in range(2)]
+
+    def add_many(i: int) -> None:
+        for n in range(8):
+            stores[i].add(f"s{i}_{n}", "cadre", "password-x")
+
+    threads = [threading.Thread(target=add_many, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(stores[0].list()) == 16
