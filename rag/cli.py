@@ -60,39 +60,53 @@ def _print_answer(ans, out=sys.stdout) -> None:
 
 def cmd_index(args, settings: Settings) -> int:
     from .service import RagService
-    from .store import open_index
 
     if args.verify:
-        from .store import live_version, load_version, versions_dir
-
-        live = live_version(settings.index_dir)
-        if live is None:
-            print(f"错误：{settings.index_dir} 中没有已发布的索引", file=sys.stderr)
-            return 1
-        idx = load_version(versions_dir(settings.index_dir) / live)
-        print(f"索引版本 {idx.version} 校验通过：{len(idx.chunks)} 个段落，向量模型 {idx.manifest.get('embedder')}")
-        return 0
+        return _verify_index(settings)
     if args.rollback:
-        from .store import list_versions, live_version, load_version, publish, versions_dir
+        from .indexing import rollback_index
 
-        live = live_version(settings.index_dir)
-        older = [v for v in list_versions(settings.index_dir) if live is None or v < live]
-        if not older:
-            print("错误：没有可回滚的旧版本", file=sys.stderr)
-            return 1
-        load_version(versions_dir(settings.index_dir) / older[-1])  # verify before publishing
-        publish(settings.index_dir, older[-1])
-        print(f"已回滚到索引版本 {older[-1]}")
+        v = rollback_index(settings, user="cli")
+        print(f"已回滚到索引版本 {v}")
         return 0
     service = RagService(settings)
-    report = service.reindex(progress=_progress_bar(), rebuild=args.rebuild)
+    report = service.reindex(progress=_progress_bar(), rebuild=args.rebuild, user="cli")
     print(report.summary())
     for name, items in (("新增", report.added), ("修改", report.changed), ("删除", report.removed)):
         if items:
             print(f"  {name}：{'、'.join(items)}")
     for r in report.rejected:
         print(f"  拒绝：{r}", file=sys.stderr)
-    open_index(settings.index_dir)  # fails loudly if what we published cannot be read back
+    return 0
+
+
+def _verify_index(settings: Settings) -> int:
+    """Check the live version (hashes, counts, embedder) and list the others; 1 when it is damaged."""
+    from .store import check_compatible, list_versions, live_version, load_version, versions_dir
+
+    live = live_version(settings.index_dir)
+    if live is None:
+        print(f"错误：{settings.index_dir} 中没有已发布的索引，请先运行 python -m rag index", file=sys.stderr)
+        return 1
+    for v in list_versions(settings.index_dir):
+        if v == live:
+            continue
+        try:
+            load_version(versions_dir(settings.index_dir) / v)
+            print(f"  旧版本 {v}：完好")
+        except RagError as e:
+            print(f"  旧版本 {v}：损坏（{e}）", file=sys.stderr)
+    path = versions_dir(settings.index_dir) / live
+    if not path.is_dir():
+        print(f"错误：当前索引版本 {live} 的文件夹不存在，请运行 python -m rag index --rollback 或 --rebuild", file=sys.stderr)
+        return 1
+    try:
+        idx = load_version(path)
+        check_compatible(idx.manifest, embedder_id=settings.embedder_id, dim=None)
+    except RagError as e:
+        print(f"错误：当前索引版本 {live} 校验失败：{e}；请运行 python -m rag index --rollback 或 --rebuild", file=sys.stderr)
+        return 1
+    print(f"索引版本 {idx.version} 校验通过：{len(idx.chunks)} 个段落，{len(idx.documents)} 篇文章，向量模型 {idx.manifest.get('embedder')}")
     return 0
 
 

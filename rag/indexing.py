@@ -1,16 +1,29 @@
 """Build an index version from the corpus folder: load -> chunk -> embed -> write -> verify -> publish.
 
-Embeddings are cached per embedder, keyed by the sha256 of the text given to the embedder, so a
-rebuild after adding one article embeds only that article's chunks. The cache is an
-optimisation, not a source of truth: it is checked for shape and skipped when unreadable.
+A build is a transaction under the writer lock (``rag/locking.py``): it writes a new version
+folder, reloads and checks it, and only then flips CURRENT; whatever happens before the flip,
+the live version is untouched, and a killed build leaves a ``.tmp`` folder the next one removes.
+
+Incremental: a file whose bytes and sidecar metadata are unchanged is not parsed again (its
+text comes from the previous version's ``documents.jsonl``) and, when the chunker settings are
+unchanged, not chunked again either. Embeddings are cached per embedder, keyed by the sha256 of
+the text given to the embedder, and seeded from the previous version's vectors, so adding one
+article embeds only that article's chunks. The cache is an optimisation, not a source of truth:
+it is checked for shape and skipped when unreadable. ``rebuild=True`` parses and embeds all.
+
+A refused file (hostile, too large, undecodable, ...) is reported by name and reason and
+changes nothing: if an earlier version of it was indexed, that version stays.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
+import shutil
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,19 +31,27 @@ from typing import Callable
 
 import numpy as np
 
-from .chunking import chunk_documents
+from .audit import append_audit
+from .chunking import CHUNKER_VERSION, chunk_document
 from .config import Settings
 from .embeddings import VectorEmbeddings
-from .errors import EmptyCorpusError
-from .loaders import load_corpus
-from .schema import Chunk
+from .errors import EmptyCorpusError, IndexBusyError, IndexCorruptError, LoaderError, RagError
+from .loaders import METADATA_FILE, SUPPORTED_SUFFIXES, _corpus_files, _refused, load_corpus, load_file, read_metadata
+from .locking import writer_lock
+from .schema import Chunk, SourceText
 from .store import (
+    Index,
+    _crash_point,
+    check_compatible,
+    chunk_tokens,
+    list_versions,
     live_version,
     load_version,
     open_index,
     prune_versions,
     publish,
     remove_unfinished,
+    versions_dir,
     write_version,
 )
 
@@ -52,11 +73,14 @@ class BuildReport:
     removed: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)  # "file: reason"
+    parsed: list[str] = field(default_factory=list)  # files parsed now (the rest reused)
+    unfinished_removed: list[str] = field(default_factory=list)  # .tmp folders a crash left
+    sha256: dict[str, str] = field(default_factory=dict)  # added/changed file -> sha256
 
     def summary(self) -> str:
         return (
             f"索引版本 {self.version}：{self.n_documents} 篇文章，{self.n_chunks} 个段落"
-            f"（新嵌入 {self.embedded} 个），用时 {self.seconds:.1f} 秒；"
+            f"（解析 {len(self.parsed)} 篇，新嵌入 {self.embedded} 个），用时 {self.seconds:.1f} 秒；"
             f"新增 {len(self.added)}，修改 {len(self.changed)}，删除 {len(self.removed)}，未变 {len(self.kept)}"
             + (f"，拒绝 {len(self.rejected)}" if self.rejected else "")
         )
@@ -82,16 +106,26 @@ class EmbeddingCache:
             self.vectors = {}
 
     def save(self, keep: set[str]) -> None:
+        """Keep only ``keep``; a failure (disk full) only loses the cache and is logged."""
         keys = [k for k in self.vectors if k in keep]
         if not keys:
             return
-        self.dir.mkdir(parents=True, exist_ok=True)
-        mat = np.vstack([self.vectors[k] for k in keys]).astype(np.float32)
         tmp_v, tmp_k = self.dir / "vectors.tmp.npy", self.dir / "keys.tmp.json"
-        np.save(tmp_v, mat, allow_pickle=False)
-        tmp_k.write_text(json.dumps(keys), encoding="utf-8")
-        os.replace(tmp_v, self.dir / "vectors.npy")
-        os.replace(tmp_k, self.dir / "keys.json")
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            mat = np.vstack([self.vectors[k] for k in keys]).astype(np.float32)
+            # keys and vectors are two files: a crash between the two replaces leaves a
+            # pair whose lengths may still agree; then a key could map to another text's
+            # vector. Drop the keys file first, so the pair is either old, new or absent.
+            (self.dir / "keys.json").unlink(missing_ok=True)
+            np.save(tmp_v, mat, allow_pickle=False)
+            tmp_k.write_text(json.dumps(keys), encoding="utf-8")
+            os.replace(tmp_v, self.dir / "vectors.npy")
+            os.replace(tmp_k, self.dir / "keys.json")
+        except OSError as e:
+            logger.warning("embedding cache not saved (%s); the next build embeds more", e)
+            for t in (tmp_v, tmp_k):
+                t.unlink(missing_ok=True)
 
 
 def embed_chunks(
@@ -127,40 +161,249 @@ def embed_chunks(
     return mat, total
 
 
+
+# ---------------------------------------------------------------- incremental loading
+def file_key(sha256: str, sidecar: dict | None) -> str:
+    """What decides whether a file must be parsed again: its bytes and its metadata.json entry."""
+    blob = json.dumps(sidecar or {}, ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(f"{sha256}\n{blob}".encode()).hexdigest()[:32]
+
+
+def _doc_from_record(d: dict) -> SourceText:
+    return SourceText(source=d["source"], text=d["text"], sha256=d["sha256"], kind=d["kind"], meta=dict(d.get("meta") or {}))
+
+
+def _hash_if_small(path: Path, max_bytes: int) -> str | None:
+    """sha256 of a regular file no larger than ``max_bytes``; None when it must go to the loader."""
+    try:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode) or st.st_size > max_bytes:
+            return None
+        h = hashlib.sha256()
+        n = 0
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                n += len(block)
+                if n > max_bytes:
+                    return None
+                h.update(block)
+        return h.hexdigest()
+    except OSError:
+        return None
+
+
+@dataclass
+class _Loaded:
+    docs: list[SourceText]
+    errors: list[LoaderError]
+    keys: dict[str, str]  # source -> file_key
+    parsed: list[str]
+
+
+def load_corpus_incremental(
+    corpus_dir: Path, *, max_bytes: int, previous: dict[str, tuple[str, SourceText]] | None
+) -> _Loaded:
+    """Like :func:`rag.loaders.load_corpus`, but reuse ``previous[source] = (file_key, text)``.
+
+    A file is reused only when its bytes hash and its sidecar entry give the same key as in
+    the previous version; everything else goes through ``load_file`` and its safety checks.
+    """
+    if not previous:
+        docs, errors = load_corpus(corpus_dir, max_bytes=max_bytes)
+        try:
+            metadata = read_metadata(corpus_dir)
+        except LoaderError:
+            metadata = {}
+        return _Loaded(docs, errors, {d.source: file_key(d.sha256, metadata.get(d.source)) for d in docs}, [d.source for d in docs])
+    corpus_dir = Path(corpus_dir)
+    if not corpus_dir.is_dir():
+        return _Loaded(*load_corpus(corpus_dir, max_bytes=max_bytes), {}, [])  # raises EmptyCorpusError
+    root = corpus_dir.resolve()
+    errors: list[LoaderError] = []
+    try:
+        metadata = read_metadata(corpus_dir)
+    except LoaderError as e:
+        errors.append(e)
+        metadata = {}
+    docs: list[SourceText] = []
+    keys: dict[str, str] = {}
+    parsed: list[str] = []
+    for name, path in _corpus_files(corpus_dir):
+        if name == METADATA_FILE or path.suffix.lower() not in SUPPORTED_SUFFIXES:
+            continue
+        if path.is_symlink() and not path.resolve().is_relative_to(root):
+            errors.append(
+                _refused(LoaderError(name, "符号链接指向语料目录之外，已拒绝", "symlink points outside the corpus folder"))
+            )
+            continue
+        prev = previous.get(name)
+        if prev is not None:
+            sha = _hash_if_small(path, max_bytes)
+            if sha is not None and file_key(sha, metadata.get(name)) == prev[0]:
+                docs.append(prev[1])
+                keys[name] = prev[0]
+                continue
+        try:
+            doc = load_file(path, source=name, max_bytes=max_bytes, meta=metadata.get(name))
+        except LoaderError as e:
+            errors.append(e)
+            continue
+        docs.append(doc)
+        keys[name] = file_key(doc.sha256, metadata.get(name))
+        parsed.append(name)
+    if not docs:
+        return _Loaded(*load_corpus(corpus_dir, max_bytes=max_bytes), {}, [])  # raises EmptyCorpusError
+    return _Loaded(docs, errors, keys, parsed)
+
+
+# ---------------------------------------------------------------- the build transaction
+def _disk_error(e: OSError) -> RagError:
+    if e.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return RagError(
+            "磁盘空间不足（或超出文件大小限制），索引构建失败；当前索引未改动，请清理磁盘后重试",
+            f"index build failed, disk full or file size limit: {e}",
+        )
+    return RagError(f"索引构建失败：写入文件出错（{e.strerror}）；当前索引未改动", f"index build failed: {e}")
+
+
+def _audit(settings: Settings, event: dict) -> None:
+    try:
+        append_audit(Path(settings.data_dir), event)
+    except OSError as e:  # the audit log must not turn a good build into a failure
+        logger.error("could not append to the audit log: %s", e)
+
+
 def build_index(
     settings: Settings,
     embeddings: VectorEmbeddings,
     *,
     progress: Progress | None = None,
     rebuild: bool = False,
+    user: str | None = None,
 ) -> BuildReport:
-    """Build, verify and publish a new index version from ``settings.corpus_dir``."""
+    """Build, verify and publish a new index version from ``settings.corpus_dir``.
+
+    Holds the writer lock for the whole build (``IndexBusyError`` if another build runs) and
+    appends the result, good or bad, to the audit log. A failure of any kind leaves the live
+    version as it was. Does not wait for a busy lock.
+    """
     t0 = time.perf_counter()
+    base = {"action": "reindex", "user": user or "system", "rebuild": bool(rebuild)}
+    try:
+        with writer_lock(Path(settings.index_dir)):
+            report = _build_locked(settings, embeddings, progress=progress, rebuild=rebuild, t0=t0)
+    except IndexBusyError as e:
+        _audit(settings, {**base, "result": "busy", "error": e.log_message})
+        raise
+    except OSError as e:
+        err = _disk_error(e)
+        logger.error("%s", err.log_message)
+        _audit(settings, {**base, "result": "error", "error": err.log_message, "seconds": round(time.perf_counter() - t0, 3)})
+        raise err from e
+    except BaseException as e:
+        msg = e.log_message if isinstance(e, RagError) else f"{type(e).__name__}: {e}"
+        _audit(settings, {**base, "result": "error", "error": msg, "seconds": round(time.perf_counter() - t0, 3)})
+        raise
+    _audit(
+        settings,
+        {
+            **base,
+            "result": "ok",
+            "version": report.version,
+            "documents": report.n_documents,
+            "chunks": report.n_chunks,
+            "embedded": report.embedded,
+            "seconds": round(report.seconds, 3),
+            "added": report.added,
+            "changed": report.changed,
+            "removed": report.removed,
+            "kept": len(report.kept),
+            "rejected": report.rejected,
+            "files": report.sha256,  # file -> sha256 of each added or changed file
+        },
+    )
+    return report
+
+
+def _previous_index(index_dir: Path) -> Index | None:
+    if live_version(index_dir) is None and not list_versions(index_dir):
+        return None
+    try:
+        return open_index(index_dir)
+    except RagError as e:  # a damaged old index only means "everything is new"
+        logger.warning("previous index not usable for an incremental build: %s", e.log_message)
+        return None
+
+
+def _build_locked(
+    settings: Settings, embeddings: VectorEmbeddings, *, progress: Progress | None, rebuild: bool, t0: float
+) -> BuildReport:
     index_dir = Path(settings.index_dir)
-    index_dir.mkdir(parents=True, exist_ok=True)
-    remove_unfinished(index_dir)
-    docs, errors = load_corpus(Path(settings.corpus_dir), max_bytes=settings.upload_max_bytes)
-    if not docs:
-        raise EmptyCorpusError(
-            f"文件夹 {settings.corpus_dir} 中没有可读取的文章", f"no readable article in {settings.corpus_dir}"
-        )
-    old_files: dict[str, str] = {}
-    if live_version(index_dir):
-        try:
-            old_files = open_index(index_dir).manifest.get("files", {})
-        except Exception:  # a damaged or foreign old index only means "everything is new"
-            old_files = {}
+    unfinished = remove_unfinished(index_dir)
+    if unfinished:
+        logger.warning("removed unfinished index builds left by a crash: %s", ", ".join(unfinished))
+    prev = _previous_index(index_dir)
+    prev_m = prev.manifest if prev else {}
+    old_files: dict[str, str] = dict(prev_m.get("files") or {})
+    prev_docs = {s: _doc_from_record(d) for s, d in (prev.documents if prev else {}).items()}
+    prev_keys: dict[str, str] = dict(prev_m.get("file_keys") or {})
+    previous = None if rebuild else {s: (prev_keys[s], d) for s, d in prev_docs.items() if s in prev_keys}
+
+    loaded = load_corpus_incremental(Path(settings.corpus_dir), max_bytes=settings.upload_max_bytes, previous=previous)
+    docs, keys = loaded.docs, dict(loaded.keys)
+    rejected = []
+    present = {d.source for d in docs}
+    for e in loaded.errors:
+        src = getattr(e, "source", "")
+        if src in prev_docs and src not in present:
+            # a refused replacement changes nothing: the version indexed before stays
+            docs.append(prev_docs[src])
+            present.add(src)
+            if src in prev_keys:
+                keys[src] = prev_keys[src]
+            rejected.append(f"{e}（保留此前已索引的版本）")
+        else:
+            rejected.append(str(e))
+    docs.sort(key=lambda d: d.source)
+
     new_files = {d.source: d.sha256 for d in docs}
     added = sorted(f for f in new_files if f not in old_files)
     changed = sorted(f for f in new_files if f in old_files and old_files[f] != new_files[f])
     removed = sorted(f for f in old_files if f not in new_files)
     kept = sorted(f for f in new_files if old_files.get(f) == new_files[f])
 
-    chunks = chunk_documents(docs, settings)
+    # chunks: reuse the previous version's chunks of a file that was not parsed again,
+    # when the chunker and its settings are the same
+    same_chunker = (
+        not rebuild
+        and prev_m.get("chunker") == CHUNKER_VERSION
+        and prev_m.get("chunk_size") == settings.chunk_size
+        and prev_m.get("chunk_overlap") == settings.chunk_overlap_sentences
+    )
+    prev_chunks: dict[str, list[Chunk]] = {}
+    if prev and same_chunker:
+        for c in prev.chunks:
+            prev_chunks.setdefault(c.source, []).append(c)
+    parsed = set(loaded.parsed)
+    chunks: list[Chunk] = []
+    for d in docs:
+        reuse = prev_chunks.get(d.source)
+        if reuse is not None and d.source not in parsed and old_files.get(d.source) == d.sha256:
+            chunks.extend(reuse)
+        else:
+            chunks.extend(chunk_document(d, settings))
+
     cache = None if rebuild else EmbeddingCache(index_dir, embeddings.model_id)
+    if cache is not None and prev is not None and prev_m.get("embedder") == embeddings.model_id:
+        # the previous version's vectors are a second cache (e.g. when the cache folder is gone)
+        for i, c in enumerate(prev.chunks):
+            k = text_key(c.embed_text())
+            if k not in cache.vectors:
+                cache.vectors[k] = prev.vectors.reconstruct(i)
     te = time.perf_counter()
     vectors, embedded = embed_chunks(chunks, embeddings, settings, cache=cache, progress=progress)
     embed_seconds = time.perf_counter() - te
+    _crash_point("after_embed")
     if rebuild:
         cache = EmbeddingCache(index_dir, embeddings.model_id)
         cache.vectors = {text_key(c.embed_text()): v for c, v in zip(chunks, vectors)}
@@ -173,16 +416,18 @@ def build_index(
         docs,
         embedder_id=embeddings.model_id,
         chunk_size=settings.chunk_size,
-        extra={"dim": embeddings.dim},
+        extra={"dim": embeddings.dim, "chunk_overlap": settings.chunk_overlap_sentences, "file_keys": keys},
     )
-    # validate by reloading before publishing: counts, hashes, embedder, a sanity query
-    idx = load_version(path, embedder_id=embeddings.model_id, dim=embeddings.dim)
-    if idx.vectors.ntotal and chunks:
-        _, ids = idx.vectors.search(vectors[:1], 1)
-        if int(ids[0][0]) < 0:
-            raise RuntimeError("sanity query on the new index returned no hit")
+    try:
+        validate_version(path, embeddings, chunks, vectors)
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+    _crash_point("before_publish")
+    before = live_version(index_dir)
     publish(index_dir, path.name)
-    prune_versions(index_dir)
+    _crash_point("after_publish")
+    prune_versions(index_dir, also_keep=tuple(v for v in (prev.version if prev else None, before) if v)[:1])
     if cache is not None:
         cache.save({text_key(c.embed_text()) for c in chunks})
     report = BuildReport(
@@ -196,7 +441,67 @@ def build_index(
         changed=changed,
         removed=removed,
         kept=kept,
-        rejected=[str(e) for e in errors],
+        rejected=rejected,
+        parsed=sorted(parsed),
+        unfinished_removed=unfinished,
+        sha256={f: new_files[f] for f in (*added, *changed)},
     )
-    logger.info("index %s built: %d docs, %d chunks, %d embedded in %.1fs", path.name, len(docs), len(chunks), embedded, report.seconds)
+    logger.info(
+        "index %s built: %d docs (%d parsed), %d chunks, %d embedded in %.1fs",
+        path.name, len(docs), len(parsed), len(chunks), embedded, report.seconds,
+    )
     return report
+
+
+def validate_version(path: Path, embeddings: VectorEmbeddings, chunks: list[Chunk], vectors: np.ndarray) -> Index:
+    """Reload a written version and check it before it may be published.
+
+    Hashes, counts, embedder and dimension (``load_version``), the chunk ids in order, and a
+    few sanity queries: a chunk's own vector must find itself (cosine ~ 1) and its words must
+    score in the keyword index.
+    """
+    idx = load_version(path, embedder_id=embeddings.model_id, dim=embeddings.dim)
+    if [c.id for c in idx.chunks] != [c.id for c in chunks]:
+        raise IndexCorruptError(f"新索引版本 {path.name} 的段落与写入的不一致", f"{path}: chunk ids differ after reload")
+    n = len(chunks)
+    for i in sorted({0, n // 2, n - 1}) if n else []:
+        scores, _ = idx.vectors.search(np.ascontiguousarray(vectors[i : i + 1], dtype=np.float32), 1)
+        if not scores.size or scores[0][0] < 0.99:
+            raise IndexCorruptError(f"新索引版本 {path.name} 未通过检索自检", f"{path}: vector sanity query failed for chunk {i}")
+        toks = chunk_tokens(chunks[i])
+        if toks and float(idx.keywords.scores(toks)[i]) <= 0:
+            raise IndexCorruptError(f"新索引版本 {path.name} 未通过关键词自检", f"{path}: keyword sanity query failed for chunk {i}")
+    return idx
+
+
+def rollback_index(settings: Settings, *, user: str | None = None) -> str:
+    """Publish the newest good version older than the live one; returns its name.
+
+    Takes the writer lock, verifies the target (hashes, counts, embedder) before the flip and
+    audits the result. Does not delete the version rolled back from.
+    """
+    index_dir = Path(settings.index_dir)
+    base = {"action": "rollback", "user": user or "system"}
+    try:
+        with writer_lock(index_dir):
+            live = live_version(index_dir)
+            older = [v for v in list_versions(index_dir) if live is None or v < live]
+            errors = []
+            for v in reversed(older):
+                try:
+                    idx = load_version(versions_dir(index_dir) / v)
+                    check_compatible(idx.manifest, embedder_id=settings.embedder_id, dim=None)
+                except RagError as e:
+                    logger.error("cannot roll back to %s: %s", v, e.log_message)
+                    errors.append(f"{v}: {e}")
+                    continue
+                publish(index_dir, v)
+                _audit(settings, {**base, "result": "ok", "from": live, "version": v})
+                return v
+            raise RagError(
+                "没有可回滚的旧版本" + (f"（{'；'.join(errors)}）" if errors else ""),
+                f"no good version older than {live} to roll back to",
+            )
+    except RagError as e:
+        _audit(settings, {**base, "result": "error", "error": e.log_message})
+        raise

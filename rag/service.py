@@ -19,12 +19,13 @@ from typing import Iterator
 
 from .config import Settings
 from .embeddings import VectorEmbeddings, make_embeddings, make_reranker
-from .errors import IndexNotBuiltError, InputError
+from .errors import IndexCorruptError, IndexNotBuiltError, InputError
 from .extractive import ExtractiveAnswerer, idf_lookup, question_terms
 from .indexing import BuildReport, Progress, build_index
 from .retrieval import Retriever
 from .schema import Answer, Hit
-from .store import Index, live_version, open_index
+from .locking import try_writer_lock
+from .store import Index, live_version, open_index, remove_unfinished
 from .text import norm
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class RagService:
         self._index_version: str | None = None
         self._retriever: Retriever | None = None
         self._answerer: ExtractiveAnswerer | None = None
+        self.recovery_report: BuildReport | None = None  # set when current() had to rebuild
 
     # ------------------------------------------------------------ lazy parts
     @property
@@ -61,17 +63,32 @@ class RagService:
             return self._embeddings
 
     def current(self) -> tuple[Index, Retriever, ExtractiveAnswerer]:
-        """The live index version and its retriever/answerer; reloads when CURRENT changed."""
+        """The live index version and its retriever/answerer; reloads when CURRENT changed.
+
+        On the first load, ``.tmp`` folders a crashed build left are removed (only when no
+        build is running). A damaged live version is replaced by the previous good one with a
+        loud log line (``open_index``); when no version is good, the index is rebuilt from the
+        corpus before any query is answered. Callers keep the ``Index`` they got: a newer
+        version never changes it under them.
+        """
         live = live_version(self.settings.index_dir)
         with self._lock:
             if self._index is None or live != self._index_version:
+                if self._index is None:
+                    self._remove_unfinished()
                 if live is None:
                     raise IndexNotBuiltError(
                         f"{self.settings.index_dir} 中还没有索引，请先运行 python -m rag index",
                         f"no index in {self.settings.index_dir}",
                     )
                 emb = self.embeddings
-                idx = open_index(self.settings.index_dir, embedder_id=emb.model_id, dim=emb.dim)
+                try:
+                    idx = open_index(self.settings.index_dir, embedder_id=emb.model_id, dim=emb.dim)
+                except IndexCorruptError as e:
+                    logger.error("NO GOOD INDEX VERSION (%s): rebuilding from %s", e.log_message, self.settings.corpus_dir)
+                    self.recovery_report = build_index(self.settings, emb, user="recovery")
+                    live = live_version(self.settings.index_dir)
+                    idx = open_index(self.settings.index_dir, embedder_id=emb.model_id, dim=emb.dim)
                 if self._reranker is None and self.settings.reranker_model:
                     self._reranker = make_reranker(self.settings)
                 self._index, self._index_version = idx, live
@@ -82,15 +99,30 @@ class RagService:
                 logger.info("serving index version %s (%d chunks)", idx.version, len(idx.chunks))
             return self._index, self._retriever, self._answerer  # type: ignore[return-value]
 
-    def ensure_index(self, progress: Progress | None = None) -> BuildReport | None:
-        """Build the index from the corpus when none is published yet."""
-        if live_version(self.settings.index_dir) is not None:
-            return None
-        logger.info("no index yet: building it from %s", self.settings.corpus_dir)
-        return self.reindex(progress=progress)
+    def _remove_unfinished(self) -> None:
+        with try_writer_lock(self.settings.index_dir) as mine:
+            if mine:  # a running build owns its .tmp folder: leave it alone
+                removed = remove_unfinished(self.settings.index_dir)
+                if removed:
+                    logger.warning("removed unfinished index builds left by a crash: %s", ", ".join(removed))
 
-    def reindex(self, *, progress: Progress | None = None, rebuild: bool = False) -> BuildReport:
-        report = build_index(self.settings, self.embeddings, progress=progress, rebuild=rebuild)
+    def ensure_index(self, progress: Progress | None = None) -> BuildReport | None:
+        """Make sure a good index is served before the first query; returns a build report if one ran.
+
+        Builds from the corpus when none is published yet or when no published version is
+        good (see :meth:`current`); a damaged live version with a good previous one is served
+        from the previous one without a build.
+        """
+        if live_version(self.settings.index_dir) is None:
+            logger.info("no index yet: building it from %s", self.settings.corpus_dir)
+            return self.reindex(progress=progress)
+        self.recovery_report = None
+        self.current()
+        return self.recovery_report
+
+    def reindex(self, *, progress: Progress | None = None, rebuild: bool = False, user: str | None = None) -> BuildReport:
+        """Build and publish a new version (IndexBusyError when another build runs); serve it at once."""
+        report = build_index(self.settings, self.embeddings, progress=progress, rebuild=rebuild, user=user)
         self.current()  # switch this process to the new version at once
         return report
 
@@ -123,10 +155,11 @@ class RagService:
         idx, retriever, answerer = self.current()
         rq = self.retrieval_query(q, history)
         hits = retriever.search(rq, self.settings.top_k)
-        extra = {}
+        extra, said = {}, ""
         if rq != q:
             extra = question_terms(history_user_turns(history)[-1], answerer.idf)
-        ans = answerer.answer(q, hits, extra_terms=extra)
+            said = " ".join(m.get("content", "") for m in history or [] if isinstance(m, dict) and m.get("role") == "assistant")
+        ans = answerer.answer(q, hits, extra_terms=extra, said=said)
         ans.retrieval_query = rq
         ans.latency_ms = (time.perf_counter() - t0) * 1000
         logger.info(

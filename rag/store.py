@@ -25,6 +25,7 @@ import logging
 import math
 import os
 import shutil
+import signal
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -44,6 +45,20 @@ FORMAT_VERSION = 1
 ARTIFACTS = ("vectors.faiss", "chunks.jsonl", "keywords.json", "documents.jsonl")
 BM25_K1, BM25_B = 1.5, 0.75
 KEEP_VERSIONS = 2  # the live one and the previous one (rollback)
+CRASH_POINTS = ("after_embed", "after_vectors", "after_chunks", "after_manifest", "before_publish", "after_publish")
+
+
+def _crash_point(name: str) -> None:
+    """Test-only fault injection: SIGKILL this process when ``RAG_CRASH_AT`` names this point.
+
+    This is the one deliberate exception to "Settings.from_env is the only reader of
+    os.environ": a fault-injection hook must reach deep into a build without every caller
+    passing it along, and it is not configuration. tests/test_crash.py sets the variable on a
+    ``python -m rag index`` subprocess; unset (always, in production) it does nothing.
+    """
+    if os.environ.get("RAG_CRASH_AT") == name:
+        logger.error("RAG_CRASH_AT=%s: killing this process (test fault injection)", name)
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 # ---------------------------------------------------------------- keyword index
@@ -157,8 +172,14 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
+    _write_bytes(path, text.encode("utf-8"))
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    # Python's own write, not faiss.write_index: a full disk (ENOSPC) or a file size limit
+    # (EFBIG) then surfaces as an OSError the caller can report, not a C++ RuntimeError
+    with open(path, "wb") as f:
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
 
@@ -202,13 +223,41 @@ def write_version(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
+    try:
+        _write_version_files(tmp, name, chunks, vectors, docs, embedder_id=embedder_id, chunk_size=chunk_size, extra=extra)
+        _crash_point("after_manifest")
+        _fsync_dir(tmp)
+        final = vdir / name
+        os.replace(tmp, final)
+        _fsync_dir(vdir)
+    except BaseException:
+        # a failed build (disk full, file size limit, ...) leaves nothing behind; a killed
+        # one leaves the .tmp folder that the next writer removes
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def _write_version_files(
+    tmp: Path,
+    name: str,
+    chunks: list[Chunk],
+    vectors: np.ndarray,
+    docs: list[SourceText],
+    *,
+    embedder_id: str,
+    chunk_size: int,
+    extra: dict | None,
+) -> None:
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     dim = int(vectors.shape[1]) if vectors.ndim == 2 and vectors.shape[0] else int(extra.get("dim", 0) if extra else 0)
     flat = faiss.IndexFlatIP(dim)
     if len(vectors):
         flat.add(vectors)
-    faiss.write_index(flat, str(tmp / "vectors.faiss"))
+    _write_bytes(tmp / "vectors.faiss", faiss.serialize_index(flat).tobytes())
+    _crash_point("after_vectors")
     _write_text(tmp / "chunks.jsonl", "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in chunks))
+    _crash_point("after_chunks")
     kw = KeywordIndex.build([chunk_tokens(c) for c in chunks])
     _write_text(tmp / "keywords.json", json.dumps(kw.to_json(), ensure_ascii=False))
     _write_text(
@@ -222,8 +271,6 @@ def write_version(
             for d in docs
         ),
     )
-    for a in ARTIFACTS:
-        _fsync_file(tmp / a)
     manifest = {
         "format": FORMAT_VERSION,
         "version": name,
@@ -239,11 +286,6 @@ def write_version(
         **(extra or {}),
     }
     _write_text(tmp / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=1))
-    _fsync_dir(tmp)
-    final = vdir / name
-    os.replace(tmp, final)
-    _fsync_dir(vdir)
-    return final
 
 
 def publish(index_dir: Path, version: str) -> None:
@@ -271,17 +313,30 @@ def list_versions(index_dir: Path) -> list[str]:
     return sorted(p.name for p in vdir.iterdir() if p.is_dir() and p.name.startswith("v") and p.name[1:].isdigit())
 
 
-def prune_versions(index_dir: Path, keep: int = KEEP_VERSIONS) -> None:
-    """Remove all but the live version and the ``keep - 1`` versions before it."""
+def prune_versions(index_dir: Path, keep: int = KEEP_VERSIONS, *, also_keep: tuple[str, ...] = ()) -> list[str]:
+    """Remove old versions; keep the live one, ``also_keep`` and the newest ones up to ``keep``.
+
+    The builder passes the version it was serving before the publish as ``also_keep``, so
+    "previous" means "previously served" (the rollback target), not "second newest by name".
+    A reader that already loaded a pruned version keeps working: a loaded ``Index`` holds its
+    data in memory and never goes back to the folder. Call only while holding the writer lock.
+    """
     live = live_version(index_dir)
     versions = list_versions(index_dir)
-    if live in versions:
-        keep_set = set(versions[: versions.index(live) + 1][-keep:]) | {live}
-    else:
-        keep_set = set(versions[-keep:])
+    keep_set = {v for v in (live, *also_keep) if v}
+    for v in reversed(versions):
+        if len(keep_set) >= keep:
+            break
+        if live is None or v <= live:
+            keep_set.add(v)
+    removed = []
     for v in versions:
         if v not in keep_set:
             shutil.rmtree(versions_dir(index_dir) / v, ignore_errors=True)
+            removed.append(v)
+    if removed:
+        logger.info("pruned index versions %s", ", ".join(removed))
+    return removed
 
 
 def remove_unfinished(index_dir: Path) -> list[str]:
@@ -302,12 +357,15 @@ def remove_unfinished(index_dir: Path) -> list[str]:
 # ---------------------------------------------------------------- reading
 def read_manifest(path: Path) -> dict:
     mf = path / "manifest.json"
-    if not mf.exists():
+    if not mf.is_file():
         raise IndexCorruptError(f"索引版本 {path.name} 缺少 manifest.json", f"{path}: manifest.json missing")
     try:
-        return json.loads(mf.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        manifest = json.loads(mf.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
         raise IndexCorruptError(f"索引版本 {path.name} 的 manifest.json 已损坏", f"{path}: bad manifest: {e}") from e
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("artifacts"), dict):
+        raise IndexCorruptError(f"索引版本 {path.name} 的 manifest.json 已损坏", f"{path}: manifest is not an object")
+    return manifest
 
 
 def check_compatible(manifest: dict, *, embedder_id: str, dim: int | None) -> None:
@@ -330,50 +388,74 @@ def check_compatible(manifest: dict, *, embedder_id: str, dim: int | None) -> No
         )
 
 
-def verify_version(path: Path) -> dict:
-    """Check every artifact of a version against its manifest; return the manifest."""
-    manifest = read_manifest(path)
+def _read_vouched(path: Path, manifest: dict) -> dict[str, bytes]:
+    """Read every artifact once and check it against the manifest's sha256 before parsing.
+
+    The bytes that were hashed are the bytes that get parsed (no window between a check and
+    a second read), and only the names in ARTIFACTS are ever opened.
+    """
     if manifest.get("format") != FORMAT_VERSION:
         raise IndexCorruptError(
             f"索引版本 {path.name} 的格式 {manifest.get('format')} 不受支持", f"{path}: unsupported format"
         )
-    for name, digest in (manifest.get("artifacts") or {}).items():
+    listed = manifest["artifacts"]
+    if set(listed) != set(ARTIFACTS):
+        raise IndexCorruptError(f"索引版本 {path.name} 的清单不完整", f"{path}: manifest lists wrong artifacts")
+    data: dict[str, bytes] = {}
+    for name in ARTIFACTS:
         f = path / name
-        if not f.exists():
-            raise IndexCorruptError(f"索引版本 {path.name} 缺少文件 {name}", f"{path}: missing {name}")
-        if _sha256_file(f) != digest:
+        try:
+            blob = f.read_bytes()
+        except FileNotFoundError:
+            raise IndexCorruptError(f"索引版本 {path.name} 缺少文件 {name}", f"{path}: missing {name}") from None
+        except OSError as e:
+            raise IndexCorruptError(f"索引版本 {path.name} 的文件 {name} 无法读取", f"{path}: cannot read {name}: {e}") from e
+        if hashlib.sha256(blob).hexdigest() != listed[name]:
             raise IndexCorruptError(
                 f"索引版本 {path.name} 的文件 {name} 校验失败（已损坏或被改动）", f"{path}: sha256 mismatch for {name}"
             )
-    if set(manifest.get("artifacts") or {}) != set(ARTIFACTS):
-        raise IndexCorruptError(f"索引版本 {path.name} 的清单不完整", f"{path}: manifest lists wrong artifacts")
+        data[name] = blob
+    return data
+
+
+def verify_version(path: Path) -> dict:
+    """Check every artifact of a version against its manifest; return the manifest.
+
+    Checks hashes only; :func:`load_version` also parses and compares counts.
+    """
+    manifest = read_manifest(path)
+    _read_vouched(path, manifest)
     return manifest
 
 
 def load_version(path: Path, *, embedder_id: str | None = None, dim: int | None = None) -> Index:
     """Load one version after verifying it. Only files the manifest vouches for are read."""
-    manifest = verify_version(path)
+    path = Path(path)
+    manifest = read_manifest(path)
     if embedder_id is not None:
         check_compatible(manifest, embedder_id=embedder_id, dim=dim)
+    data = _read_vouched(path, manifest)
     try:
-        vectors = faiss.read_index(str(path / "vectors.faiss"))
+        vectors = faiss.deserialize_index(np.frombuffer(data["vectors.faiss"], dtype=np.uint8))
         chunks = [
             Chunk.from_dict(json.loads(line))
-            for line in (path / "chunks.jsonl").read_text(encoding="utf-8").splitlines()
+            for line in data["chunks.jsonl"].decode("utf-8").splitlines()
             if line.strip()
         ]
-        keywords = KeywordIndex.from_json(json.loads((path / "keywords.json").read_text(encoding="utf-8")))
+        keywords = KeywordIndex.from_json(json.loads(data["keywords.json"].decode("utf-8")))
         documents = {}
-        for line in (path / "documents.jsonl").read_text(encoding="utf-8").splitlines():
+        for line in data["documents.jsonl"].decode("utf-8").splitlines():
             if line.strip():
                 d = json.loads(line)
                 documents[d["source"]] = d
-    except (RuntimeError, ValueError, KeyError, TypeError) as e:
+    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise IndexCorruptError(f"索引版本 {path.name} 无法读取", f"{path}: unreadable: {e}") from e
     if vectors.ntotal != len(chunks) or manifest.get("n_chunks") != len(chunks) or len(keywords.doc_len) != len(chunks):
         raise IndexCorruptError(f"索引版本 {path.name} 的向量与段落数量不一致", f"{path}: counts disagree")
     if int(vectors.d) != manifest.get("dim"):
         raise IndexCorruptError(f"索引版本 {path.name} 的维度与清单不符", f"{path}: dimension disagrees")
+    if set(documents) != set(manifest.get("files") or {}):
+        raise IndexCorruptError(f"索引版本 {path.name} 的文章列表与清单不符", f"{path}: documents disagree with manifest")
     return Index(path.name, path, manifest, vectors, chunks, keywords, documents)
 
 
@@ -381,20 +463,34 @@ def open_index(index_dir: Path, *, embedder_id: str | None = None, dim: int | No
     """Load the live version; fall back to the newest older good one when it is damaged.
 
     A mismatch of embedder/dimension is not "damage": it is raised at once, so an index from
-    another model is never served.
+    another model is never served. When CURRENT moves while we load (a writer published and
+    pruned meanwhile), start again from the new CURRENT instead of falling back.
     """
     index_dir = Path(index_dir)
-    live = live_version(index_dir)
+    for _ in range(5):
+        live = live_version(index_dir)
+        try:
+            return _open_once(index_dir, live, embedder_id=embedder_id, dim=dim)
+        except IndexCorruptError:
+            if live_version(index_dir) == live:
+                raise
+            logger.info("CURRENT moved while loading %s; loading the new one", live)
+    return _open_once(index_dir, live_version(index_dir), embedder_id=embedder_id, dim=dim)
+
+
+def _open_once(index_dir: Path, live: str | None, *, embedder_id: str | None, dim: int | None) -> Index:
     versions = list_versions(index_dir)
     if live is None and not versions:
         raise IndexNotBuiltError(
             f"{index_dir} 中还没有索引，请先运行 python -m rag index", f"no index in {index_dir}"
         )
-    candidates = ([live] if live else []) + [v for v in reversed(versions) if v != live]
+    # fall back to older versions only: a newer one is a build that was rolled back from
+    candidates = ([live] if live else []) + [v for v in reversed(versions) if live is None or v < live]
     errors = []
     for v in candidates:
         path = versions_dir(index_dir) / v
         if not path.is_dir():
+            logger.error("INDEX VERSION %s IS MISSING", v)
             errors.append(f"{v}: missing")
             continue
         try:
@@ -404,7 +500,9 @@ def open_index(index_dir: Path, *, embedder_id: str | None = None, dim: int | No
             errors.append(e.log_message)
             continue
         if v != live:
-            logger.error("serving previous index version %s because the live version %s is damaged", v, live)
+            logger.error(
+                "SERVING PREVIOUS INDEX VERSION %s because the live version %s is damaged or missing", v, live
+            )
         return idx
     raise IndexCorruptError(
         "索引已损坏且没有可用的旧版本，请运行 python -m rag index --rebuild 重建",
