@@ -181,6 +181,38 @@ def cmd_users(argv: list[str], settings: Settings) -> int:
     return run_users_cli(argv, UserStore(Path(settings.data_dir) / "users.json"))
 
 
+def cmd_quiz(args, settings: Settings) -> int:
+    from .quiz import make_quiz, parse_types
+    from .quiz_bank import QuestionBank
+    from .quiz_export import check_format, export_quiz
+    from .service import RagService
+
+    t0 = time.perf_counter()
+    if args.n < 1:
+        print("错误：题目数量 --n 至少为 1", file=sys.stderr)
+        return 1
+    types = parse_types(args.types)  # QuizError on an unknown type, before any work
+    check_format(Path(args.out))
+    service = RagService(settings)
+    bank = QuestionBank.for_settings(settings) if args.bank else None
+    result = make_quiz(
+        service, topic=args.topic, article=args.article, n=args.n, types=types,
+        exclude_bank=args.bank, bank=bank, seed=args.seed,
+    )
+    if not result.items:
+        print("错误：没有生成任何题目（语料中没有足够的可出题内容）", file=sys.stderr)
+        return 1
+    export_quiz(result.items, Path(args.out))
+    added = bank.add(result.items) if bank is not None else []
+    print(f"已生成 {len(result.items)} 题，写入 {args.out}" + (f"；题库新增 {len(added)} 题" if bank else ""))
+    if args.stats:
+        from .quiz import format_stats
+
+        result.stats["seconds"] = round(time.perf_counter() - t0, 3)
+        print(format_stats(result.stats))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m rag", description="党建知识问答：索引、问答、评测、基准测试、用户管理")
     p.add_argument("-v", "--verbose", action="store_true", help="详细日志")
@@ -200,6 +232,15 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--gold", default=None, help="计时用的问题集（默认 ../shared/eval/dev.jsonl）")
     pb.add_argument("--synthetic", type=int, default=100_000, help="合成段落数（默认 100000）")
     sub.add_parser("users", help="用户管理：add/list/remove/reset/role", add_help=False)
+    pq = sub.add_parser("quiz", help="从语料生成测验题并导出（.docx/.xlsx/.json/.md）")
+    pq.add_argument("--topic", default=None, help="主题（检索相关段落出题）")
+    pq.add_argument("--article", default=None, help="只从这篇文章出题（文件名或编号，如 000）")
+    pq.add_argument("--n", type=int, default=10, help="题目数量（默认 10）")
+    pq.add_argument("--types", default="single,multi,judge,blank", help="题型：single,multi,judge,blank")
+    pq.add_argument("--out", required=True, help="输出文件，格式由扩展名决定")
+    pq.add_argument("--bank", action="store_true", help="跳过题库中已有的题，并把新题加入题库")
+    pq.add_argument("--stats", action="store_true", help="打印统计：各题型生成数、丢弃数及原因、用时")
+    pq.add_argument("--seed", type=int, default=0, help="随机种子（同一种子得到同一套题）")
     return p
 
 
@@ -217,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         if rest and rest[0] == "users":
             return cmd_users(rest[1:], settings)
         args = build_parser().parse_args(rest)
-        return {"index": cmd_index, "ask": cmd_ask, "eval": cmd_eval, "bench": cmd_bench}[args.cmd](args, settings)
+        return {"index": cmd_index, "ask": cmd_ask, "eval": cmd_eval, "bench": cmd_bench, "quiz": cmd_quiz}[args.cmd](args, settings)
     except RagError as e:
         logger.error("%s", e.log_message)
         print(f"错误：{e}", file=sys.stderr)
