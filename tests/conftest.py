@@ -13,13 +13,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # `pytest` without `python -m` still imports rag
-    sys.path.insert(0, str(ROOT))
+TESTS = Path(__file__).resolve().parent
+for _p in (ROOT, TESTS):  # `import rag` and `from fakes import ...` under any pytest import mode
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
 
 from rag.config import Settings  # noqa: E402
 
 CORPUS = ROOT / "corpus"
-MINI_CORPUS = Path(__file__).resolve().parent / "data" / "mini_corpus"
+MINI_CORPUS = TESTS / "data" / "mini_corpus"
 
 
 @pytest.fixture(scope="session")
