@@ -1,0 +1,486 @@
+"""党建知识问答: the Gradio web page. Gradio lives here only; the work is done by ``RagService``.
+
+``build_app(service, settings, users, docs)`` returns the page; ``launch(demo, settings, users)``
+serves it with sign-in; ``python app.py`` does both on ``RAG_HOST``:``RAG_PORT`` (127.0.0.1:7860).
+
+Access control: the whole site is behind Gradio's ``auth=`` (checked with ``UserStore.verify``), so
+no anonymous caller reaches any page, event or file route. Every handler additionally looks the
+signed-in name up again (``gr.Request.username``) and checks the role with ``users.require`` on the
+server: a hidden tab is not access control, since Gradio exposes every event as an HTTP API.
+First start: with no user at all, user ``admin`` is created with a random password that is printed
+once to the console of whoever starts the server.
+
+Safe rendering: every article text, answer, quote and file name is ``html.escape``d at the render
+boundary; answers are shown as plain text (no markdown, hence no remote images); the Chatbot keeps
+``sanitize_html``. The corpus, index, upload store and user file are in ``blocked_paths``.
+
+Not done here: password changes from the page (use ``python -m rag users``), login throttling, TLS.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+import re
+import sys
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no telemetry calls
+
+import gradio as gr  # noqa: E402
+
+from rag.audit import append_audit  # noqa: E402
+from rag.config import Settings  # noqa: E402
+from rag.documents import DocumentManager  # noqa: E402
+from rag.errors import RagError  # noqa: E402
+from rag.loaders import SUPPORTED_SUFFIXES  # noqa: E402
+from rag.schema import Answer  # noqa: E402
+from rag.service import RagService  # noqa: E402
+from rag.users import ROLE_LABELS, User, UserStore, allowed, require  # noqa: E402
+
+logger = logging.getLogger("app")
+
+EXAMPLE_QUESTIONS = [
+    "“一抓双创”的内容是什么？",
+    "如何加强政协机关党的建设？",
+    "模范机关建设有哪些具体举措？",
+]
+ARTICLE_PREVIEW = 5  # closest passages shown with a refusal
+
+CSS = """
+.src { border-left: 3px solid #c0392b; padding: 6px 10px; margin: 8px 0; background: #fafafa; }
+.src .path { color: #555; font-size: 0.9em; }
+.src .passage { white-space: pre-wrap; margin-top: 4px; }
+#article-view .article { white-space: pre-wrap; max-height: 480px; overflow-y: auto;
+  border: 1px solid #ddd; padding: 10px; line-height: 1.7; }
+mark { background: #ffe58f; }
+table.docs { border-collapse: collapse; width: 100%; font-size: 0.9em; }
+table.docs td, table.docs th { border: 1px solid #ddd; padding: 4px 6px; text-align: left; }
+"""
+SCROLL_TO_MARK = """() => { setTimeout(() => { const m = document.querySelector('#article-view mark');
+  if (m) m.scrollIntoView({block: 'center'}); }, 100); }"""
+
+_SENTENCE_END = re.compile(r"(?<=[。！？；!?])")
+
+
+# ---------------------------------------------------------------- rendering (pure functions)
+def esc(text: object) -> str:
+    return html.escape(str(text or ""), quote=True)
+
+
+def highlight(text: str, quote: str) -> str:
+    """Escape ``text`` and wrap the occurrences of ``quote`` (or of its sentences) in <mark>."""
+    spans: list[tuple[int, int]] = []
+    needles = [quote] if quote and quote in text else [s.strip() for s in _SENTENCE_END.split(quote or "")]
+    for needle in needles:
+        if len(needle) < 2:
+            continue
+        i = text.find(needle)
+        if i >= 0 and not any(a < i + len(needle) and i < b for a, b in spans):
+            spans.append((i, i + len(needle)))
+    out, pos = [], 0
+    for a, b in sorted(spans):
+        out.append(esc(text[pos:a]) + "<mark>" + esc(text[a:b]) + "</mark>")
+        pos = b
+    out.append(esc(text[pos:]))
+    return "".join(out)
+
+
+def message_text(content) -> str:
+    """The plain text of a chat message (Gradio 6 sends content as a list of {"type", "text"} parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        return str(content.get("text") or "")
+    if isinstance(content, list):
+        return "".join(message_text(c) for c in content)
+    return ""
+
+
+def plain_history(history) -> list[dict]:
+    """``history`` as [{"role", "content": str}], the format RagService reads."""
+    return [
+        {"role": m.get("role"), "content": message_text(m.get("content"))}
+        for m in history or [] if isinstance(m, dict) and m.get("role") in ("user", "assistant")
+    ]
+
+
+def _path_label(title: str, heading_path) -> str:
+    return " › ".join(p for p in (title, *(heading_path or ())) if p)
+
+
+def render_sources(ans: Answer) -> str:
+    """Numbered sources of an answer (or the closest passages of a refusal), all text escaped."""
+    parts = []
+    if ans.refused:
+        parts.append("<h4>相关原文</h4>")
+        for i, hit in enumerate(ans.hits[:ARTICLE_PREVIEW], 1):
+            c = hit.chunk
+            parts.append(
+                f'<div class="src"><b>[{i}] {esc(c.title)}</b>'
+                f'<div class="path">{esc(_path_label(c.title, c.heading_path))}</div>'
+                f'<div class="passage">{esc(c.text)}</div></div>'
+            )
+    else:
+        parts.append("<h4>来源</h4>")
+        for cit in ans.citations:
+            c = cit.chunk
+            parts.append(
+                f'<div class="src"><b>[{cit.n}] {esc(c.title)}</b>'
+                f'<div class="path">{esc(_path_label(c.title, c.heading_path))}</div>'
+                f'<div class="passage">{highlight(c.text, cit.quote)}</div></div>'
+            )
+    if len(parts) == 1:
+        parts.append("<p>（无）</p>")
+    return "".join(parts)
+
+
+def source_refs(ans: Answer) -> list[dict]:
+    """What the "查看全文" control needs of each source: label, document and span."""
+    if ans.refused:
+        items = [(i, h.chunk, "") for i, h in enumerate(ans.hits[:ARTICLE_PREVIEW], 1)]
+    else:
+        items = [(c.n, c.chunk, c.quote) for c in ans.citations]
+    return [
+        {"label": f"[{n}] {ch.title or ch.source}", "source": ch.source, "start": ch.start, "end": ch.end,
+         "quote": q, "title": ch.title}
+        for n, ch, q in items
+    ]
+
+
+def answer_message(ans: Answer) -> str:
+    """The assistant message (plain text): the answer, then the numbered source titles."""
+    lines = [ans.text]
+    if ans.notice:
+        lines.append(f"（{ans.notice}）")
+    if not ans.refused and ans.citations:
+        lines.append("\n来源：" + "；".join(f"[{c.n}] {_path_label(c.chunk.title, c.chunk.heading_path)}" for c in ans.citations))
+    return "\n".join(lines)
+
+
+def render_article(title: str, text: str, start: int, end: int) -> str:
+    """The whole article, escaped, with the cited passage [start, end) marked."""
+    start = max(0, min(start, len(text)))
+    end = max(start, min(end, len(text)))
+    return (
+        f"<h4>{esc(title)}</h4><div class='article'>{esc(text[:start])}<mark>{esc(text[start:end])}</mark>"
+        f"{esc(text[end:])}</div>"
+    )
+
+
+def render_documents(rows) -> str:
+    if not rows:
+        return "<p>（资料库中还没有文章）</p>"
+    head = "<tr><th>标题</th><th>文件</th><th>大小</th><th>段落数</th><th>SHA-256</th><th>添加时间</th><th>添加人</th></tr>"
+    body = "".join(
+        f"<tr><td>{esc(r.title)}</td><td>{esc(r.name)}"
+        + (f"<br><small>原名：{esc(r.original_name)}</small>" if r.original_name and r.original_name != r.name else "")
+        + f"</td><td>{r.size:,} 字节</td><td>{'—' if r.chunks is None else r.chunks}</td>"
+        f"<td><code>{esc(r.sha256)}</code></td><td>{esc(r.added) or '—'}</td><td>{esc(r.added_by) or '—'}</td></tr>"
+        for r in rows
+    )
+    return f"<table class='docs'>{head}{body}</table>"
+
+
+def status_line(status: dict) -> str:
+    if not status.get("ok"):
+        return f"索引状态：不可用（{status.get('error', '')}）"
+    return (
+        f"索引版本 {status['version']} · {status['chunks']} 个段落 · {status.get('documents') or '?'} 篇文章 · "
+        f"向量模型 {status.get('embedder')} · 生成于 {status.get('built')}"
+    )
+
+
+# ---------------------------------------------------------------- the page
+def build_app(service: RagService, settings: Settings, users: UserStore, docs: DocumentManager) -> gr.Blocks:
+    """Build the page; serve it with :func:`launch` (sign-in is enforced there)."""
+    tmp = Path(settings.data_dir) / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    os.environ["GRADIO_TEMP_DIR"] = str(tmp)  # uploads land here, not in /tmp/gradio
+
+    def who(request: gr.Request | None, action: str) -> User:
+        """The signed-in caller if allowed to ``action``; raises gr.Error otherwise (server-side check)."""
+        name = getattr(request, "username", None) if request is not None else None
+        try:
+            return require(users.get(name) if name else None, action)
+        except RagError as e:
+            logger.warning("denied: %s", e.log_message)
+            raise gr.Error(str(e)) from e
+
+    def manage_view() -> tuple[str, gr.Dropdown]:
+        rows = docs.list()
+        return render_documents(rows), gr.Dropdown(choices=[r.name for r in rows], value=None)
+
+    # -- handlers: chat -------------------------------------------------------------------
+    def on_load(request: gr.Request):
+        user = who(request, "chat")
+        is_admin = allowed(user.role, "manage")
+        table, names = manage_view() if is_admin else ("", gr.Dropdown(choices=[]))
+        return (
+            f"已登录：**{esc(user.name)}**（{ROLE_LABELS.get(user.role, user.role)}）",
+            gr.Tab(visible=allowed(user.role, "quiz")),
+            gr.Tab(visible=is_admin),
+            status_line(service.status()) if is_admin else "",
+            table,
+            names,
+        )
+
+    def respond(message: str, history: list[dict], request: gr.Request):
+        who(request, "chat")
+        history = plain_history(history)
+        try:
+            q = service.check_question(message)
+            stream = service.stream_answer(q, history)
+            text, ans = next(stream)
+        except RagError as e:  # nothing yielded yet: the message stays in the input box
+            logger.info("question failed: %s", e.log_message)
+            raise gr.Error(str(e)) from e
+        history += [{"role": "user", "content": q}, {"role": "assistant", "content": text}]
+        yield history, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        for text, ans in stream:
+            history[-1] = {"role": "assistant", "content": text}
+            if ans is None:
+                yield history, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        if ans is None:  # pragma: no cover - stream_answer always ends with the Answer
+            return
+        history[-1] = {"role": "assistant", "content": answer_message(ans)}
+        refs = source_refs(ans)
+        yield (
+            history,
+            "",
+            render_sources(ans),
+            refs,
+            gr.Dropdown(choices=[(r["label"], i) for i, r in enumerate(refs)], value=0 if refs else None),
+        )
+
+    def open_article(choice, refs, request: gr.Request):
+        who(request, "chat")
+        if choice is None or not refs or not (0 <= int(choice) < len(refs)):
+            raise gr.Error("请先选择一条来源")
+        ref = refs[int(choice)]
+        try:
+            index, _, _ = service.current()
+        except RagError as e:
+            raise gr.Error(str(e)) from e
+        text = index.document_text(ref["source"])
+        if not text:
+            raise gr.Error("该文章已不在当前索引中（可能已被删除或替换）")
+        return render_article(ref["title"] or ref["source"], text, ref["start"], ref["end"])
+
+    def new_chat(request: gr.Request):
+        who(request, "chat")
+        return [], "", "", [], gr.Dropdown(choices=[], value=None), ""
+
+    def pick_example(evt: gr.SelectData, request: gr.Request):
+        who(request, "chat")
+        value = evt.value
+        return value.get("text", "") if isinstance(value, dict) else str(value or "")
+
+    # -- handlers: documents (admins) -------------------------------------------------------
+    def _file_items(files) -> list[tuple[str, bytes]]:
+        if not files:
+            raise gr.Error("请先选择文件")
+        items = []
+        for f in files if isinstance(files, list) else [files]:
+            path = Path(f if isinstance(f, str) else getattr(f, "name", f))
+            items.append((path.name, path.read_bytes()))
+        return items
+
+    def upload(files, request: gr.Request):
+        user = who(request, "manage")
+        try:
+            names = docs.add_many(_file_items(files), user.name)
+        except RagError as e:
+            raise gr.Error(str(e)) from e
+        table, dd = manage_view()
+        msg = f"已添加 {len(names)} 篇：{'、'.join(names)}。请点击“重建索引”使其生效。"
+        return msg, table, dd, None
+
+    def replace(name, file, request: gr.Request):
+        user = who(request, "manage")
+        if not name:
+            raise gr.Error("请先选择要替换的文档")
+        try:
+            (filename, data), = _file_items(file)
+            docs.replace(name, filename, data, user.name)
+        except RagError as e:
+            raise gr.Error(str(e)) from e
+        table, dd = manage_view()
+        return f"已替换：{name}。请点击“重建索引”使其生效。", table, dd, None
+
+    def delete(name, request: gr.Request):
+        user = who(request, "manage")
+        if not name:
+            raise gr.Error("请先选择要删除的文档")
+        try:
+            docs.delete(name, user.name)
+        except RagError as e:
+            raise gr.Error(str(e)) from e
+        table, dd = manage_view()
+        return f"已删除：{name}。请点击“重建索引”使其生效。", table, dd
+
+    def reindex(request: gr.Request, progress=gr.Progress()):
+        user = who(request, "manage")
+
+        def report(done: int, total: int, what: str) -> None:
+            progress((done, max(total, 1)), desc=what)
+
+        progress(0, desc="读取文章")
+        try:
+            rep = service.reindex(progress=report)
+        except RagError as e:
+            logger.warning("reindex failed: %s", e.log_message)
+            raise gr.Error(str(e)) from e
+        append_audit(settings.data_dir, {"action": "reindex", "user": user.name, "version": rep.version})
+        table, dd = manage_view()
+        msg = rep.summary() + (("\n拒绝的文件：" + "；".join(rep.rejected)) if rep.rejected else "")
+        return msg, status_line(service.status()), table, dd
+
+    # -- layout -------------------------------------------------------------------------------
+    with gr.Blocks(title="党建知识问答") as demo:
+        with gr.Row():
+            gr.Markdown("## 党建知识问答")
+            who_md = gr.Markdown("")
+            gr.Button("退出登录", link="/logout", size="sm", scale=0)
+        with gr.Tab("问答", id="chat"):
+            chatbot = gr.Chatbot(
+                label="对话",
+                height=420,
+                render_markdown=False,  # answers are plain text: no markdown images, no links
+                sanitize_html=True,
+                placeholder="请输入关于党建资料的问题，回答均出自资料原文并注明来源。",
+                examples=[{"text": q} for q in EXAMPLE_QUESTIONS],
+                elem_id="chatbot",
+            )
+            with gr.Row():
+                msg = gr.Textbox(
+                    placeholder="输入问题，按回车发送",
+                    show_label=False,
+                    scale=8,
+                    max_length=max(settings.max_question_chars * 4, 2000),
+                    elem_id="question",
+                )
+                send = gr.Button("发送", variant="primary", scale=1, elem_id="send")
+                clear = gr.Button("新对话", scale=1, elem_id="new-chat")
+            sources = gr.HTML("", elem_id="sources")
+            refs = gr.State([])
+            with gr.Row():
+                pick = gr.Dropdown(label="查看来源全文", choices=[], scale=4, elem_id="pick-source")
+                open_btn = gr.Button("查看全文", scale=1, elem_id="open-article")
+            article = gr.HTML("", elem_id="article-view")
+        with gr.Tab("测验", id="quiz", visible=False) as quiz_tab:
+            gr.Markdown("测验功能将随“测验”功能一起提供（培训与管理员可用）。")
+        with gr.Tab("管理", id="manage", visible=False) as manage_tab:
+            status_md = gr.Markdown("", elem_id="index-status")
+            with gr.Row():
+                with gr.Column():
+                    up_files = gr.File(
+                        label=f"上传文章（{'、'.join(sorted(SUPPORTED_SUFFIXES))}；每次最多 {settings.upload_max_files} 个，"
+                        f"每个不超过 {settings.upload_max_bytes // (1024 * 1024)} MB）",
+                        file_count="multiple",
+                        file_types=sorted(SUPPORTED_SUFFIXES),
+                        type="filepath",
+                        elem_id="upload-files",
+                    )
+                    up_btn = gr.Button("上传", variant="primary", elem_id="upload-btn")
+                with gr.Column():
+                    doc_pick = gr.Dropdown(label="选择文档", choices=[], allow_custom_value=True, elem_id="doc-pick")
+                    rep_file = gr.File(label="替换为（同类型文件）", file_count="single", type="filepath")
+                    with gr.Row():
+                        rep_btn = gr.Button("替换", elem_id="replace-btn")
+                        del_btn = gr.Button("删除", variant="stop", elem_id="delete-btn")
+            with gr.Row():
+                reindex_btn = gr.Button("重建索引", variant="primary", elem_id="reindex-btn")
+            manage_msg = gr.Textbox(label="操作结果", interactive=False, lines=2, elem_id="manage-msg")
+            doc_table = gr.HTML("", elem_id="doc-table")
+
+        # -- events ----------------------------------------------------------------------------
+        demo.load(on_load, None, [who_md, quiz_tab, manage_tab, status_md, doc_table, doc_pick], api_name="whoami")
+        chat_out = [chatbot, msg, sources, refs, pick]
+        msg.submit(respond, [msg, chatbot], chat_out, api_name="ask")
+        send.click(respond, [msg, chatbot], chat_out, api_name=False)
+        chatbot.example_select(pick_example, None, msg, api_name=False)
+        clear.click(new_chat, None, [chatbot, msg, sources, refs, pick, article], api_name="new_chat")
+        open_btn.click(open_article, [pick, refs], article, api_name="open_article").then(
+            None, None, None, js=SCROLL_TO_MARK
+        )
+        up_btn.click(upload, [up_files], [manage_msg, doc_table, doc_pick, up_files], api_name="upload")
+        rep_btn.click(replace, [doc_pick, rep_file], [manage_msg, doc_table, doc_pick, rep_file], api_name="replace")
+        del_btn.click(delete, [doc_pick], [manage_msg, doc_table, doc_pick], api_name="delete")
+        reindex_btn.click(
+            reindex, None, [manage_msg, status_md, doc_table, doc_pick], api_name="reindex", concurrency_limit=1
+        )
+    demo.queue(default_concurrency_limit=settings.concurrency)
+    return demo
+
+
+def blocked_paths(settings: Settings, users: UserStore, docs: DocumentManager) -> list[str]:
+    """Everything Gradio's file routes must never serve: corpus, index, uploads, users and metadata.
+
+    (Not the whole data folder: Gradio's own upload temp folder lives in it and must stay readable
+    to Gradio itself.)
+    """
+    data = Path(settings.data_dir)
+    paths = [
+        settings.corpus_dir, settings.index_dir, docs.uploads_dir, users.path, docs.meta_path,
+        data / "audit.jsonl", data / "users.json", data / "documents.json",
+    ]
+    return sorted({str(Path(p).resolve()) for p in paths})
+
+
+def launch(demo: gr.Blocks, settings: Settings, users: UserStore, docs: DocumentManager, **overrides):
+    """Serve ``demo`` with sign-in on every route; keyword ``overrides`` go to ``Blocks.launch``."""
+
+    def check(name: str, password: str) -> bool:
+        return users.verify(name, password) is not None
+
+    kwargs = dict(
+        server_name=settings.host,
+        server_port=settings.port,
+        auth=check,
+        auth_message="党建知识问答：请使用管理员分配的账号登录",
+        allowed_paths=[],
+        blocked_paths=blocked_paths(settings, users, docs),
+        max_file_size=settings.upload_max_bytes,
+        show_error=True,
+        css=CSS,
+        footer_links=[],
+        ssr_mode=False,
+    )
+    kwargs.update(overrides)
+    return demo.launch(**kwargs)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.from_env()
+        users = UserStore(Path(settings.data_dir) / "users.json")
+        password = users.ensure_first_admin()
+        if password:
+            print("=" * 60)
+            print("首次启动：已创建管理员账号 admin")
+            print(f"初始密码：{password}")
+            print("该密码只显示这一次，请妥善保存；可用 python -m rag users reset admin 重置。")
+            print("=" * 60, flush=True)
+        service = RagService(settings)
+
+        def progress(done: int, total: int, what: str) -> None:
+            logger.info("建立索引：%s %d/%d", what, done, total)
+
+        report = service.ensure_index(progress=progress)
+        if report is not None:
+            logger.info("%s", report.summary())
+        service.current()  # load the engine once, before the first user waits for it
+        docs = DocumentManager(settings)
+        demo = build_app(service, settings, users, docs)
+    except RagError as e:
+        print(f"错误：{e}", file=sys.stderr)
+        sys.exit(1)
+    logger.info("serving on http://%s:%d", settings.host, settings.port)
+    launch(demo, settings, users, docs)
+
+
+if __name__ == "__main__":
+    main()
