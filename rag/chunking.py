@@ -17,9 +17,9 @@ from .config import Settings
 from .schema import Block, Chunk, SourceText
 from .structure import CLOSERS, detect_title, parse_blocks
 
-CHUNKER_VERSION = "sent-v1"
+CHUNKER_VERSION = "sent-v2"
 SENTENCE_END = "。！？!?；;…"
-CONTENT_KINDS = {"body", "answer", "lead", "caption"}
+CONTENT_KINDS = {"body", "answer", "lead", "caption", "question"}
 _SPACE = re.compile(r"\s+")
 
 
@@ -86,7 +86,8 @@ def chunk_document(doc: SourceText, settings: Settings) -> list[Chunk]:
     question = ""
     for i, b in enumerate(blocks):
         if b.kind == "question":
-            question = b.text
+            question = b.text  # also the context of the answer that follows
+            groups.append((b.heading_path, "", [i]))
             continue
         if b.kind in {"heading", "speaker"}:
             question = ""
@@ -99,7 +100,20 @@ def chunk_document(doc: SourceText, settings: Settings) -> list[Chunk]:
         else:
             groups.append((b.heading_path, ctx, [i]))
 
+    # a group that is only a numbered heading ("一、…" with no text of its own before its
+    # sub-sections) is not a passage: its line opens the next group instead
+    merged_groups: list[tuple[tuple[str, ...], str, list[int]]] = []
+    carry: list[int] = []
     for path, ctx, idxs in groups:
+        if len(idxs) == 1 and len(blocks[idxs[0]].text) <= 40 and not any(c in blocks[idxs[0]].text for c in "。！？!?"):
+            carry.extend(idxs)
+            continue
+        merged_groups.append((path, ctx, carry + idxs))
+        carry = []
+    if carry:
+        merged_groups.append((blocks[carry[0]].heading_path, "", carry))
+
+    for path, ctx, idxs in merged_groups:
         sents = [s for i in idxs for s in block_sentences(blocks, i)]
         for window in _pack(sents, settings.chunk_size, settings.chunk_overlap_sentences):
             parts = []

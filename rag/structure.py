@@ -215,16 +215,22 @@ def parse_blocks(doc: SourceText) -> list[Block]:
             p.add(ln.text, ln.start)
             p.level = ln.level  # type: ignore[attr-defined]
             paras.append(p)
+            if k == "heading" and ln.level >= 3:  # "一、…" / "（一）…" also open their section's text
+                b = _Para(kind="body")
+                b.add(ln.text, ln.start)
+                paras.append(b)
             open_para = None
             i += 1
             continue
         if k == "heading_body":
+            # "（一）heading。body…": the heading goes into the path and stays in the text, since
+            # numbered headings are the author's own words (lists of them answer questions)
             h = _Para(kind="heading")
             h.add(ln.text[: ln.body_from - 1], ln.start)
             h.level = ln.level  # type: ignore[attr-defined]
             paras.append(h)
             p = _Para(kind="body")
-            p.add(ln.text[ln.body_from :], ln.start + ln.body_from)
+            p.add(ln.text, ln.start)
             paras.append(p)
             open_para = p if not ends_sentence(ln.text) else None
             i += 1
@@ -300,6 +306,13 @@ def _with_paths(paras: list[_Para]) -> list[Block]:
             answerer = ""
         elif p.kind == "question":
             answerer = ""
+            path = tuple(label for _, label in stack) + (f"{p.label or '记者'}提问",)
+            start = p.offsets[0] if p.offsets else 0
+            end = (p.offsets[-1] + 1) if p.offsets else 0
+            blocks.append(
+                Block(text=p.text, start=start, end=end, kind=p.kind, heading_path=path, offsets=tuple(p.offsets))
+            )
+            continue
         elif p.kind == "answer":
             answerer = p.label
         path = tuple(label for _, label in stack)
