@@ -20,7 +20,7 @@ from typing import Iterator
 from .config import Settings
 from .embeddings import VectorEmbeddings, make_embeddings, make_reranker
 from .errors import IndexCorruptError, IndexNotBuiltError, InputError
-from .extractive import ExtractiveAnswerer, idf_lookup, question_terms
+from .extractive import ExtractiveAnswerer, idf_lookup, question_terms, split_subquestions
 from .indexing import BuildReport, Progress, build_index
 from .retrieval import Retriever
 from .schema import Answer, Hit
@@ -94,7 +94,7 @@ class RagService:
                 self._index, self._index_version = idx, live
                 self._retriever = Retriever(idx, emb, self.settings, self._reranker)
                 self._answerer = ExtractiveAnswerer(
-                    self.settings, idf_lookup(idx), emb.embed_query_vector, emb.embed_passages
+                    self.settings, idf_lookup(idx), emb.embed_query_vector, emb.embed_passages, idx.chunks
                 )
                 logger.info("serving index version %s (%d chunks)", idx.version, len(idx.chunks))
             return self._index, self._retriever, self._answerer  # type: ignore[return-value]
@@ -145,6 +145,21 @@ class RagService:
             return f"{turns[-1]} {question}"
         return question
 
+    def search_parts(self, retriever: Retriever, query: str) -> list[Hit]:
+        """Retrieve a many-part question ("…？…？", "山东和湖南…") part by part and interleave the results."""
+        parts = split_subquestions(query)
+        k = self.settings.top_k
+        if len(parts) <= 1:
+            return retriever.search(query, k)
+        lists = [retriever.search(query, k)] + [retriever.search(p, k) for p in parts]
+        out, seen = [], set()
+        for rank in range(k):
+            for lst in lists[1:] + lists[:1]:
+                if rank < len(lst) and lst[rank].chunk.id not in seen:
+                    seen.add(lst[rank].chunk.id)
+                    out.append(lst[rank])
+        return out[: max(k, 10)]
+
     def retrieve(self, question: str, history: list[dict] | None = None, k: int | None = None) -> list[Hit]:
         _, retriever, _ = self.current()
         return retriever.search(self.retrieval_query(question, history), k or self.settings.top_k)
@@ -154,7 +169,7 @@ class RagService:
         q = self.check_question(question)
         idx, retriever, answerer = self.current()
         rq = self.retrieval_query(q, history)
-        hits = retriever.search(rq, self.settings.top_k)
+        hits = self.search_parts(retriever, rq)
         extra, said = {}, ""
         if rq != q:
             extra = question_terms(history_user_turns(history)[-1], answerer.idf)
@@ -194,3 +209,10 @@ class RagService:
             "built": m.get("created"),
             "path": str(Path(idx.path)),
         }
+
+    # ------------------------------------------------------------ quiz
+    def quiz(self, **kwargs):
+        """Generate a quiz (see ``rag.quiz.make_quiz``: topic, article, n, types, exclude_bank)."""
+        from .quiz import make_quiz
+
+        return make_quiz(self, **kwargs)
