@@ -99,9 +99,9 @@ def message_text(content) -> str:
 
 
 def plain_history(history) -> list[dict]:
-    """``history`` as [{"role", "content": str}], the format RagService reads."""
+    """``history`` (as the Chatbot holds it, escaped) as [{"role", "content": str}] in plain text."""
     return [
-        {"role": m.get("role"), "content": message_text(m.get("content"))}
+        {"role": m.get("role"), "content": html.unescape(message_text(m.get("content")))}
         for m in history or [] if isinstance(m, dict) and m.get("role") in ("user", "assistant")
     ]
 
@@ -236,15 +236,17 @@ def build_app(service: RagService, settings: Settings, users: UserStore, docs: D
         except RagError as e:  # nothing yielded yet: the message stays in the input box
             logger.info("question failed: %s", e.log_message)
             raise gr.Error(str(e)) from e
-        history += [{"role": "user", "content": q}, {"role": "assistant", "content": text}]
+        # the Chatbot renders message HTML even without markdown (sanitised, yet <img src=x> would
+        # still load): every message is escaped here, and plain_history() unescapes it again
+        history += [{"role": "user", "content": esc(q)}, {"role": "assistant", "content": esc(text)}]
         yield history, gr.skip(), gr.skip(), gr.skip(), gr.skip()
         for text, ans in stream:
-            history[-1] = {"role": "assistant", "content": text}
+            history[-1] = {"role": "assistant", "content": esc(text)}
             if ans is None:
                 yield history, gr.skip(), gr.skip(), gr.skip(), gr.skip()
         if ans is None:  # pragma: no cover - stream_answer always ends with the Answer
             return
-        history[-1] = {"role": "assistant", "content": answer_message(ans)}
+        history[-1] = {"role": "assistant", "content": esc(answer_message(ans))}
         refs = source_refs(ans)
         yield (
             history,

@@ -20,7 +20,7 @@ gr = pytest.importorskip("gradio")
 from gradio_client import Client, handle_file  # noqa: E402
 
 import app as webapp  # noqa: E402
-from app import message_text  # noqa: E402
+from app import plain_history  # noqa: E402
 from rag.audit import read_audit  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.documents import DocumentManager  # noqa: E402
@@ -120,12 +120,12 @@ def test_admin_uploads_reindexes_and_deletes(site, tmp_path) -> None:
     msg, status, *_ = c.predict(api_name="/reindex")
     assert "索引版本" in msg and "索引版本" in status
     hist, *_ = c.predict("青松县政协机关推行什么工作法？", [], api_name="/ask")
-    assert "三色预警" in message_text(hist[-1]["content"])
+    assert "三色预警" in plain_history(hist)[-1]["content"]
     msg, *_ = c.predict("青松县.txt", api_name="/delete")
     assert "已删除" in msg
     c.predict(api_name="/reindex")
     hist, *_ = c.predict("青松县政协机关推行什么工作法？", [], api_name="/ask")
-    assert "青松县" not in message_text(hist[-1]["content"]).split("来源")[-1]
+    assert "青松县" not in plain_history(hist)[-1]["content"].split("来源")[-1]
     actions = [e["action"] for e in read_audit(site["settings"].data_dir)]
     assert actions.count("add") == 1 and "delete" in actions and "reindex" in actions
 
