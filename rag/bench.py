@@ -290,3 +290,49 @@ def run_bench(settings: Settings, gold_path: Path | None, synthetic: int, out: T
         result["incremental"] = inc
     logger.info("bench: %s", result)
     return result
+
+
+def bench_incremental(settings: Settings) -> dict:
+    """Time to add one article and reindex, next to a full rebuild of the same corpus.
+
+    Works on temporary copies of the corpus and index: builds the corpus minus its last
+    article, adds that article and reindexes incrementally (only it is parsed and embedded),
+    then rebuilds everything with ``rebuild=True``. Does not touch the live index.
+    """
+    import shutil
+
+    from .embeddings import make_embeddings
+    from .indexing import build_index
+    from .loaders import _corpus_files
+
+    files = [(n, p) for n, p in _corpus_files(Path(settings.corpus_dir)) if not n.startswith("metadata")]
+    if len(files) < 2:
+        return {"error": "corpus has fewer than two articles"}
+    with tempfile.TemporaryDirectory(prefix="rag-bench-inc-") as tmp:
+        corpus = Path(tmp) / "corpus"
+        shutil.copytree(settings.corpus_dir, corpus)
+        last_name, _ = files[-1]
+        held = Path(tmp) / "held"
+        (corpus / last_name).replace(held)
+        s = settings.with_(corpus_dir=corpus, index_dir=Path(tmp) / "index", data_dir=Path(tmp) / "data")
+        emb = make_embeddings(s)
+        emb.embed_passages(["预热"])  # load the model outside the timings
+        build_index(s, emb, rebuild=True)
+        held.replace(corpus / last_name)
+        t0 = time.perf_counter()
+        inc = build_index(s, emb)
+        inc_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        full = build_index(s, emb, rebuild=True)
+        full_s = time.perf_counter() - t0
+    return {
+        "added_file": last_name,
+        "documents": full.n_documents,
+        "chunks": full.n_chunks,
+        "add_one_seconds": round(inc_s, 3),
+        "add_one_parsed": len(inc.parsed),
+        "add_one_embedded": inc.embedded,
+        "full_rebuild_seconds": round(full_s, 3),
+        "full_rebuild_embedded": full.embedded,
+        "speedup": round(full_s / inc_s, 1) if inc_s else None,
+    }
