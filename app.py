@@ -468,8 +468,13 @@ def main() -> None:
             print("=" * 60, flush=True)
         service = RagService(settings)
 
+        last = {"what": None, "pct": -10}
+
         def progress(done: int, total: int, what: str) -> None:
-            logger.info("建立索引：%s %d/%d", what, done, total)
+            pct = 100 * done // max(total, 1)
+            if what != last["what"] or pct >= last["pct"] + 10 or done == total:  # ~every 10 %
+                last.update(what=what, pct=pct)
+                logger.info("建立索引：%s %d/%d（%d%%）", what, done, total, pct)
 
         report = service.ensure_index(progress=progress)
         if report is not None:

@@ -171,3 +171,16 @@ def test_file_routes_serve_nothing_private(site, tmp_path) -> None:
             for prefix in ("gradio_api/file=", "file=", "gradio_api/file/", "file/"):
                 r = s.get(site["url"] + prefix + cand, timeout=10)
                 assert r.status_code != 200 or snippet not in r.text, (prefix + cand, r.status_code)
+
+
+def test_render_boundary_escapes_and_marks() -> None:
+    text = "前文<script>alert(1)</script>。“一抓双创”是品牌。后文![x](http://example.invalid/a.png)"
+    out = webapp.highlight(text, "“一抓双创”是品牌。")
+    assert "<script>" not in out and "&lt;script&gt;" in out
+    assert "<mark>“一抓双创”是品牌。</mark>" in out.replace("&quot;", '"')
+    assert webapp.highlight("<b>甲</b>", "<b>甲</b>") == "<mark>&lt;b&gt;甲&lt;/b&gt;</mark>"
+    page = webapp.render_article("<i>t</i>", "abc<img src=x>def", 3, 13)
+    assert "<img" not in page and "<mark>&lt;img src=x&gt;</mark>" in page
+    assert webapp.plain_history([{"role": "user", "content": [{"type": "text", "text": "&lt;b&gt;"}]}]) == [
+        {"role": "user", "content": "<b>"}
+    ]
