@@ -179,7 +179,7 @@ def test_render_boundary_escapes_and_marks() -> None:
     assert "<script>" not in out and "&lt;script&gt;" in out
     assert "<mark>“一抓双创”是品牌。</mark>" in out.replace("&quot;", '"')
     assert webapp.highlight("<b>甲</b>", "<b>甲</b>") == "<mark>&lt;b&gt;甲&lt;/b&gt;</mark>"
-    page = webapp.render_article("<i>t</i>", "abc<img src=x>def", 3, 13)
+    page = webapp.render_article("<i>t</i>", "abc<img src=x>def", 3, 14)
     assert "<img" not in page and "<mark>&lt;img src=x&gt;</mark>" in page
     assert webapp.plain_history([{"role": "user", "content": [{"type": "text", "text": "&lt;b&gt;"}]}]) == [
         {"role": "user", "content": "<b>"}
