@@ -38,7 +38,8 @@ def _progress_bar():
     return progress
 
 
-def _print_answer(ans, out=sys.stdout) -> None:
+def _print_answer(ans, out=None) -> None:
+    out = out or sys.stdout  # looked up per call: a default of sys.stdout would freeze the import-time stream
     print(ans.text, file=out)
     if ans.notice:
         print(f"（{ans.notice}）", file=out)

@@ -73,11 +73,9 @@ def test_second_index_run_reports_nothing_changed(cli_env, capsys) -> None:
     assert "新增 0" in out and "未变 4" in out
 
 
-def test_ask_prints_answer_and_numbered_sources(cli_env, capfd) -> None:
-    # capfd, not capsys: rag.cli._print_answer binds sys.stdout as a default argument at import
-    # time, so a replaced sys.stdout never sees the answer (reported as a bug)
+def test_ask_prints_answer_and_numbered_sources(cli_env, capsys) -> None:
     assert main(["ask", "龙井茶产于哪里？"]) == 0
-    out = capfd.readouterr().out
+    out = capsys.readouterr().out
     assert "西湖" in out
     assert "[1]" in out and "来源：" in out
     assert "文件 tea.txt" in out
