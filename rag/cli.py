@@ -114,6 +114,8 @@ def _verify_index(settings: Settings) -> int:
 def cmd_ask(args, settings: Settings) -> int:
     from .service import RagService
 
+    if args.mode:
+        settings = settings.with_(answer_mode=args.mode)
     service = RagService(settings)
     service.ensure_index(progress=_progress_bar())
     history = json.loads(args.history) if args.history else None
@@ -146,6 +148,8 @@ def cmd_eval(args, settings: Settings) -> int:
     from .service import RagService
 
     gold = read_gold(Path(args.gold))
+    if args.mode:
+        settings = settings.with_(answer_mode=args.mode)
     service = RagService(settings)
     service.ensure_index(progress=_progress_bar())
     service.ask("预热")  # load models before timing
@@ -226,9 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("question")
     pa.add_argument("--history", help="对话历史（JSON：[{role, content}, …]）")
     pa.add_argument("--json", action="store_true", help="输出 JSON")
+    pa.add_argument("--mode", choices=["extractive", "llm"], help="回答模式（默认取 RAG_ANSWER_MODE）")
     pe = sub.add_parser("eval", help="在问题集上评测")
     pe.add_argument("gold", help="JSONL 问题集（../shared/eval/dev.jsonl 格式）")
     pe.add_argument("--out", required=True, help="结果 JSONL（score.py 读取的格式）")
+    pe.add_argument("--mode", choices=["extractive", "llm"], help="回答模式（默认取 RAG_ANSWER_MODE）")
     pb = sub.add_parser("bench", help="性能基准：建索引、问答延迟、内存、10 万段落检索")
     pb.add_argument("--gold", default=None, help="计时用的问题集（默认 ../shared/eval/dev.jsonl）")
     pb.add_argument("--synthetic", type=int, default=100_000, help="合成段落数（默认 100000）")

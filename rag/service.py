@@ -43,7 +43,7 @@ def history_user_turns(history: list[dict] | None) -> list[str]:
 
 
 class RagService:
-    def __init__(self, settings: Settings, *, embeddings: VectorEmbeddings | None = None) -> None:
+    def __init__(self, settings: Settings, *, embeddings: VectorEmbeddings | None = None, llm=None) -> None:
         self.settings = settings
         self._embeddings = embeddings
         self._reranker = None
@@ -52,6 +52,7 @@ class RagService:
         self._index_version: str | None = None
         self._retriever: Retriever | None = None
         self._answerer: ExtractiveAnswerer | None = None
+        self._llm = llm  # chat model for answer_mode="llm"; created on first use
         self.recovery_report: BuildReport | None = None  # set when current() had to rebuild
 
     # ------------------------------------------------------------ lazy parts
@@ -165,6 +166,11 @@ class RagService:
         return retriever.search(self.retrieval_query(question, history), k or self.settings.top_k)
 
     def ask(self, question: str, history: list[dict] | None = None) -> Answer:
+        if self.settings.answer_mode == "llm":
+            final = None
+            for _, final in self.stream_llm(question, history):
+                pass
+            return final  # type: ignore[return-value]
         t0 = time.perf_counter()
         q = self.check_question(question)
         idx, retriever, answerer = self.current()
@@ -185,12 +191,66 @@ class RagService:
 
     def stream_answer(self, question: str, history: list[dict] | None = None) -> Iterator[tuple[str, Answer | None]]:
         """Yield (text so far, None) while composing, then (full text, Answer)."""
+        if self.settings.answer_mode == "llm":
+            yield from self.stream_llm(question, history)
+            return
         ans = self.ask(question, history)
         text = ans.text
         step = 6
         for i in range(step, len(text), step):
             yield text[:i], None
         yield text, ans
+
+    # ------------------------------------------------------------ LLM mode (issue 6)
+    @property
+    def chat_model(self):
+        with self._lock:
+            if self._llm is None:
+                from .llm import make_chat_model
+
+                self._llm = make_chat_model(self.settings)
+            return self._llm
+
+    def stream_llm(self, question: str, history: list[dict] | None = None) -> Iterator[tuple[str, Answer | None]]:
+        """LLM mode: rewrite a follow-up, retrieve, gate, generate (streamed), check citations.
+
+        Yields (text so far, None) as tokens arrive, then (checked text, Answer). Model failures
+        end in the extractive answer with a notice (rag/generation.py), never in an exception.
+        """
+        from .generation import LLMAnswerer, failure_notice, rewrite_question
+
+        t0 = time.perf_counter()
+        q = self.check_question(question)
+        idx, retriever, answerer = self.current()
+        model = self.chat_model
+        rq, gate_kwargs, failed = q, {}, None
+        if history_user_turns(history):
+            try:
+                rq = rewrite_question(model, q, history)
+            except Exception as e:  # model down or slow: keep the heuristic, skip generation below
+                logger.warning("follow-up rewrite failed (%s: %s)", type(e).__name__, e)
+                failed = e
+                rq = self.retrieval_query(q, history)
+                if rq != q:
+                    gate_kwargs["extra_terms"] = question_terms(history_user_turns(history)[-1], answerer.idf)
+        hits = retriever.search(rq, self.settings.top_k)
+        if failed is not None:
+            ans = answerer.answer(q, hits, **gate_kwargs)
+            if not ans.refused:
+                ans.notice = failure_notice(failed)
+            steps = iter([(ans.text, ans)])
+        else:
+            steps = LLMAnswerer(self.settings, model, self.embeddings.embed_passages).stream(rq, hits, answerer)
+        for text, ans in steps:
+            if ans is not None:
+                ans.question = q
+                ans.retrieval_query = rq
+                ans.latency_ms = (time.perf_counter() - t0) * 1000
+                logger.info(
+                    "ask (llm): %d chars, mode=%s, refused=%s, evidence=%.3f, %.1f ms, index %s",
+                    len(q), ans.mode, ans.refused, ans.evidence, ans.latency_ms, idx.version,
+                )
+            yield text, ans
 
     # ------------------------------------------------------------ status
     def status(self) -> dict:
