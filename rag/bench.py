@@ -288,6 +288,15 @@ def run_bench(settings: Settings, gold_path: Path | None, synthetic: int, out: T
     inc = _incremental(settings, out)
     if inc is not None:
         result["incremental"] = inc
+    if settings.llm_base_url or settings.llm_gguf_path:  # time to first token and tokens/s (issue 6)
+        from .generation import bench_llm
+
+        try:
+            result["llm"] = llm = bench_llm(settings)
+            print(f"LLM（{llm['model']}）：首 token {llm['ttft_s']} 秒，{llm['tokens_per_s']} token/秒", file=out)
+        except Exception as e:  # a model server that is down must not lose the other figures
+            result["llm"] = {"configured": True, "error": f"{type(e).__name__}: {e}"}
+            print(f"LLM：无法测量（{type(e).__name__}）", file=out)
     logger.info("bench: %s", result)
     return result
 

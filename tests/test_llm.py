@@ -346,3 +346,12 @@ def test_real_model_answers_with_checked_citations(small_index):
     assert ans.mode == "extractive" or ans.citations  # checked llm answer, or an honest fallback
     assert all(c.chunk.text for c in ans.citations)
     assert "我是猫" not in service.ask("机关党委多久组织一次集中学习？").text
+
+
+def test_bench_llm_reports_first_token_and_rate(server):
+    from rag.generation import bench_llm
+
+    server.script = ["党支部是党的基础组织，担负直接教育党员的职责。"] * 2
+    report = bench_llm(Settings(llm_base_url=server.url, llm_model="test-model", llm_timeout=2.0), runs=2)
+    assert report["configured"] and report["ttft_s"] is not None and report["tokens_per_s"] > 0
+    assert bench_llm(Settings()) == {"configured": False}
