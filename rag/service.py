@@ -233,7 +233,7 @@ class RagService:
                 rq = self.retrieval_query(q, history)
                 if rq != q:
                     gate_kwargs["extra_terms"] = question_terms(history_user_turns(history)[-1], answerer.idf)
-        hits = retriever.search(rq, self.settings.top_k)
+        hits = self.search_parts(retriever, rq)
         if failed is not None:
             ans = answerer.answer(q, hits, **gate_kwargs)
             if not ans.refused:
