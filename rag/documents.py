@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -40,6 +39,7 @@ from filelock import FileLock, Timeout
 from .audit import append_audit
 from .config import Settings
 from .errors import InputError, LoaderError, RagError
+from .fsutil import atomic_write, fsync_dir, write_temp
 from .loaders import METADATA_FILE, SUPPORTED_SUFFIXES, load_bytes, read_metadata, sha256_bytes
 from .store import live_version, versions_dir
 
@@ -89,54 +89,17 @@ def safe_name(filename: str) -> str | None:
     return filename
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_temp(folder: Path, data: bytes) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return Path(tmp)
-
-
 def _write_new(path: Path, data: bytes) -> bool:
     """Write ``data`` to ``path`` only if ``path`` does not exist yet; return False if it does."""
-    tmp = _write_temp(path.parent, data)
+    tmp = write_temp(path.parent, data, prefix=".upload-")
     try:
         os.link(tmp, path)  # fails with FileExistsError instead of overwriting
     except FileExistsError:
         return False
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return True
-
-
-def _write_replace(path: Path, data: bytes) -> None:
-    tmp = _write_temp(path.parent, data)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
 
 
 def live_chunk_counts(index_dir: Path) -> dict[str, int]:
@@ -183,7 +146,7 @@ class DocumentManager:
 
     def _write_meta(self, docs: dict[str, dict]) -> None:
         payload = json.dumps({"version": 1, "documents": docs}, ensure_ascii=False, indent=1, sort_keys=True)
-        _write_replace(self.meta_path, (payload + "\n").encode("utf-8"))
+        atomic_write(self.meta_path, (payload + "\n").encode("utf-8"))
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -269,7 +232,7 @@ class DocumentManager:
 
     def _keep_upload(self, data: bytes) -> str:
         upload_id = uuid.uuid4().hex
-        _write_replace(self.uploads_dir / upload_id, bytes(data))
+        atomic_write(self.uploads_dir / upload_id, bytes(data))
         return upload_id
 
     def _existing(self, name: str) -> Path:
@@ -352,7 +315,7 @@ class DocumentManager:
         with self._locked():
             meta = self._read_meta()
             upload_id = self._keep_upload(data)
-            _write_replace(path, bytes(data))
+            atomic_write(path, bytes(data))
             old = meta.get(name, {})
             meta[name] = {
                 **old,
@@ -384,7 +347,7 @@ class DocumentManager:
                 path.unlink()
             except FileNotFoundError as e:
                 raise InputError(f"文档不存在：{name}", f"document vanished: {name!r}") from e
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
             if meta.pop(name, None) is not None:
                 self._write_meta(meta)
             append_audit(self.data_dir, {"action": "delete", "user": user, "file": name, "sha256": sha})

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Iterable
 
 from filelock import FileLock
 
 from .errors import QuizError
+from .fsutil import atomic_write
 from .quiz import QuizItem, stem_key
 
 logger = logging.getLogger(__name__)
@@ -92,15 +91,5 @@ class QuestionBank:
             return True
 
     def _write(self, items: list[QuizItem]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         payload = json.dumps({"version": 1, "items": [i.to_record() for i in items]}, ensure_ascii=False, indent=1)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".question_bank.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(payload)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)  # one atomic step: readers see the old or the new bank
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(self.path, payload.encode("utf-8"))  # one atomic step: readers see the old or the new bank

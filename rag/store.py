@@ -36,6 +36,7 @@ import numpy as np
 
 from .chunking import CHUNKER_VERSION
 from .errors import IndexCorruptError, IndexMismatchError, IndexNotBuiltError
+from .fsutil import fsync_dir
 from .schema import Chunk, SourceText
 from .text import tokenize
 
@@ -160,17 +161,6 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_text(path: Path, text: str) -> None:
     _write_bytes(path, text.encode("utf-8"))
 
@@ -226,10 +216,10 @@ def write_version(
     try:
         _write_version_files(tmp, name, chunks, vectors, docs, embedder_id=embedder_id, chunk_size=chunk_size, extra=extra)
         _crash_point("after_manifest")
-        _fsync_dir(tmp)
+        fsync_dir(tmp, strict=True)
         final = vdir / name
         os.replace(tmp, final)
-        _fsync_dir(vdir)
+        fsync_dir(vdir, strict=True)
     except BaseException:
         # a failed build (disk full, file size limit, ...) leaves nothing behind; a killed
         # one leaves the .tmp folder that the next writer removes
@@ -294,7 +284,7 @@ def publish(index_dir: Path, version: str) -> None:
     tmp = index_dir / "CURRENT.tmp"
     _write_text(tmp, version + "\n")
     os.replace(tmp, index_dir / "CURRENT")
-    _fsync_dir(index_dir)
+    fsync_dir(index_dir, strict=True)
     logger.info("published index version %s", version)
 
 

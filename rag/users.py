@@ -20,11 +20,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import re
 import secrets
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +35,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from filelock import FileLock, Timeout
 
 from .errors import AuthError, InputError, RagError
+from .fsutil import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -279,23 +278,11 @@ class UserStore:
         return users
 
     def _write(self, users: dict[str, dict[str, Any]]) -> None:
-        """Replace the file in one step: temp file in the same folder, fsync, os.replace."""
-        folder = self.path.parent
+        """Replace the file in one step (mode 0o600): temp file in the same folder, fsync, os.replace."""
         payload = json.dumps(
             {"version": FILE_VERSION, "users": users}, ensure_ascii=False, indent=2, sort_keys=True
         )
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{self.path.name}.", suffix=".tmp")
-        try:
-            os.chmod(tmp, 0o600)  # mkstemp already uses 0o600 on POSIX; be explicit
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(payload + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        _fsync_dir(folder)
+        atomic_write(self.path, (payload + "\n").encode("utf-8"), mode=0o600)
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -327,20 +314,6 @@ class UserStore:
     @staticmethod
     def _to_user(name: str, record: dict[str, Any]) -> User:
         return User(name=name, role=record["role"], created=str(record.get("created", "")))
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename durable; not possible on every platform, so best effort."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def allowed(role: str | None, action: str) -> bool:
