@@ -35,8 +35,8 @@ from .audit import append_audit
 from .chunking import CHUNKER_VERSION, chunk_document
 from .config import Settings
 from .embeddings import VectorEmbeddings
-from .errors import EmptyCorpusError, IndexBusyError, IndexCorruptError, LoaderError, RagError
-from .loaders import METADATA_FILE, SUPPORTED_SUFFIXES, _corpus_files, _refused, load_corpus, load_file, read_metadata
+from .errors import IndexBusyError, IndexCorruptError, LoaderError, RagError
+from .loaders import load_corpus
 from .locking import writer_lock
 from .schema import Chunk, SourceText
 from .store import (
@@ -203,57 +203,29 @@ class _Loaded:
 def load_corpus_incremental(
     corpus_dir: Path, *, max_bytes: int, previous: dict[str, tuple[str, SourceText]] | None
 ) -> _Loaded:
-    """Like :func:`rag.loaders.load_corpus`, but reuse ``previous[source] = (file_key, text)``.
+    """:func:`rag.loaders.load_corpus`, reusing ``previous[source] = (file_key, text)``.
 
     A file is reused only when its bytes hash and its sidecar entry give the same key as in
     the previous version; everything else goes through ``load_file`` and its safety checks.
     """
-    if not previous:
-        docs, errors = load_corpus(corpus_dir, max_bytes=max_bytes)
-        try:
-            metadata = read_metadata(corpus_dir)
-        except LoaderError:
-            metadata = {}
-        return _Loaded(docs, errors, {d.source: file_key(d.sha256, metadata.get(d.source)) for d in docs}, [d.source for d in docs])
-    corpus_dir = Path(corpus_dir)
-    if not corpus_dir.is_dir():
-        return _Loaded(*load_corpus(corpus_dir, max_bytes=max_bytes), {}, [])  # raises EmptyCorpusError
-    root = corpus_dir.resolve()
-    errors: list[LoaderError] = []
-    try:
-        metadata = read_metadata(corpus_dir)
-    except LoaderError as e:
-        errors.append(e)
-        metadata = {}
-    docs: list[SourceText] = []
-    keys: dict[str, str] = {}
-    parsed: list[str] = []
-    for name, path in _corpus_files(corpus_dir):
-        if name == METADATA_FILE or path.suffix.lower() not in SUPPORTED_SUFFIXES:
-            continue
-        if path.is_symlink() and not path.resolve().is_relative_to(root):
-            errors.append(
-                _refused(LoaderError(name, "符号链接指向语料目录之外，已拒绝", "symlink points outside the corpus folder"))
-            )
-            continue
+    previous = previous or {}
+    sidecars: dict[str, dict | None] = {}
+    reused: set[str] = set()
+
+    def reuse(name: str, path: Path, sidecar: dict | None) -> SourceText | None:
+        sidecars[name] = sidecar
         prev = previous.get(name)
-        if prev is not None:
-            sha = _hash_if_small(path, max_bytes)
-            if sha is not None and file_key(sha, metadata.get(name)) == prev[0]:
-                docs.append(prev[1])
-                keys[name] = prev[0]
-                continue
-        try:
-            doc = load_file(path, source=name, max_bytes=max_bytes, meta=metadata.get(name))
-        except LoaderError as e:
-            errors.append(e)
-            continue
-        docs.append(doc)
-        keys[name] = file_key(doc.sha256, metadata.get(name))
-        parsed.append(name)
-    if not docs:
-        return _Loaded(*load_corpus(corpus_dir, max_bytes=max_bytes), {}, [])  # raises EmptyCorpusError
-    return _Loaded(docs, errors, keys, parsed)
+        if prev is None:
+            return None
+        sha = _hash_if_small(path, max_bytes)
+        if sha is None or file_key(sha, sidecar) != prev[0]:
+            return None
+        reused.add(name)
+        return prev[1]
+
+    docs, errors = load_corpus(corpus_dir, max_bytes=max_bytes, reuse=reuse)
+    keys = {d.source: file_key(d.sha256, sidecars.get(d.source)) for d in docs}
+    return _Loaded(docs, errors, keys, [d.source for d in docs if d.source not in reused])
 
 
 # ---------------------------------------------------------------- the build transaction

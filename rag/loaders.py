@@ -30,6 +30,7 @@ import logging
 import os
 import re
 import stat
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from . import safety
@@ -470,7 +471,12 @@ def _corpus_files(root: Path) -> list[tuple[str, Path]]:
     return sorted(found)
 
 
-def load_corpus(corpus_dir: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[list[SourceText], list[LoaderError]]:
+def load_corpus(
+    corpus_dir: Path,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    reuse: Callable[[str, Path, dict | None], SourceText | None] | None = None,
+) -> tuple[list[SourceText], list[LoaderError]]:
     """Load every supported article below ``corpus_dir``, sorted by relative file name.
 
     Returns the texts and the errors of refused files (each logged as a warning); one bad
@@ -504,6 +510,11 @@ def load_corpus(corpus_dir: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> tupl
                 _refused(LoaderError(name, "符号链接指向语料目录之外，已拒绝", "symlink points outside the corpus folder"))
             )
             continue
+        if reuse is not None:  # an incremental build hands back the text it already has
+            kept = reuse(name, path, metadata.get(name))
+            if kept is not None:
+                texts.append(kept)
+                continue
         try:
             texts.append(load_file(path, source=name, max_bytes=max_bytes, meta=metadata.get(name)))
         except LoaderError as e:
