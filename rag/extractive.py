@@ -154,13 +154,13 @@ class ExtractiveAnswerer:
         return out
 
     def sentence_vectors(self, texts: list[str]) -> np.ndarray:
-        todo = [t for t in texts if t not in self._sent_vecs]
+        """Passage vectors of sentences, cached across questions (bounded)."""
+        if len(self._sent_vecs) > 20000:
+            self._sent_vecs.clear()
+        todo = [t for t in dict.fromkeys(texts) if t not in self._sent_vecs]
         if todo:
-            for t, v in zip(todo, self.embed_passages(todo)):
-                self._sent_vecs[t] = v
-            if len(self._sent_vecs) > 20000:  # bounded memory
-                self._sent_vecs.clear()
-        return np.vstack([self._sent_vecs.get(t) if t in self._sent_vecs else self.embed_passages([t])[0] for t in texts])
+            self._sent_vecs.update(zip(todo, self.embed_passages(todo)))
+        return np.vstack([self._sent_vecs[t] for t in texts])
 
     def score(self, cands: list[Candidate], question: str, extra_terms: dict[str, float]) -> None:
         terms = question_terms(question, self.idf)
