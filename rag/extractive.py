@@ -26,7 +26,7 @@ import numpy as np
 
 from .chunking import split_sentences
 from .config import Settings
-from .schema import Answer, Citation, Hit
+from .schema import Answer, Chunk, Citation, Hit
 from .text import NUMBER_RE, STOPWORDS, YEAR_RE, cjk_bigrams, is_mostly_latin, norm, tokenize
 
 REFUSAL = "资料中没有找到与该问题直接相关的内容。以下是最接近的原文，供参考。"
@@ -262,6 +262,10 @@ class ExtractiveAnswerer:
         extra_terms = extra_terms or {}
         if not hits:
             return Answer(question=question, text=REFUSAL, refused=True, hits=hits)
+        if len(split_subquestions(question)) == 1:
+            items, score = self.heading_list(question, hits)
+            if items:
+                return self.compose(question, items, hits, score)
         cands = self.candidates(hits)
         said_bi = cjk_bigrams(said) if said else set()
         parts = split_subquestions(question)
@@ -277,7 +281,7 @@ class ExtractiveAnswerer:
                 for c in cands:
                     bi = cjk_bigrams(c.text)
                     c.score *= 1 - 0.7 * (len(bi & said_bi) / (len(bi) or 1))
-            ranked = [c for c in sorted(cands, key=lambda c: -c.score) if c not in chosen]
+            ranked = sorted(cands, key=lambda c: -c.score)
             if not ranked:
                 continue
             # the best sentence that carries the kind of answer asked for (a number, a year, the items)
@@ -285,9 +289,12 @@ class ExtractiveAnswerer:
             if top is None:
                 evidence_scores.append(0.0)
                 continue
+            evidence_scores.append(top.score)
+            if top in chosen:  # one sentence answers two parts ("谁推出的？办了几期？")
+                continue
             ranked.remove(top)
             ranked.insert(0, top)
-            evidence_scores.append(top.score)
+            ranked = [c for c in ranked if c is top or c not in chosen]
             chosen.append(top)
             if len(parts) > 1:
                 continue
@@ -361,6 +368,57 @@ class ExtractiveAnswerer:
         total = len(top.text) + sum(len(c.text) for c in out)
         return out if out and total <= self.settings.max_answer_chars * 1.3 else []
 
+    def heading_list(self, question: str, hits: list[Hit]) -> tuple[list[Candidate], float]:
+        """A list question about a section whose items are its numbered sub-headings.
+
+        "“三个表率”分别是哪些？" is answered by the sub-headings "（一）在助力脱贫攻坚上当表率" … of
+        the section headed "…在“三个表率”中充分彰显": the items are the headings, not a sentence.
+        Triggers when a retrieved passage's parent heading carries the question's quoted term
+        (or most of its terms) and has two or more numbered children (as many as the question
+        names, when it names a number). Returns the children (each cited from the first passage
+        of its section) and a score, or ([], 0).
+        """
+        if not (LIST_Q.search(question) or expected_count(question)) or is_mostly_latin(question):
+            return [], 0.0
+        want = expected_count(question)
+        quoted = [norm(q) for q in QUOTED.findall(question)]
+        terms = question_terms(question, self.idf)
+        total = sum(terms.values()) or 1.0
+        best: tuple[list[Candidate], float] = ([], 0.0)
+        tried = set()
+        for rank, h in enumerate(hits[: self.settings.answer_passages]):
+            path = h.chunk.heading_path
+            for depth in range(1, len(path)):
+                parent = path[:depth]
+                key = (h.chunk.source, parent)
+                if key in tried:
+                    continue
+                tried.add(key)
+                head = norm(parent[-1]).lower()
+                if quoted:
+                    match = 1.0 if any(q and q.lower() in head for q in quoted) else 0.0
+                else:
+                    match = sum(w for t, w in terms.items() if norm(t).lower() in head) / total
+                if match < 0.6:
+                    continue
+                children: dict[str, Chunk] = {}
+                for ch in self.chunks:
+                    if ch.source == h.chunk.source and len(ch.heading_path) > depth and ch.heading_path[:depth] == parent:
+                        children.setdefault(ch.heading_path[depth], ch)
+                items = [(t, ch) for t, ch in children.items() if ENUMERATOR.match(t)]
+                if len(items) < 2 or (want and len(items) != want):
+                    continue
+                if sum(len(t) for t, _ in items) > self.settings.max_answer_chars * 1.3:
+                    continue
+                score = match * (1.0 if want else 0.8) / (1 + 0.1 * rank)
+                if score > best[1]:
+                    cands = []
+                    for t, ch in items:
+                        text = t.rstrip("。.") + "。"
+                        cands.append(Candidate(text, rank, Hit(chunk=ch, score=0.0), score=score, coverage=match))
+                    best = (cands, score)
+        return best
+
     # ------------------------------------------------------------ gate
     def type_ok(self, question: str, top: Candidate) -> bool:
         """Does the best sentence carry the kind of answer the question asks for?"""
@@ -372,7 +430,7 @@ class ExtractiveAnswerer:
             if not re.search(r"(?:19|20)\d{2}", top.text):
                 return False
         n = expected_count(question)
-        if n and n >= 2:
+        if n and n >= 2 and not NUMBER_Q.search(question):
             # a term like “四级五方” named in the question must come with its items
             for q in QUOTED.findall(question):
                 if q in top.text:

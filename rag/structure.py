@@ -45,7 +45,7 @@ CONTINUATION_START = set("的了和与及或等、，,;；:：之而并且但则
 ORG_SUFFIX = re.compile(r"(?:办公厅|办公室|委员会|工委|报社|日报|晚报|网|新闻办公室|新闻办)$")
 
 HEADING_MAX = 40
-HEADING_PREFIX_MAX = 40  # "一、heading。body…" lines: the heading part before the first 。
+HEADING_PREFIX_MAX = 60  # "一、heading。body…" lines: the heading part before the first 。
 
 
 @dataclass
