@@ -26,6 +26,8 @@ import numpy as np
 
 from .chunking import split_sentences
 from .config import Settings
+from .glossary import chinese_keywords
+from .places import place_core, places_in
 from .schema import Answer, Chunk, Citation, Hit
 from .text import NUMBER_RE, STOPWORDS, YEAR_RE, cjk_bigrams, is_mostly_latin, norm, tokenize
 
@@ -53,6 +55,7 @@ class Candidate:
     pos: int = 0  # sentence position in its passage
     coverage: float = 0.0
     score: float = 0.0
+    typ: float = 1.0  # answer-type factor (wants a number, a year, a list …)
     covered: frozenset = frozenset()
 
 
@@ -138,6 +141,7 @@ class ExtractiveAnswerer:
         self.embed_passages = embed_passages
         self.chunks = chunks or []  # the index's chunks, to complete enumerations
         self._sent_vecs: dict[str, np.ndarray] = {}
+        self._doc_places: dict[str, set[str]] = {}
 
     # ------------------------------------------------------------ candidates
     def candidates(self, hits: list[Hit]) -> list[Candidate]:
@@ -153,6 +157,12 @@ class ExtractiveAnswerer:
                 prev = s
         return out
 
+    def terms_of(self, question: str) -> dict[str, float]:
+        """Weighted terms to look for in sentences; an English question's are its Chinese keywords."""
+        if is_mostly_latin(question):
+            return question_terms(chinese_keywords(question, alternatives=False), self.idf)
+        return question_terms(question, self.idf)
+
     def sentence_vectors(self, texts: list[str]) -> np.ndarray:
         """Passage vectors of sentences, cached across questions (bounded)."""
         if len(self._sent_vecs) > 20000:
@@ -163,7 +173,8 @@ class ExtractiveAnswerer:
         return np.vstack([self._sent_vecs[t] for t in texts])
 
     def score(self, cands: list[Candidate], question: str, extra_terms: dict[str, float]) -> None:
-        terms = question_terms(question, self.idf)
+        latin = is_mostly_latin(question)
+        terms = self.terms_of(question)
         for t, w in extra_terms.items():
             terms.setdefault(t, 0.4 * w)
         total = sum(terms.values()) or 1.0
@@ -174,7 +185,6 @@ class ExtractiveAnswerer:
         want_time = bool(TIME_Q.search(question))
         want_list = bool(LIST_Q.search(question))
         quoted = QUOTED.findall(question)
-        latin = is_mostly_latin(question)
         for c in cands:
             s_norm = norm(c.text).lower()
             prev_norm = norm(c.prev).lower()
@@ -206,11 +216,12 @@ class ExtractiveAnswerer:
             if any(q in c.text and re.search(re.escape(q) + r"[”\"]?(?:的内容)?(?:是指|就是|即|是|包括|指)", c.text) for q in quoted):
                 typ *= 1.25  # a definition of the quoted term
             prior = 1.0 / (1 + c.hit_rank)
+            c.typ = typ
             c.score = (0.62 * c.coverage + 0.18 * overlap + 0.12 * prior + 0.08 * max(0.0, (c.hit.dense_score - 0.8) * 5)) * typ
         # weak lexical evidence (paraphrase, another language): let the embedder judge sentences
         best = max((c.coverage for c in cands), default=0.0)
         if self.embed_query is not None and self.embed_passages is not None and cands and (latin or best < 0.45):
-            pool = [c for c in cands if c.hit_rank < 3][:16]
+            pool = [c for c in cands if c.hit_rank < (5 if latin else 3)][: 24 if latin else 16]
             if pool:
                 qv = self.embed_query(question)
                 sims = self.sentence_vectors([c.text for c in pool]) @ qv
@@ -221,13 +232,9 @@ class ExtractiveAnswerer:
                         dense = rel * max(0.0, (c.hit.dense_score - 0.72) * 6)
                     else:
                         dense = max(0.0, (float(sim) - 0.78) * 5)  # e5 cosines live in ~0.75-0.95
-                    typ = 1.0
-                    if want_num and not has_count(c.text, classifier):
-                        typ *= 0.6
-                    if _is_question(c.text):
-                        typ *= 0.35
-                    w = 0.75 if latin else 0.5
-                    c.score = (1 - w) * c.score + w * dense * typ
+                    # English with Chinese keywords from the glossary: lexical and dense share the say
+                    w = (0.5 if terms else 0.75) if latin else 0.5
+                    c.score = (1 - w) * c.score + w * dense * c.typ
 
     # ------------------------------------------------------------ clauses
     def trim(self, text: str, question: str) -> str:
@@ -269,14 +276,21 @@ class ExtractiveAnswerer:
         cands = self.candidates(hits)
         said_bi = cjk_bigrams(said) if said else set()
         parts = split_subquestions(question)
+        coordinated = {place_core(p) for p in _coordinated_places(question)} - {""} if len(parts) > 1 else set()
         chosen: list[Candidate] = []
         evidence_scores = []
         for part in parts:
             ctx_terms = dict(extra_terms)
             if len(parts) > 1:
-                for t, w in question_terms(question, self.idf).items():
+                for t, w in self.terms_of(question).items():
                     ctx_terms.setdefault(t, 0.5 * w)
             self.score(cands, part, ctx_terms)
+            mine = {p for p in coordinated if p in part}
+            if len(mine) == 1:  # "山东和湖南两省…": this part wants the passages of its own province
+                for c in cands:
+                    where = self.places_of(c.hit.chunk)
+                    if where and not (mine & where):
+                        c.score *= 0.3
             if said_bi:  # a follow-up wants something new, not what the last answer said
                 for c in cands:
                     bi = cjk_bigrams(c.text)
@@ -454,6 +468,21 @@ class ExtractiveAnswerer:
             if len(core) >= 2 and norm(core) not in corpus_text and not self._in_index(core):
                 return True
         return False
+
+    def places_of(self, chunk: Chunk) -> set[str]:
+        """The provinces/cities a passage speaks for: its speaker or heading, else its title,
+        else its own text, else the place its article mentions most (when one dominates)."""
+        for text in (" ".join(chunk.heading_path), chunk.title, chunk.text):
+            found = places_in(text)
+            if found:
+                return set(found)
+        if chunk.source not in self._doc_places:
+            counts = places_in(" ".join(ch.text for ch in self.chunks if ch.source == chunk.source))
+            top = counts.most_common(1)
+            self._doc_places[chunk.source] = (
+                {top[0][0]} if top and top[0][1] >= 0.5 * sum(counts.values()) else set()
+            )
+        return self._doc_places[chunk.source]
 
     def _in_index(self, term: str) -> bool:
         return self.idf(term) < self.idf("\uffff__never__") - 1e-6

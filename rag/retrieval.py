@@ -1,8 +1,8 @@
 """Hybrid retrieval: dense (FAISS, cosine) + keyword (BM25 over rjieba tokens), fused by RRF.
 
 ``Retriever.search(query, k)`` returns ranked ``Hit`` objects with the fused score and both
-component scores. Questions written mostly in Latin letters (English) use the dense side only:
-the multilingual embedder matches them to Chinese passages, BM25 cannot. An optional
+component scores. Questions written mostly in Latin letters (English) are matched by the
+multilingual embedder and, on the keyword side, by their Chinese keywords (rag/glossary.py). An optional
 cross-encoder reranks the fused top candidates when a local model is configured.
 """
 
@@ -16,6 +16,7 @@ from .config import Settings
 from .embeddings import CrossEncoderReranker, VectorEmbeddings
 from .schema import Hit
 from .store import Index
+from .glossary import chinese_keywords
 from .text import is_mostly_latin, tokenize
 
 logger = logging.getLogger(__name__)
@@ -60,9 +61,11 @@ class Retriever:
 
         keyword_rank: dict[int, int] = {}
         kw_scores = np.zeros(len(chunks), dtype=np.float32)
-        latin = is_mostly_latin(query)
-        if not latin:
-            kw_scores = self.index.keywords.scores(tokenize(query))
+        # an English question is matched by its Chinese keywords (glossary terms, Chinese
+        # fragments, figures); with none, the dense side alone decides
+        tokens = tokenize(chinese_keywords(query)) if is_mostly_latin(query) else tokenize(query)
+        if tokens:
+            kw_scores = self.index.keywords.scores(tokens)
             order = np.argsort(-kw_scores)[:CANDIDATES]
             keyword_rank = {int(i): r for r, i in enumerate(order, 1) if kw_scores[i] > 0}
 
