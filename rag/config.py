@@ -45,7 +45,8 @@ class Settings:
     llm_base_url: str = ""
     llm_model: str = ""
     llm_api_key: str = field(default="", repr=False)
-    llm_timeout: float = 60.0
+    llm_timeout: float = 60.0  # seconds per read: connect, first token, each next token
+    llm_deadline: float = 120.0  # seconds for a whole streamed reply (a trickling server); 0 = none
     llm_gguf_path: str = ""
 
     # web app

@@ -27,7 +27,7 @@ import numpy as np
 from .chunking import split_sentences
 from .config import Settings
 from .glossary import chinese_keywords
-from .places import place_core, places_in
+from .places import PlaceResolver, place_core
 from .schema import Answer, Chunk, Citation, Hit
 from .text import NUMBER_RE, STOPWORDS, YEAR_RE, cjk_bigrams, is_mostly_latin, norm, tokenize
 
@@ -141,7 +141,7 @@ class ExtractiveAnswerer:
         self.embed_passages = embed_passages
         self.chunks = chunks or []  # the index's chunks, to complete enumerations
         self._sent_vecs: dict[str, np.ndarray] = {}
-        self._doc_places: dict[str, set[str]] = {}
+        self.places = PlaceResolver(self.chunks)
 
     # ------------------------------------------------------------ candidates
     def candidates(self, hits: list[Hit]) -> list[Candidate]:
@@ -288,7 +288,7 @@ class ExtractiveAnswerer:
             mine = {p for p in coordinated if p in part}
             if len(mine) == 1:  # "山东和湖南两省…": this part wants the passages of its own province
                 for c in cands:
-                    where = self.places_of(c.hit.chunk)
+                    where = self.places.of(c.hit.chunk)
                     if where and not (mine & where):
                         c.score *= 0.3
             if said_bi:  # a follow-up wants something new, not what the last answer said
@@ -468,21 +468,6 @@ class ExtractiveAnswerer:
             if len(core) >= 2 and norm(core) not in corpus_text and not self._in_index(core):
                 return True
         return False
-
-    def places_of(self, chunk: Chunk) -> set[str]:
-        """The provinces/cities a passage speaks for: its speaker or heading, else its title,
-        else its own text, else the place its article mentions most (when one dominates)."""
-        for text in (" ".join(chunk.heading_path), chunk.title, chunk.text):
-            found = places_in(text)
-            if found:
-                return set(found)
-        if chunk.source not in self._doc_places:
-            counts = places_in(" ".join(ch.text for ch in self.chunks if ch.source == chunk.source))
-            top = counts.most_common(1)
-            self._doc_places[chunk.source] = (
-                {top[0][0]} if top and top[0][1] >= 0.5 * sum(counts.values()) else set()
-            )
-        return self._doc_places[chunk.source]
 
     def _in_index(self, term: str) -> bool:
         return self.idf(term) < self.idf("\uffff__never__") - 1e-6

@@ -1,7 +1,17 @@
 """The LLM answer mode: a fluent answer from a chat model, grounded and checked by code.
 
+Entry point: ``LLMAnswerer(settings, model, embed_passages).stream(question, hits, extractive, *,
+extra_terms=None, said="")`` yields ``(text so far, None)`` while tokens arrive, then ``(checked
+text, Answer)``; ``.answer(...)`` (same arguments) returns that final ``Answer``. This differs from
+the ``answer(question, hits, history, llm)`` sketched in ../shared/house_style.md: the conversation
+never reaches this module as history. ``RagService.stream_llm`` rewrites a follow-up into a
+standalone question first (``rewrite_question``), and passes on only what the gate needs from the
+conversation: ``said``, the assistant's earlier answers, so that a follow-up is gated on what is new.
+The extractive answerer is passed in because it is the gate and the fallback.
+
 Order of work for one question (``LLMAnswerer.stream``):
-1. Gate: the extractive answerer decides first. A refusal is returned as is; the model is not called.
+1. Gate: the extractive answerer decides first, with the same ``extra_terms``/``said`` follow-up
+   handling as the extractive mode. A refusal is returned as is; the model is not called.
 2. Prompt: the passages the extractive answerer reads (``settings.answer_passages``) go in a
    delimited, numbered block marked as reference material (``rag/prompts.py``).
 3. Generation, streamed: the raw text is yielded as tokens arrive.
@@ -13,6 +23,11 @@ Order of work for one question (``LLMAnswerer.stream``):
    ("忽略以上指令……") find no support: such passage sentences are masked before the check.
 5. If less than half of the sentences survive, or none cites a passage, the extractive answer is
    returned with a notice. Server down, timeout or garbage: the same, with a short notice.
+
+Timeouts: ``settings.llm_timeout`` bounds each read (connect, first token, every next token);
+``settings.llm_deadline`` bounds the whole streamed reply, so a server that trickles tokens forever
+is cut off too (``stream_text``). The deadline is checked as chunks arrive: a reply ends at most one
+read timeout after it.
 
 Citations are numbered by first use and quote the passage sentence that best matches the answer
 sentence, so the UI shows them exactly as in the extractive mode.
@@ -268,6 +283,33 @@ def compose(result: CheckResult, chunks: Sequence[Chunk]) -> tuple[str, list[Cit
     return "".join(pieces), citations
 
 
+# ----------------------------------------------------------------- streaming with a deadline
+class LLMDeadlineError(TimeoutError):
+    """The model was still streaming when the total deadline (``RAG_LLM_DEADLINE``) passed."""
+
+
+def stream_text(model: BaseChatModel, messages: list, deadline: float | None = None) -> Iterator[str]:
+    """Yield the text pieces of a streamed reply; raise ``LLMDeadlineError`` past ``deadline`` seconds.
+
+    The stream is closed on the way out (deadline, error, or a consumer that stops early), which
+    closes the HTTP response, so the server sees the client leave. What it does not do: interrupt a
+    read that is waiting; a silent server is ended by the client's per-read timeout instead.
+    """
+    t_end = time.monotonic() + deadline if deadline and deadline > 0 else None
+    pieces = model.stream(messages)
+    try:
+        for piece in pieces:
+            if t_end is not None and time.monotonic() > t_end:
+                raise LLMDeadlineError(f"reply not complete after {deadline:g} s")
+            delta = _chunk_text(piece)
+            if delta:
+                yield delta
+    finally:
+        close = getattr(pieces, "close", None)
+        if close is not None:
+            close()
+
+
 # ----------------------------------------------------------------- failures
 def failure_notice(err: BaseException) -> str:
     name = type(err).__name__.lower()
@@ -300,29 +342,43 @@ class LLMAnswerer:
         self.model = model
         self.embed_passages = embed_passages
 
-    def answer(self, question: str, hits: list[Hit], extractive: ExtractiveAnswerer, *, extra_terms: dict | None = None) -> Answer:
+    def answer(
+        self, question: str, hits: list[Hit], extractive: ExtractiveAnswerer, *, extra_terms: dict | None = None, said: str = ""
+    ) -> Answer:
+        """The final ``Answer`` of :meth:`stream` (same arguments)."""
         final = None
-        for _, ans in self.stream(question, hits, extractive, extra_terms=extra_terms):
+        for _, ans in self.stream(question, hits, extractive, extra_terms=extra_terms, said=said):
             final = ans
         return final  # type: ignore[return-value]
 
     def stream(
-        self, question: str, hits: list[Hit], extractive: ExtractiveAnswerer, *, extra_terms: dict | None = None
+        self,
+        question: str,
+        hits: list[Hit],
+        extractive: ExtractiveAnswerer,
+        *,
+        extra_terms: dict | None = None,
+        said: str = "",
     ) -> Iterator[tuple[str, Answer | None]]:
-        """Yield (raw text so far, None) as tokens arrive, then (checked text, Answer)."""
-        gate = extractive.answer(question, hits, extra_terms=extra_terms)
+        """Yield (raw text so far, None) as tokens arrive, then (checked text, Answer).
+
+        Args:
+            question: the question as retrieved for (a follow-up already rewritten).
+            extractive: the evidence gate, and the fallback answer.
+            extra_terms, said: follow-up context for the gate, as in ``ExtractiveAnswerer.answer``
+                (``said`` is what the conversation already told the user).
+        """
+        gate = extractive.answer(question, hits, extra_terms=extra_terms, said=said)
         if gate.refused:  # the evidence gate decides before generation: no model call
             yield gate.text, gate
             return
         chunks = [h.chunk for h in hits[: self.settings.answer_passages]]
         raw = ""
         try:
-            for piece in self.model.stream(answer_messages(question, chunks, self.settings)):
-                delta = _chunk_text(piece)
-                if delta:
-                    raw += delta
-                    if "<think>" not in raw or "</think>" in raw:
-                        yield clean_reply(raw), None
+            for delta in stream_text(self.model, answer_messages(question, chunks, self.settings), self.settings.llm_deadline):
+                raw += delta
+                if "<think>" not in raw or "</think>" in raw:
+                    yield clean_reply(raw), None
         except Exception as e:  # any model failure must end in an answer, never a stack trace
             logger.warning("LLM call failed (%s: %s); falling back to extractive", type(e).__name__, e)
             yield gate.text, _fallback(gate, failure_notice(e))
@@ -370,8 +426,8 @@ def format_history(history: list[dict], max_turns: int = 6, max_chars: int = 300
     return "\n".join(lines)
 
 
-def rewrite_question(model: BaseChatModel, question: str, history: list[dict]) -> str:
-    """Rewrite a follow-up into a standalone question; raises on model failure.
+def rewrite_question(model: BaseChatModel, question: str, history: list[dict], *, deadline: float | None = None) -> str:
+    """Rewrite a follow-up into a standalone question; raises on model failure or past ``deadline`` s.
 
     Returns ``question`` unchanged when the model's output does not look like a question
     (empty, several lines, far longer than the conversation warrants).
@@ -380,7 +436,7 @@ def rewrite_question(model: BaseChatModel, question: str, history: list[dict]) -
         SystemMessage(content=prompts.REWRITE_SYSTEM),
         HumanMessage(content=prompts.REWRITE_USER.format(history=format_history(history), question=question)),
     ]
-    out = _chunk_text(model.invoke(msgs))
+    out = "".join(stream_text(model, msgs, deadline))
     out = _THINK.sub("", out).strip().strip("“”\"'「」")
     out = re.sub(r"^(改写后的独立问题|独立问题|问题)[:：]\s*", "", out).strip()
     if not out or "\n" in out or len(out) > 2 * len(question) + 120:
@@ -428,9 +484,11 @@ def bench_llm(settings: Settings, prompt: str = "请用三句话介绍党支部�
 
 __all__ = [
     "LLMAnswerer",
+    "LLMDeadlineError",
     "SupportChecker",
     "answer_messages",
     "bench_llm",
     "check_reply",
     "rewrite_question",
+    "stream_text",
 ]

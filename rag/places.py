@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from functools import lru_cache
+from typing import Sequence
 
 PROVINCES = (
     "北京 天津 上海 重庆 河北 山西 辽宁 吉林 黑龙江 江苏 浙江 安徽 福建 江西 山东 河南 湖北 湖南 广东 海南 "
@@ -34,3 +35,39 @@ def place_core(name: str) -> str:
     """"湖南省" / "湖南" -> "湖南"; "" when ``name`` is not a known place."""
     m = _RE.search(name)
     return m.group(0) if m else ""
+
+
+class PlaceResolver:
+    """Which provinces/cities each passage of an index speaks for (computed lazily, cached).
+
+    A passage's place is named by its speaker or section heading, else by its article title,
+    else by the place its article mentions most (when one dominates: an article from the 湖南
+    office says "省政协" and now and then "湖南"), else by its own text.
+    """
+
+    def __init__(self, chunks: Sequence) -> None:
+        self.chunks = chunks
+        self._by_source: dict[str, list[int]] | None = None
+        self._doc: dict[str, frozenset[str]] = {}
+        self._cache: dict[str, frozenset[str]] = {}
+
+    def _doc_places(self, source: str) -> frozenset[str]:
+        if source not in self._doc:
+            if self._by_source is None:
+                self._by_source = {}
+                for i, ch in enumerate(self.chunks):
+                    self._by_source.setdefault(ch.source, []).append(i)
+            counts = Counter()
+            for i in self._by_source.get(source, []):
+                ch = self.chunks[i]
+                counts.update(places_in(ch.text + " " + " ".join(ch.heading_path)))
+            top = counts.most_common(1)
+            self._doc[source] = frozenset({top[0][0]}) if top and top[0][1] >= 0.5 * sum(counts.values()) else frozenset()
+        return self._doc[source]
+
+    def of(self, chunk) -> frozenset[str]:
+        if chunk.id not in self._cache:
+            found = places_in(" ".join(chunk.heading_path)) or places_in(chunk.title)
+            where = frozenset(found) or self._doc_places(chunk.source) or frozenset(places_in(chunk.text))
+            self._cache[chunk.id] = where
+        return self._cache[chunk.id]

@@ -17,15 +17,17 @@ from .embeddings import CrossEncoderReranker, VectorEmbeddings
 from .schema import Hit
 from .store import Index
 from .glossary import chinese_keywords
+from .places import PlaceResolver, places_in
 from .text import is_mostly_latin, tokenize
 
 logger = logging.getLogger(__name__)
 
 CANDIDATES = 50  # per side, before fusion
+PLACE_MISMATCH = 0.6  # fused-score factor for a passage of another province than the one asked about
 
 
 class Retriever:
-    """Search one loaded index version. Holds no mutable state: safe to share between threads."""
+    """Search one loaded index version. Holds no mutable state but caches: safe to share between threads."""
 
     def __init__(
         self,
@@ -38,6 +40,7 @@ class Retriever:
         self.embeddings = embeddings
         self.settings = settings
         self.reranker = reranker
+        self.places = PlaceResolver(index.chunks)
 
     def dense_scores(self, query_vec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Top candidates (ids, cosine scores) by inner product of normalised vectors."""
@@ -76,6 +79,14 @@ class Retriever:
         for i, r in keyword_rank.items():
             fused[i] = fused.get(i, 0.0) + 1.0 / (rrf_k + r)
         order = sorted(fused, key=lambda i: -fused[i])
+        # a question about one province/city: passages that speak for another one go down
+        asked = set(places_in(chinese_keywords(query) if is_mostly_latin(query) else query))
+        if asked:
+            for i in order[: max(k, 20) * 2]:
+                where = self.places.of(chunks[i])
+                if where and not (where & asked):
+                    fused[i] *= PLACE_MISMATCH
+            order = sorted(fused, key=lambda i: -fused[i])
         missing = [i for i in order[: max(k, 20)] if i not in dense]
         if missing:  # cosine for keyword-only candidates, so every hit carries a dense score
             vecs = np.vstack([self.index.vectors.reconstruct(int(i)) for i in missing])

@@ -42,6 +42,13 @@ def history_user_turns(history: list[dict] | None) -> list[str]:
     return out
 
 
+def history_assistant_text(history: list[dict] | None) -> str:
+    """What the conversation already told the user (the gate prefers new sentences for a follow-up)."""
+    return " ".join(
+        m["content"] for m in history or [] if isinstance(m, dict) and m.get("role") == "assistant" and isinstance(m.get("content"), str)
+    )
+
+
 class RagService:
     def __init__(self, settings: Settings, *, embeddings: VectorEmbeddings | None = None, llm=None) -> None:
         self.settings = settings
@@ -179,7 +186,7 @@ class RagService:
         extra, said = {}, ""
         if rq != q:
             extra = question_terms(history_user_turns(history)[-1], answerer.idf)
-            said = " ".join(m.get("content", "") for m in history or [] if isinstance(m, dict) and m.get("role") == "assistant")
+            said = history_assistant_text(history)
         ans = answerer.answer(q, hits, extra_terms=extra, said=said)
         ans.retrieval_query = rq
         ans.latency_ms = (time.perf_counter() - t0) * 1000
@@ -226,13 +233,15 @@ class RagService:
         rq, gate_kwargs, failed = q, {}, None
         if history_user_turns(history):
             try:
-                rq = rewrite_question(model, q, history)
+                rq = rewrite_question(model, q, history, deadline=self.settings.llm_deadline)
             except Exception as e:  # model down or slow: keep the heuristic, skip generation below
                 logger.warning("follow-up rewrite failed (%s: %s)", type(e).__name__, e)
                 failed = e
                 rq = self.retrieval_query(q, history)
                 if rq != q:
                     gate_kwargs["extra_terms"] = question_terms(history_user_turns(history)[-1], answerer.idf)
+            if rq != q:  # a follow-up (rewritten or joined): gate on what is new, as in ask()
+                gate_kwargs["said"] = history_assistant_text(history)
         hits = self.search_parts(retriever, rq)
         if failed is not None:
             ans = answerer.answer(q, hits, **gate_kwargs)
@@ -240,7 +249,8 @@ class RagService:
                 ans.notice = failure_notice(failed)
             steps = iter([(ans.text, ans)])
         else:
-            steps = LLMAnswerer(self.settings, model, self.embeddings.embed_passages).stream(rq, hits, answerer)
+            llm = LLMAnswerer(self.settings, model, self.embeddings.embed_passages)
+            steps = llm.stream(rq, hits, answerer, said=gate_kwargs.get("said", ""))
         for text, ans in steps:
             if ans is not None:
                 ans.question = q
