@@ -43,6 +43,7 @@ LIST_Q = re.compile(r"哪些|哪几|分别|有什么|都有|包括|几个方面|
 ENUM_IN_Q = re.compile(r"[“\"]?([一二三四五六七八九十两]+)[个项条张大]?[\u4e00-\u9fff]{1,4}[”\"]?")
 CN_NUM = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10}
 ENUM_MARK = re.compile(r"[一二三四五六七八九十]是|、|（[一二三四五六七八九十]）|\([一二三四五六七八九十]\)|第[一二三四五六七八九十]|《")
+CJK4 = re.compile(r"^[\u4e00-\u9fff]{4}$")
 SENT_MAX = 120  # longer sentences are cut to their best clause run
 
 
@@ -66,6 +67,10 @@ def question_terms(question: str, idf) -> dict[str, float]:
         if len(t) == 1 and not t.isdigit():
             continue
         terms[t] = max(terms.get(t, 0.0), idf(t))
+        if len(t) == 4 and CJK4.match(t):  # "目前为止" also matches "截至目前": its halves count, less
+            for half in (t[:2], t[2:]):
+                if half not in STOPWORDS:
+                    terms.setdefault(half, 0.5 * idf(half))
     for q in QUOTED.findall(question):
         key = q.lower()
         terms[key] = max(terms.get(key, 0.0), idf(key)) * 2
@@ -223,7 +228,9 @@ class ExtractiveAnswerer:
         if self.embed_query is not None and self.embed_passages is not None and cands and (latin or best < 0.45):
             pool = [c for c in cands if c.hit_rank < (5 if latin else 3)][: 24 if latin else 16]
             if pool:
-                qv = self.embed_query(question)
+                # a follow-up ("它取得了哪些成效？") is embedded with the topic it points back to
+                topic = " ".join(t for t in extra_terms if t not in terms)
+                qv = self.embed_query(f"{topic} {question}" if topic else question)
                 sims = self.sentence_vectors([c.text for c in pool]) @ qv
                 lo, hi = float(sims.min()), float(sims.max())
                 for c, sim in zip(pool, sims):
