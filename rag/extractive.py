@@ -44,6 +44,8 @@ ENUM_IN_Q = re.compile(r"[“\"]?([一二三四五六七八九十两]+)[个项�
 CN_NUM = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10}
 ENUM_MARK = re.compile(r"[一二三四五六七八九十]是|、|（[一二三四五六七八九十]）|\([一二三四五六七八九十]\)|第[一二三四五六七八九十]|《")
 CJK4 = re.compile(r"^[\u4e00-\u9fff]{4}$")
+POOL_HITS = 5  # the dense sentence check reads the sentences of this many top passages
+POOL_SENTENCES = 24  # … at most this many sentences (each embedded once, then cached)
 SENT_MAX = 120  # longer sentences are cut to their best clause run
 
 
@@ -226,7 +228,7 @@ class ExtractiveAnswerer:
         # weak lexical evidence (paraphrase, another language): let the embedder judge sentences
         best = max((c.coverage for c in cands), default=0.0)
         if self.embed_query is not None and self.embed_passages is not None and cands and (latin or best < 0.45):
-            pool = [c for c in cands if c.hit_rank < (5 if latin else 3)][: 24 if latin else 16]
+            pool = [c for c in cands if c.hit_rank < POOL_HITS][:POOL_SENTENCES]
             if pool:
                 # a follow-up ("它取得了哪些成效？") is embedded with the topic it points back to
                 topic = " ".join(t for t in extra_terms if t not in terms)
