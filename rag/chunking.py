@@ -17,7 +17,7 @@ from .config import Settings
 from .schema import Block, Chunk, SourceText
 from .structure import CLOSERS, detect_title, parse_blocks
 
-CHUNKER_VERSION = "sent-v2"
+CHUNKER_VERSION = "sent-v3"  # v3: shorter embed text (title without subtitle, last two headings)
 SENTENCE_END = "。！？!?；;…"
 CONTENT_KINDS = {"body", "answer", "lead", "caption", "question"}
 _SPACE = re.compile(r"\s+")

@@ -39,6 +39,10 @@ class IndexMismatchError(RagError):
     """The index was built with another embedder, dimension or chunker than configured."""
 
 
+class IndexOutdatedError(IndexMismatchError):
+    """The index was built by an older chunker of this program: rebuilding it is safe and automatic."""
+
+
 class IndexCorruptError(RagError):
     """A published index version fails its checks (hash, count, missing file)."""
 

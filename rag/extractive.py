@@ -327,8 +327,10 @@ class ExtractiveAnswerer:
                 continue
             # add a second sentence when it covers question terms the first one misses
             budget = self.settings.max_answer_chars - len(top.text)
+            # terms the first sentence's heading already answers (the speaker's name) are not new
+            top_path = norm(" ".join((top.hit.chunk.title, *top.hit.chunk.heading_path))).lower()
             for c in ranked[1:4]:
-                new_terms = c.covered - top.covered
+                new_terms = {t for t in c.covered - top.covered if norm(t).lower() not in top_path}
                 if (
                     c.score >= 0.8 * top.score
                     and new_terms

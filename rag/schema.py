@@ -56,8 +56,16 @@ class Chunk:
         return " › ".join((self.title, *self.heading_path)) if self.title else " › ".join(self.heading_path)
 
     def embed_text(self) -> str:
-        """Text given to the embedder: the heading path, the question it answers, then the passage."""
-        head = "\n".join(p for p in (self.path_label, self.context) if p)
+        """Text given to the embedder: a short heading, the question it answers, then the passage.
+
+        The heading is the article title without its "——专访……" subtitle and the last two
+        parts of the heading path without interviewer labels ("……记者提问"): a long title shared
+        by every passage of an article, or a label shared by every question, pulls their vectors
+        together and blurs what tells the passages apart (dev mrr@10 0.803 -> 0.837).
+        """
+        path = [p for p in self.heading_path if not p.endswith("提问")][-2:]
+        title = self.title.split("——")[0].strip()
+        head = "\n".join(p for p in (" › ".join(([title] if title else []) + path), self.context) if p)
         return f"{head}\n{self.text}" if head else self.text
 
     def to_dict(self) -> dict:

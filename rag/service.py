@@ -19,7 +19,7 @@ from typing import Iterator
 
 from .config import Settings
 from .embeddings import VectorEmbeddings, make_embeddings, make_reranker
-from .errors import IndexCorruptError, IndexNotBuiltError, InputError
+from .errors import IndexCorruptError, IndexNotBuiltError, IndexOutdatedError, InputError
 from .extractive import ExtractiveAnswerer, idf_lookup, question_terms, split_subquestions
 from .indexing import BuildReport, Progress, build_index
 from .retrieval import Retriever
@@ -117,15 +117,20 @@ class RagService:
     def ensure_index(self, progress: Progress | None = None) -> BuildReport | None:
         """Make sure a good index is served before the first query; returns a build report if one ran.
 
-        Builds from the corpus when none is published yet or when no published version is
-        good (see :meth:`current`); a damaged live version with a good previous one is served
+        Builds from the corpus when none is published yet, when the live one was built by an
+        older chunker of this program, or when no published version is good (see
+        :meth:`current`); a damaged live version with a good previous one is served
         from the previous one without a build.
         """
         if live_version(self.settings.index_dir) is None:
             logger.info("no index yet: building it from %s", self.settings.corpus_dir)
             return self.reindex(progress=progress)
         self.recovery_report = None
-        self.current()
+        try:
+            self.current()
+        except IndexOutdatedError as e:  # built by an older version of this program: rebuild it
+            logger.warning("%s: rebuilding the index from %s", e.log_message, self.settings.corpus_dir)
+            return self.reindex(progress=progress, rebuild=True)
         return self.recovery_report
 
     def reindex(self, *, progress: Progress | None = None, rebuild: bool = False, user: str | None = None) -> BuildReport:

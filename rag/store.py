@@ -12,7 +12,7 @@ Layout under ``index_dir``::
     versions/v000008.tmp/   a build in progress (removed at start-up if a crash left it)
 
 No pickle anywhere: FAISS's own format, JSON and JSONL. ``open_index`` refuses a version built
-with another embedder, dimension or chunker (``IndexMismatchError``) and checks every artifact
+with another embedder, dimension or chunker (``IndexMismatchError``; an older chunker of ours gives ``IndexOutdatedError``, which the service rebuilds) and checks every artifact
 against the manifest's hashes before loading it; a damaged live version falls back to the
 previous one with a loud log line.
 """
@@ -35,7 +35,7 @@ import faiss
 import numpy as np
 
 from .chunking import CHUNKER_VERSION
-from .errors import IndexCorruptError, IndexMismatchError, IndexNotBuiltError
+from .errors import IndexCorruptError, IndexMismatchError, IndexNotBuiltError, IndexOutdatedError
 from .fsutil import fsync_dir
 from .schema import Chunk, SourceText
 from .text import tokenize
@@ -372,7 +372,7 @@ def check_compatible(manifest: dict, *, embedder_id: str, dim: int | None) -> No
             f"index dimension {manifest.get('dim')} != model dimension {dim}",
         )
     if manifest.get("chunker") != CHUNKER_VERSION:
-        raise IndexMismatchError(
+        raise IndexOutdatedError(
             f"索引的切分版本 {manifest.get('chunker')} 已过期（当前 {CHUNKER_VERSION}），请重建索引",
             f"index chunker {manifest.get('chunker')!r} != {CHUNKER_VERSION!r}",
         )
