@@ -39,6 +39,7 @@ class Settings:
     min_evidence: float = 0.20  # below this evidence score the answer is a refusal
     max_answer_chars: int = 150
     max_question_chars: int = 500
+    sentence_warmup: bool = True  # embed every sentence in the background after an index loads
 
     # answer mode / LLM (issue 6)
     answer_mode: str = "extractive"  # "extractive" | "llm"

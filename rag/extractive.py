@@ -29,6 +29,7 @@ from .config import Settings
 from .glossary import chinese_keywords
 from .places import PlaceResolver, place_core
 from .schema import Answer, Chunk, Citation, Hit
+from .sentvec import SentenceVectorCache
 from .text import NUMBER_RE, STOPWORDS, YEAR_RE, cjk_bigrams, is_mostly_latin, norm, tokenize
 
 REFUSAL = "资料中没有找到与该问题直接相关的内容。以下是最接近的原文，供参考。"
@@ -141,13 +142,17 @@ def _coordinated_places(question: str) -> list[str]:
 class ExtractiveAnswerer:
     """Compose a cited answer from retrieved hits without an LLM."""
 
-    def __init__(self, settings: Settings, idf, embed_query=None, embed_passages=None, chunks=None) -> None:
+    def __init__(
+        self, settings: Settings, idf, embed_query=None, embed_passages=None, chunks=None, sentence_cache=None
+    ) -> None:
         self.settings = settings
         self.idf = idf  # term -> IDF from the keyword index
         self.embed_query = embed_query  # for weak lexical matches and other languages
         self.embed_passages = embed_passages
         self.chunks = chunks or []  # the index's chunks, to complete enumerations
-        self._sent_vecs: dict[str, np.ndarray] = {}
+        if sentence_cache is None and embed_passages is not None:
+            sentence_cache = SentenceVectorCache(embed_passages)  # in memory only
+        self.sentence_cache = sentence_cache
         self.places = PlaceResolver(self.chunks)
 
     # ------------------------------------------------------------ candidates
@@ -171,13 +176,18 @@ class ExtractiveAnswerer:
         return question_terms(question, self.idf)
 
     def sentence_vectors(self, texts: list[str]) -> np.ndarray:
-        """Passage vectors of sentences, cached across questions (bounded)."""
-        if len(self._sent_vecs) > 20000:
-            self._sent_vecs.clear()
-        todo = [t for t in dict.fromkeys(texts) if t not in self._sent_vecs]
-        if todo:
-            self._sent_vecs.update(zip(todo, self.embed_passages(todo)))
-        return np.vstack([self._sent_vecs[t] for t in texts])
+        """Passage vectors of sentences (cached; see rag/sentvec.py)."""
+        return self.sentence_cache.vectors(texts)
+
+    def all_sentences(self) -> list[str]:
+        """Every sentence the answerer may read, as ``candidates`` cuts them (for the warm-up)."""
+        out = []
+        for ch in self.chunks:
+            for a, z in split_sentences(ch.text):
+                s = ch.text[a:z].strip()
+                if len(norm(s)) >= 6:
+                    out.append(s)
+        return list(dict.fromkeys(out))
 
     def score(self, cands: list[Candidate], question: str, extra_terms: dict[str, float]) -> None:
         latin = is_mostly_latin(question)

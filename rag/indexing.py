@@ -90,12 +90,16 @@ def text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
+def embedder_cache_dir(index_dir: Path, embedder_id: str) -> Path:
+    """``index/cache/<embedder slug>/``: vectors that outlive index versions, per embedder."""
+    return Path(index_dir) / "cache" / hashlib.sha1(embedder_id.encode()).hexdigest()[:12]
+
+
 class EmbeddingCache:
     """Vectors keyed by text hash, for one embedder, stored as .npy + keys JSON (no pickle)."""
 
     def __init__(self, index_dir: Path, embedder_id: str) -> None:
-        slug = hashlib.sha1(embedder_id.encode()).hexdigest()[:12]
-        self.dir = Path(index_dir) / "cache" / slug
+        self.dir = embedder_cache_dir(index_dir, embedder_id)
         self.vectors: dict[str, np.ndarray] = {}
         try:
             keys = json.loads((self.dir / "keys.json").read_text(encoding="utf-8"))

@@ -21,9 +21,10 @@ from .config import Settings
 from .embeddings import VectorEmbeddings, make_embeddings, make_reranker
 from .errors import IndexCorruptError, IndexNotBuiltError, IndexOutdatedError, InputError
 from .extractive import ExtractiveAnswerer, idf_lookup, question_terms, split_subquestions
-from .indexing import BuildReport, Progress, build_index
+from .indexing import BuildReport, Progress, build_index, embedder_cache_dir
 from .retrieval import Retriever
 from .schema import Answer, Hit
+from .sentvec import SentenceVectorCache
 from .locking import try_writer_lock
 from .store import Index, live_version, open_index, remove_unfinished
 from .text import norm
@@ -61,6 +62,9 @@ class RagService:
         self._answerer: ExtractiveAnswerer | None = None
         self._llm = llm  # chat model for answer_mode="llm"; created on first use
         self.recovery_report: BuildReport | None = None  # set when current() had to rebuild
+        self._sentence_cache: SentenceVectorCache | None = None
+        self._warm_stop: threading.Event | None = None
+        self._warm_thread: threading.Thread | None = None
 
     # ------------------------------------------------------------ lazy parts
     @property
@@ -101,11 +105,48 @@ class RagService:
                     self._reranker = make_reranker(self.settings)
                 self._index, self._index_version = idx, live
                 self._retriever = Retriever(idx, emb, self.settings, self._reranker)
+                if self._sentence_cache is None:
+                    self._sentence_cache = SentenceVectorCache(
+                        emb.embed_passages, embedder_cache_dir(self.settings.index_dir, emb.model_id)
+                    )
                 self._answerer = ExtractiveAnswerer(
-                    self.settings, idf_lookup(idx), emb.embed_query_vector, emb.embed_passages, idx.chunks
+                    self.settings, idf_lookup(idx), emb.embed_query_vector, emb.embed_passages, idx.chunks,
+                    sentence_cache=self._sentence_cache,
                 )
+                self._start_warmup(self._answerer)
                 logger.info("serving index version %s (%d chunks)", idx.version, len(idx.chunks))
             return self._index, self._retriever, self._answerer  # type: ignore[return-value]
+
+    def _start_warmup(self, answerer: ExtractiveAnswerer) -> None:
+        """Embed the new version's sentences in a background thread (the previous warm-up stops)."""
+        if self._warm_stop is not None:
+            self._warm_stop.set()
+        if not self.settings.sentence_warmup:
+            return
+        stop = threading.Event()
+        self._warm_stop = stop
+        cache = self._sentence_cache
+
+        def run() -> None:
+            try:
+                cache.warm(answerer.all_sentences(), stop=stop)
+            except Exception as e:  # the warm-up is an optimisation: never let it take the service down
+                logger.warning("sentence warm-up stopped: %s", e)
+
+        self._warm_thread = threading.Thread(target=run, name="sentence-warmup", daemon=True)
+        self._warm_thread.start()
+
+    def wait_warm(self, timeout: float | None = None) -> bool:
+        """Wait for the background sentence warm-up (bench, tests); True when it has finished."""
+        t = self._warm_thread
+        if t is not None:
+            t.join(timeout)
+        return t is None or not t.is_alive()
+
+    def close(self) -> None:
+        """Stop background work (the warm-up); the service stays usable."""
+        if self._warm_stop is not None:
+            self._warm_stop.set()
 
     def _remove_unfinished(self) -> None:
         with try_writer_lock(self.settings.index_dir) as mine:

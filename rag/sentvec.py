@@ -1,0 +1,122 @@
+"""Passage vectors of single sentences, for the answerer's dense sentence check.
+
+The extractive answerer compares a question with the sentences of its top passages when the
+words alone do not decide (paraphrases, English). Embedding those sentences at question time
+costs ~20 ms each on two cores, so they are cached: in memory, on disk beside the index's
+embedding cache (``index/cache/<embedder>/sentences.npz``, no pickle), and
+filled ahead of the questions by a background warm-up after an index version is loaded.
+
+The warm-up is not part of the index build (a build embeds passages only); until it has
+reached a sentence, the first question that needs it embeds it on the spot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+
+def _key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+class SentenceVectorCache:
+    """Thread-safe text -> vector cache with optional persistence in ``directory``."""
+
+    def __init__(
+        self,
+        embed_passages: Callable[[list[str]], np.ndarray],
+        directory: Path | None = None,
+        *,
+        max_items: int = 200_000,
+    ) -> None:
+        self.embed_passages = embed_passages
+        self.directory = Path(directory) if directory else None
+        self.max_items = max_items
+        self._lock = threading.Lock()
+        self._vecs: dict[str, np.ndarray] = {}
+        self._unsaved = 0
+        self._load()
+
+    def __len__(self) -> int:
+        return len(self._vecs)
+
+    def _load(self) -> None:
+        if self.directory is None:
+            return
+        try:
+            with np.load(self.directory / "sentences.npz", allow_pickle=False) as z:
+                keys, mat = z["keys"], z["vectors"]
+            if len(keys) == len(mat):
+                self._vecs = {str(k): v for k, v in zip(keys, mat.astype(np.float32))}
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, KeyError) as e:
+            logger.warning("sentence vector cache in %s unreadable (%s): starting empty", self.directory, e)
+
+    def missing(self, texts: Iterable[str]) -> list[str]:
+        with self._lock:
+            return [t for t in dict.fromkeys(texts) if _key(t) not in self._vecs]
+
+    def vectors(self, texts: list[str]) -> np.ndarray:
+        """Vectors of ``texts`` in order, embedding the ones not cached yet (in one call)."""
+        todo = self.missing(texts)
+        if todo:
+            self._add(todo, self.embed_passages(todo))
+        with self._lock:
+            return np.vstack([self._vecs[_key(t)] for t in texts])
+
+    def _add(self, texts: list[str], vecs: np.ndarray) -> None:
+        with self._lock:
+            if len(self._vecs) + len(texts) > self.max_items:
+                self._vecs.clear()  # bounded: start over rather than grow without limit
+            for t, v in zip(texts, vecs):
+                self._vecs[_key(t)] = np.asarray(v, dtype=np.float32)
+            self._unsaved += len(texts)
+
+    def warm(self, texts: list[str], *, stop: threading.Event, batch: int = 16) -> int:
+        """Embed the missing ``texts`` in small batches (queries get the embedder in between)."""
+        todo = self.missing(texts)
+        done = 0
+        t0 = time.perf_counter()
+        for i in range(0, len(todo), batch):
+            if stop.is_set():
+                break
+            part = self.missing(todo[i : i + batch])  # a question may have embedded some meanwhile
+            if part:
+                self._add(part, self.embed_passages(part))
+                done += len(part)
+        if done:
+            logger.info("sentence vectors warmed: %d embedded in %.1f s (%d cached)", done, time.perf_counter() - t0, len(self))
+        self.save()
+        return done
+
+    def save(self) -> None:
+        """Write the cache atomically; a failure only costs re-embedding later."""
+        if self.directory is None:
+            return
+        with self._lock:
+            if not self._unsaved or not self._vecs:
+                return
+            keys = list(self._vecs)
+            mat = np.vstack([self._vecs[k] for k in keys]).astype(np.float32)
+            self._unsaved = 0
+        # one file, replaced atomically: keys and vectors can never come from two writers
+        tmp = self.directory / f"sentences.{os.getpid()}.{threading.get_ident()}.tmp.npz"
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as f:
+                np.savez(f, keys=np.array(keys, dtype="<U32"), vectors=mat)
+            os.replace(tmp, self.directory / "sentences.npz")
+        except OSError as e:
+            logger.warning("sentence vector cache not saved (%s)", e)
+            tmp.unlink(missing_ok=True)
