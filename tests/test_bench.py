@@ -1,0 +1,31 @@
+"""`python -m rag bench` on the mini corpus: every figure is measured and printed (no timing asserts)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from rag.bench import run_bench
+from rag.config import Settings
+
+
+def test_bench_prints_every_figure(mini_corpus, tmp_path):
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text(
+        "".join(json.dumps({"id": f"q{i}", "question": q}, ensure_ascii=False) + "\n" for i, q in enumerate(["大熊猫吃什么？", "党支部多久开一次会？", "Where do pandas live?"])),
+        encoding="utf-8",
+    )
+    settings = Settings(corpus_dir=mini_corpus, index_dir=tmp_path / "index", data_dir=tmp_path / "data")
+    out = io.StringIO()
+    result = run_bench(settings, gold_path=gold, synthetic=2000, out=out)
+    build, ask = result["build"], result["ask"]
+    assert build["chunks"] > 0 and build["chunks_per_s"] > 0 and build["raw_passages_per_s"] > 0
+    assert len(build["raw_embed_seconds_before_after"]) == 2 and build["overhead_seconds"] >= 0
+    assert 0 < build["ratio"] < 5
+    assert ask["questions"] == 3 and ask["errors"] == 0
+    assert ask["p50_ms"] > 0 and ask["cold_p50_ms"] > 0 and ask["sentences_cached"] > 0
+    assert result["synthetic"]["chunks"] == 2000 and result["synthetic"]["search_p50_ms"] > 0
+    text = out.getvalue()
+    for label in ("建索引", "比值", "问答延迟", "冷启动", "内存", "合成语料检索"):
+        assert label in text
+    assert not (tmp_path / "index").exists()  # the bench never touches the configured index
