@@ -27,7 +27,7 @@ import numpy as np
 from .chunking import split_sentences
 from .config import Settings
 from .glossary import chinese_keywords
-from .places import PlaceResolver, place_core
+from .places import PlaceResolver, place_core, places_in
 from .schema import Answer, Chunk, Citation, Hit
 from .sentvec import SentenceVectorCache
 from .text import NUMBER_RE, STOPWORDS, YEAR_RE, cjk_bigrams, is_mostly_latin, norm, tokenize
@@ -139,6 +139,21 @@ def _coordinated_places(question: str) -> list[str]:
     return places if len(places) >= 2 else []
 
 
+WHO_Q = re.compile(r"是谁|哪位|谁(?:的|说|讲|提出|介绍|负责)|什么人|\bwho\b", re.I)
+SPEAKER_LABEL = re.compile(r"(?:[\u4e00-\u9fff·（）()、]{2,30}\s+)?[\u4e00-\u9fff]{2,4}")
+NOT_SPEAKERS = {"编者按", "引言", "前言", "结语", "后记", "附件", "导语", "按语"}
+
+
+def speaker_of(chunk: Chunk) -> str:
+    """The speaker or interviewee a passage is attributed to ("湖南省政协秘书长 卿渐伟"), or ""."""
+    for h in reversed(chunk.heading_path):
+        if h.endswith("提问") or h in NOT_SPEAKERS or ENUMERATOR.match(h):
+            continue
+        if SPEAKER_LABEL.fullmatch(h):
+            return h
+    return ""
+
+
 class ExtractiveAnswerer:
     """Compose a cited answer from retrieved hits without an LLM."""
 
@@ -154,6 +169,7 @@ class ExtractiveAnswerer:
             sentence_cache = SentenceVectorCache(embed_passages)  # in memory only
         self.sentence_cache = sentence_cache
         self.places = PlaceResolver(self.chunks)
+        self._sections: dict | None = None
 
     # ------------------------------------------------------------ candidates
     def candidates(self, hits: list[Hit]) -> list[Candidate]:
@@ -359,7 +375,15 @@ class ExtractiveAnswerer:
         citations: list[Citation] = []
         by_chunk: dict[str, int] = {}
         pieces = []
+        # "……是谁？": the person is often only in the heading ("山西省政协秘书长 张岐云") while
+        # the passage says "我们"; name each speaker before their sentence, from its own heading
+        who_q, named = bool(WHO_Q.search(question)), set()
         for c in chosen:
+            if who_q:
+                who = speaker_of(c.hit.chunk)
+                if who and who not in named and who.split()[-1] not in c.text:
+                    named.add(who)
+                    pieces.append(f"{who}：")
             cid = c.hit.chunk.id
             if cid not in by_chunk:
                 by_chunk[cid] = len(citations) + 1
@@ -403,6 +427,17 @@ class ExtractiveAnswerer:
         total = len(top.text) + sum(len(c.text) for c in out)
         return out if out and total <= self.settings.max_answer_chars * 1.3 else []
 
+    def sections(self) -> dict[tuple[str, tuple[str, ...]], dict[str, Chunk]]:
+        """(source, parent heading path) -> {child heading: first passage of that child}, in order."""
+        if self._sections is None:
+            out: dict[tuple[str, tuple[str, ...]], dict[str, Chunk]] = {}
+            for ch in self.chunks:
+                path = ch.heading_path
+                for depth in range(1, len(path)):
+                    out.setdefault((ch.source, path[:depth]), {}).setdefault(path[depth], ch)
+            self._sections = out
+        return self._sections
+
     def heading_list(self, question: str, hits: list[Hit]) -> tuple[list[Candidate], float]:
         """A list question about a section whose items are its numbered sub-headings.
 
@@ -419,39 +454,46 @@ class ExtractiveAnswerer:
         quoted = [norm(q) for q in QUOTED.findall(question)]
         terms = question_terms(question, self.idf)
         total = sum(terms.values()) or 1.0
-        best: tuple[list[Candidate], float] = ([], 0.0)
-        tried = set()
+        sections = self.sections()
+        # parents to try: those of the retrieved passages, then any section whose heading
+        # carries the question's quoted term ("“三个强化”") even when retrieval missed it
+        parents: list[tuple[int, tuple[str, tuple[str, ...]]]] = []
         for rank, h in enumerate(hits[: self.settings.answer_passages]):
             path = h.chunk.heading_path
-            for depth in range(1, len(path)):
-                parent = path[:depth]
-                key = (h.chunk.source, parent)
-                if key in tried:
-                    continue
-                tried.add(key)
-                head = norm(parent[-1]).lower()
-                if quoted:
-                    match = 1.0 if any(q and q.lower() in head for q in quoted) else 0.0
-                else:
-                    match = sum(w for t, w in terms.items() if norm(t).lower() in head) / total
-                if match < 0.6:
-                    continue
-                children: dict[str, Chunk] = {}
-                for ch in self.chunks:
-                    if ch.source == h.chunk.source and len(ch.heading_path) > depth and ch.heading_path[:depth] == parent:
-                        children.setdefault(ch.heading_path[depth], ch)
-                items = [(t, ch) for t, ch in children.items() if ENUMERATOR.match(t)]
-                if len(items) < 2 or (want and len(items) != want):
-                    continue
-                if sum(len(t) for t, _ in items) > self.settings.max_answer_chars * 1.3:
-                    continue
-                score = match * (1.0 if want else 0.8) / (1 + 0.1 * rank)
-                if score > best[1]:
-                    cands = []
-                    for t, ch in items:
-                        text = t.rstrip("。.") + "。"
-                        cands.append(Candidate(text, rank, Hit(chunk=ch, score=0.0), score=score, coverage=match))
-                    best = (cands, score)
+            parents.extend((rank, (h.chunk.source, path[:depth])) for depth in range(1, len(path)))
+        if quoted:
+            asked = set(places_in(question))
+            for key in sections:
+                if any(q and q.lower() in norm(key[1][-1]).lower() for q in quoted):
+                    first = next(iter(sections[key].values()))
+                    where = self.places.of(first)
+                    if not asked or not where or (asked & where):
+                        parents.append((self.settings.answer_passages, key))
+        best: tuple[list[Candidate], float] = ([], 0.0)
+        tried = set()
+        for rank, key in parents:
+            if key in tried or key not in sections:
+                continue
+            tried.add(key)
+            head = norm(key[1][-1]).lower()
+            if quoted:
+                match = 1.0 if any(q and q.lower() in head for q in quoted) else 0.0
+            else:
+                match = sum(w for t, w in terms.items() if norm(t).lower() in head) / total
+            if match < 0.6:
+                continue
+            items = [(t, ch) for t, ch in sections[key].items() if ENUMERATOR.match(t)]
+            if len(items) < 2 or (want and len(items) != want):
+                continue
+            if sum(len(t) for t, _ in items) > self.settings.max_answer_chars * 1.3:
+                continue
+            score = match * (1.0 if want else 0.8) / (1 + 0.1 * rank)
+            if score > best[1]:
+                cands = [
+                    Candidate(t.rstrip("。.") + "。", rank, Hit(chunk=ch, score=0.0), score=score, coverage=match)
+                    for t, ch in items
+                ]
+                best = (cands, score)
         return best
 
     # ------------------------------------------------------------ gate

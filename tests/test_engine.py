@@ -165,3 +165,38 @@ def test_result_line_has_the_scorer_fields(real_service: RagService) -> None:
     assert r["id"] == "x1" and isinstance(r["refused"], bool) and isinstance(r["latency_ms"], float)
     assert len(r["retrieved"]) >= 10 and all(p["text"] and p["source"] for p in r["retrieved"])
     assert all(c["text"] and c["source"] for c in r["citations"])
+
+
+@pytest.mark.parametrize(
+    "question, items",
+    [
+        ("湖南省政协的“三个强化”是指什么？", ["强化党对政协工作的全面领导", "强化党的创新理论武装", "强化全面从严治党制度落实"]),
+        ("“三个创新”分别是什么？", ["创新政协党的组织体系", "创新政协党建制度机制", "创新政协党建工作平台载体"]),
+    ],
+)
+def test_list_question_is_answered_by_the_numbered_sub_headings(
+    real_service: RagService, source_texts, question: str, items: list[str]
+) -> None:
+    ans = real_service.ask(question)
+    assert not ans.refused
+    for item in items:
+        assert item in ans.text, (item, ans.text)
+    assert len(ans.citations) == len(items)  # each item cited from its own section
+    assert_citations_point_at_source(ans, source_texts)
+
+
+def test_two_provinces_are_answered_each_from_its_own_passages(real_service: RagService) -> None:
+    ans = real_service.ask("山西和河南两省政协秘书长分别是谁？")
+    assert "张岐云" in ans.text and "汪中山" in ans.text, ans.text  # named from the speaker headings
+    speakers = {c.chunk.heading_path[1] for c in ans.citations if len(c.chunk.heading_path) > 1}
+    assert any("山西" in s for s in speakers) and any("河南" in s for s in speakers), speakers
+
+
+def test_english_question_is_answered_through_chinese_keywords(real_service: RagService) -> None:
+    ans = real_service.ask("How many Party branches did the Hunan CPPCC set up in its special committees in 2021?")
+    assert not ans.refused and "21个履职党支部" in ans.text, ans.text
+
+
+def test_a_question_about_one_province_prefers_its_passages(real_service: RagService) -> None:
+    hits = real_service.retrieve("山东省政协在疫情防控期间报送了多少信函？", k=3)
+    assert "439" in hits[0].chunk.text or "439" in hits[1].chunk.text, [h.chunk.text[:40] for h in hits]
