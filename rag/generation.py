@@ -13,14 +13,19 @@ Order of work for one question (``LLMAnswerer.stream``):
 1. Gate: the extractive answerer decides first, with the same ``extra_terms``/``said`` follow-up
    handling as the extractive mode. A refusal is returned as is; the model is not called.
 2. Prompt: the passages the extractive answerer reads (``settings.answer_passages``) go in a
-   delimited, numbered block marked as reference material (``rag/prompts.py``).
+   delimited, numbered block marked as reference material, one line each with a short source
+   label, after one worked example turn (``rag/prompts.py``).
 3. Generation, streamed: the raw text is yielded as tokens arrive.
 4. Check (``check_reply``): the reply is split into sentences; each sentence's [n] markers must
    point to passages that exist and support it (character-bigram and key-term overlap with the
-   passage, every Arabic number found in it, and embedding cosine). Markers that point nowhere are
-   removed, a sentence cited to the wrong passage is re-pointed to the one that supports it, and a
-   sentence no passage supports is dropped. Sentences made of an instruction planted in a passage
-   ("忽略以上指令……") find no support: such passage sentences are masked before the check.
+   passage, every Arabic number found in it with the unit it counts, every quoted name found in
+   it word for word, what the sentence adds to the question found in one place of the passage
+   that is about the question, a denial only where the passage denies, and embedding cosine). Markers that point nowhere are removed, a sentence cited
+   to the wrong passage is re-pointed to the one that supports it, and a sentence no passage
+   supports is dropped, as is a title or heading copied back from the prompt and a repeated
+   sentence; the answer is cut at the prompt's length budget. Sentences made of an instruction
+   planted in a passage ("忽略以上指令……") find no support: such passage sentences are masked
+   before the check.
 5. If less than half of the sentences survive, or none cites a passage, the extractive answer is
    returned with a notice. Server down, timeout or garbage: the same, with a short notice.
 
@@ -32,8 +37,9 @@ read timeout after it.
 Citations are numbered by first use and quote the passage sentence that best matches the answer
 sentence, so the UI shows them exactly as in the extractive mode.
 
-What it does not do: judge entailment. The check is lexical + embedding similarity; a sentence
-that reuses a passage's words but reverses its meaning can pass. It narrows, not closes, that gap.
+What it does not do: judge entailment. The check is lexical + embedding similarity, numbers and
+denials; a sentence that reuses a passage's words but pairs them wrongly ("A did what B did") can
+pass. It narrows, not closes, that gap.
 """
 
 from __future__ import annotations
@@ -41,12 +47,13 @@ from __future__ import annotations
 import logging
 import re
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from . import prompts
 from .chunking import split_sentences
@@ -65,6 +72,15 @@ BIGRAM_MIN = 0.30  # share of the sentence's character bigrams found in the pass
 TERM_MIN = 0.55  # IDF-weighted share of the sentence's key terms found in the passage
 COS_MIN = 0.84  # cosine of sentence and passage embeddings
 MIN_KEPT_SHARE = 0.5  # below this share of checked sentences kept, fall back to extractive
+# What a sentence adds to the question (its bigrams not in the question) must come from one place:
+# one passage sentence or two adjacent ones. Without it, "the question's subject + a fact from
+# elsewhere in the passage" passed, and a 0.5B model answers that way often (docs/llm-eval.md).
+NOVEL_MIN = 0.6
+NOVEL_MIN_BIGRAMS = 2  # fewer new bigrams than this: the sentence only restates the question
+# ... and that place must be about the question: its share of the question's bigrams (those not in
+# the passage's title/headings) at least this part of the best share any place in the passages has.
+# Catches "the question's subject + a fact from a sentence about something else" in one passage.
+TOPIC_REL_MIN = 0.5
 
 MARKER = re.compile(r"\[(\d{1,3})\]")
 _FULLWIDTH_MARKER = re.compile(r"【(\d{1,3})】|\[\^(\d{1,3})\]")
@@ -72,6 +88,12 @@ _MULTI_MARKER = re.compile(r"\[(\d{1,3}(?:\s*[,，、]\s*\d{1,3})+)\]")
 _THINK = re.compile(r"<think>.*?(?:</think>|$)", re.S)  # reasoning models (Qwen3, DeepSeek-R1)
 _END_THEN_MARKERS = re.compile(r"([。！？!?；;…]+[”’」』）)]?)\s*((?:\[\d{1,3}\])+)")
 _DIGITS = re.compile(r"\d+(?:\.\d+)?")
+# a number with what it counts: "45条" must be in the passage as "45条", not only as "45个调研组"
+_NUMBER_UNIT = re.compile(r"(\d+(?:\.\d+)?)(多|余)?([个位名家项条次期篇年月日天人所批支场种万亿元亩岁届件座辆本份轮组户村倍%％])?")
+# a quoted name or title ("“四个能力”", "《…办法》") claims the source's own words
+_QUOTED = re.compile(r"“([^”]{1,40})”|《([^》]{1,60})》")
+# a sentence that denies ("没有…") is not supported by a passage sentence that does not
+NEGATION = re.compile(r"没有|并未|从未|未曾|尚未|不是|并非|不曾|无法|不能|未能")
 # instructions aimed at a model, planted in a document: never evidence for an answer
 INJECTION = re.compile(
     r"忽略(?:以上|上面|之前|前面|上述|所有|全部)|无视(?:以上|之前|上述)|(?:以上|之前|上述)的?(?:指令|指示|提示)"
@@ -82,23 +104,48 @@ INJECTION = re.compile(
 
 
 # ----------------------------------------------------------------- prompt
+LABEL_TITLE_CHARS = 24  # article titles run to 60 characters; the start names the article
+LABEL_HEADING_CHARS = 20
+
+
 def passage_label(chunk: Chunk) -> str:
-    return chunk.path_label or chunk.source
+    """A short source for the prompt: the title's start and the innermost heading (often the speaker).
+
+    The full heading path ran to 100+ characters a passage, and small models copied it back as answer.
+    """
+    title = (chunk.title or chunk.source).strip()
+    short = title[:LABEL_TITLE_CHARS] + ("…" if len(title) > LABEL_TITLE_CHARS else "")
+    inner = chunk.heading_path[-1].strip() if chunk.heading_path else ""
+    if inner and inner != title:
+        short += " › " + inner[:LABEL_HEADING_CHARS] + ("…" if len(inner) > LABEL_HEADING_CHARS else "")
+    return short
 
 
 def format_passages(chunks: Sequence[Chunk]) -> str:
-    """Number the passages 1..n for the prompt (n is what the model cites as [n])."""
-    return "\n\n".join(
-        prompts.PASSAGE.format(n=i, label=passage_label(c), text=c.text) for i, c in enumerate(chunks, 1)
+    """Number the passages 1..n for the prompt (n is what the model cites as [n]), one line each."""
+    return "\n".join(
+        prompts.PASSAGE.format(n=i, label=passage_label(c), text=" ".join(c.text.split()))
+        for i, c in enumerate(chunks, 1)
     )
+
+
+def answer_budget(settings: Settings) -> int:
+    """Characters the model is asked to stay within (and the checked answer is cut to)."""
+    return max(200, settings.max_answer_chars * 2)
 
 
 def answer_messages(question: str, chunks: Sequence[Chunk], settings: Settings) -> list:
-    system = prompts.ANSWER_SYSTEM.format(max_chars=max(200, settings.max_answer_chars * 2), not_covered=prompts.NOT_COVERED)
+    """System rules, one worked example as an earlier turn, then the passages and the question."""
+    system = prompts.ANSWER_SYSTEM.format(max_chars=answer_budget(settings), not_covered=prompts.NOT_COVERED)
     user = prompts.ANSWER_USER.format(
         begin=prompts.PASSAGES_BEGIN, end=prompts.PASSAGES_END, passages=format_passages(chunks), question=question
     )
-    return [SystemMessage(content=system), HumanMessage(content=user)]
+    return [
+        SystemMessage(content=system),
+        HumanMessage(content=prompts.ANSWER_EXAMPLE_USER),
+        AIMessage(content=prompts.ANSWER_EXAMPLE_ASSISTANT),
+        HumanMessage(content=user),
+    ]
 
 
 # ----------------------------------------------------------------- citation check
@@ -156,14 +203,32 @@ def evidence_sentences(chunk: Chunk) -> list[str]:
 class SupportChecker:
     """Does a passage support a sentence? Lexical overlap, numbers, and embedding cosine."""
 
-    def __init__(self, chunks: Sequence[Chunk], idf: Callable[[str], float], embed: Callable[[Sequence[str]], np.ndarray] | None) -> None:
+    def __init__(
+        self,
+        chunks: Sequence[Chunk],
+        idf: Callable[[str], float],
+        embed: Callable[[Sequence[str]], np.ndarray] | None,
+        question: str = "",
+    ) -> None:
         self.chunks = list(chunks)
         self.idf = idf
         self.embed = embed
+        self.question_bigrams = cjk_bigrams(question)
         self.evidence = [evidence_sentences(c) for c in self.chunks]
+        # places: bigrams of each passage sentence and of each pair of adjacent sentences, with their
+        # share of the question's bigrams that the passage's title/headings do not already hold
+        self.windows: list[list[tuple[set, float]]] = []
+        for c, e in zip(self.chunks, self.evidence):
+            ask = self.question_bigrams - cjk_bigrams(" ".join((c.title, *c.heading_path)))
+            places = [cjk_bigrams("".join(e[j : j + 2])) for j in range(max(1, len(e) - 1))] + [cjk_bigrams(x) for x in e]
+            self.windows.append([(w, len(ask & w) / len(ask) if ask else 1.0) for w in places])
+        self.best_topic = max((t for ws in self.windows for _, t in ws), default=0.0)
         self.evidence_text = ["".join(e) for e in self.evidence]
         self.evidence_norm = [norm(t + " ".join((c.title, *c.heading_path))).lower() for t, c in zip(self.evidence_text, self.chunks)]
         self.evidence_bigrams = [cjk_bigrams(t) for t in self.evidence_text]
+        self.compact = ["".join(unicodedata.normalize("NFKC", t).split()) for t in self.evidence_text]
+        # titles and headings: a "sentence" that is one of them is the prompt's label copied back
+        self.labels = {norm(x).lower() for c in self.chunks for x in (c.title, *c.heading_path) if norm(x)}
         self._passage_vecs: np.ndarray | None = None
 
     def passage_vecs(self) -> np.ndarray | None:
@@ -183,9 +248,47 @@ class SupportChecker:
         return bigram, term
 
     def numbers_ok(self, sentence: str, i: int) -> bool:
-        """Every Arabic number of the sentence appears in the passage (invented figures fail)."""
-        have = set(_DIGITS.findall(self.evidence_text[i]))
-        return all(d in have for d in _DIGITS.findall(sentence))
+        """Every Arabic number of the sentence appears in the passage, with its unit (invented figures fail).
+
+        "提出了45条建议" against a passage with "45个调研组" and "建议562条" fails: the number is
+        there, but not as a count of 条.
+        """
+        have = self.compact[i]
+        for m in _NUMBER_UNIT.finditer(unicodedata.normalize("NFKC", sentence)):
+            num, more, unit = m.group(1), m.group(2) or "", m.group(3) or ""
+            tail = re.escape(more + unit) if unit else r"(?![\d.])"
+            if not re.search(rf"(?<![\d.]){re.escape(num)}{tail}", have):
+                return False
+        return True
+
+    def novel_support(self, sentence: str, i: int) -> float:
+        """Share of what the sentence adds to the question found in one place of passage i.
+
+        Only places about the question count (``TOPIC_REL_MIN``). 0 when the sentence adds (almost)
+        nothing: restating the question is no answer.
+        """
+        new = cjk_bigrams(sentence) - self.question_bigrams
+        if len(new) < NOVEL_MIN_BIGRAMS:
+            return 0.0
+        floor = TOPIC_REL_MIN * self.best_topic
+        return max((len(new & w) / len(new) for w, topic in self.windows[i] if topic >= floor), default=0.0)
+
+    def quotes_ok(self, sentence: str, i: int) -> bool:
+        """Every quoted name or title of the sentence is in the passage word for word."""
+        for m in _QUOTED.finditer(sentence):
+            q = norm(m.group(1) or m.group(2)).lower()
+            if q and q not in self.evidence_norm[i]:
+                return False
+        return True
+
+    def is_label(self, sentence: str) -> bool:
+        """The sentence is a passage title or heading (the prompt's source label copied back)."""
+        key = norm(sentence).lower()
+        return bool(key) and any(key in lab for lab in self.labels)
+
+    def polarity_ok(self, sentence: str, i: int) -> bool:
+        """A denial ("没有…") needs a denial in the passage sentence it matches best."""
+        return not NEGATION.search(sentence) or bool(NEGATION.search(self.best_quote(sentence, i)))
 
     def scores(self, sentence: str) -> list[tuple[bool, float]]:
         """(supported, score) for every passage."""
@@ -203,7 +306,10 @@ class SupportChecker:
                 and bigram >= BIGRAM_MIN
                 and term >= TERM_MIN
                 and cos[i] >= COS_MIN
+                and self.novel_support(sentence, i) >= NOVEL_MIN
                 and self.numbers_ok(sentence, i)
+                and self.quotes_ok(sentence, i)
+                and self.polarity_ok(sentence, i)
             )
             out.append((ok, (bigram + term) / 4 + 0.5 * float(cos[i])))
         return out
@@ -213,24 +319,41 @@ class SupportChecker:
         return max(self.evidence[i], key=lambda s: len(bi & cjk_bigrams(s)), default=self.chunks[i].text)
 
 
-def check_reply(reply: str, checker: SupportChecker) -> CheckResult:
-    """Keep the sentences of ``reply`` that the cited passages support; see the module docstring."""
+def check_reply(reply: str, checker: SupportChecker, budget: int | None = None) -> CheckResult:
+    """Keep the sentences of ``reply`` that the cited passages support; see the module docstring.
+
+    Also dropped: a passage title or heading copied back as a sentence, and a sentence said twice.
+    With ``budget`` (characters), the kept answer ends at the last sentence that fits: a model that
+    copies whole passages back gets a short answer, not a wall of supported text.
+    """
     text = clean_reply(reply)
+    for c in checker.chunks:  # the prompt's "（source）" labels and delimiters copied back
+        text = text.replace(f"（{passage_label(c)}）", "")
+    text = text.replace(prompts.PASSAGES_BEGIN, "").replace(prompts.PASSAGES_END, "")
     n_passages = len(checker.chunks)
     if norm(prompts.NOT_COVERED) in norm(text) or ("没有" in text and "资料" in text and not MARKER.search(text)):
         return CheckResult([], 0, 0, 0, not_covered=True)
     kept: list[CheckedSentence] = []
-    total = dropped = removed = 0
+    seen: set[str] = set()
+    total = dropped = removed = length = 0
     pending_lead: str | None = None
     for raw in reply_sentences(text):
         marks = [int(m) for m in MARKER.findall(raw)]
         body = MARKER.sub("", raw).strip()
-        if not norm(body):
+        key = norm(body)
+        if not key or key in seen:
             continue
         if not marks and body.endswith(("：", ":")) and len(body) <= 30:
             pending_lead = body  # "主要有以下几点：" is kept only before a kept sentence
             continue
+        if budget and kept and length + len(body) > budget:
+            logger.info("reply cut at %d chars (budget %d)", length, budget)
+            break
         total += 1
+        if checker.is_label(body):
+            dropped += 1
+            logger.info("dropped a copied title/heading (%d chars)", len(body))
+            continue
         valid = [m for m in dict.fromkeys(marks) if 1 <= m <= n_passages]
         removed += len(marks) - len([m for m in marks if 1 <= m <= n_passages])
         scores = checker.scores(body)
@@ -246,7 +369,10 @@ def check_reply(reply: str, checker: SupportChecker) -> CheckResult:
             continue
         if pending_lead:
             kept.append(CheckedSentence(pending_lead, []))
+            length += len(pending_lead)
             pending_lead = None
+        seen.add(key)
+        length += len(body)
         kept.append(
             CheckedSentence(
                 body,
@@ -387,7 +513,8 @@ class LLMAnswerer:
 
     def _finish(self, raw: str, chunks: list[Chunk], gate: Answer, extractive: ExtractiveAnswerer) -> Iterator[tuple[str, Answer]]:
         try:
-            result = check_reply(raw, SupportChecker(chunks, extractive.idf, self.embed_passages))
+            checker = SupportChecker(chunks, extractive.idf, self.embed_passages, question=gate.question)
+            result = check_reply(raw, checker, answer_budget(self.settings))
         except Exception as e:  # a bug in checking must not reach the user either
             logger.exception("citation check failed: %s", e)
             yield gate.text, _fallback(gate, prompts.NOTICE_UNCHECKED)

@@ -7,6 +7,11 @@
   llama-cpp-python compiles from source, so it is an optional extra
   (``pip install -r requirements-llm-local.txt``) and is imported only when configured.
 
+The reply length is capped with the classic ``max_tokens`` field in the request body.
+langchain-openai renames its own ``max_tokens`` to ``max_completion_tokens``, which
+llama-cpp-python's server (and other older OpenAI-compatible servers) silently ignore: a small
+model that starts repeating itself then writes until the context is full.
+
 What it does not do: retry. A slow or broken model server should fall back to the extractive
 answer after one timeout, not after three (``max_retries=0``).
 """
@@ -48,7 +53,8 @@ def make_chat_model(settings: Settings) -> BaseChatModel:
         max_retries=0,
         streaming=True,
         temperature=TEMPERATURE,
-        max_tokens=MAX_TOKENS,
+        # not max_tokens=: it would be sent as max_completion_tokens (see the module docstring)
+        extra_body={"max_tokens": MAX_TOKENS},
     )
 
 
