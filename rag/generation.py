@@ -11,7 +11,8 @@ The extractive answerer is passed in because it is the gate and the fallback.
 
 Order of work for one question (``LLMAnswerer.stream``):
 1. Gate: the extractive answerer decides first, with the same ``extra_terms``/``said`` follow-up
-   handling as the extractive mode. A refusal is returned as is; the model is not called.
+   handling as the extractive mode. A refusal is returned as is; the model is not called. After
+   generation, a follow-up's sentences that repeat ``said`` are dropped too (step 4).
 2. Prompt: the passages the extractive answerer reads (``settings.answer_passages``) go in a
    delimited, numbered block marked as reference material, one line each with a short source
    label, after one worked example turn (``rag/prompts.py``).
@@ -81,6 +82,9 @@ NOVEL_MIN_BIGRAMS = 2  # fewer new bigrams than this: the sentence only restates
 # the passage's title/headings) at least this part of the best share any place in the passages has.
 # Catches "the question's subject + a fact from a sentence about something else" in one passage.
 TOPIC_REL_MIN = 0.5
+TOPIC_SIGNAL = 0.25  # below this best share the question's words are nowhere: no topic filter
+# a follow-up's answer that repeats the conversation (``said``) tells the user nothing new
+SAID_MAX = 0.7  # share of a sentence's new bigrams found in what was said
 
 MARKER = re.compile(r"\[(\d{1,3})\]")
 _FULLWIDTH_MARKER = re.compile(r"【(\d{1,3})】|\[\^(\d{1,3})\]")
@@ -270,7 +274,7 @@ class SupportChecker:
         new = cjk_bigrams(sentence) - self.question_bigrams
         if len(new) < NOVEL_MIN_BIGRAMS:
             return 0.0
-        floor = TOPIC_REL_MIN * self.best_topic
+        floor = TOPIC_REL_MIN * self.best_topic if self.best_topic >= TOPIC_SIGNAL else 0.0
         return max((len(new & w) / len(new) for w, topic in self.windows[i] if topic >= floor), default=0.0)
 
     def quotes_ok(self, sentence: str, i: int) -> bool:
@@ -319,10 +323,11 @@ class SupportChecker:
         return max(self.evidence[i], key=lambda s: len(bi & cjk_bigrams(s)), default=self.chunks[i].text)
 
 
-def check_reply(reply: str, checker: SupportChecker, budget: int | None = None) -> CheckResult:
+def check_reply(reply: str, checker: SupportChecker, budget: int | None = None, said: str = "") -> CheckResult:
     """Keep the sentences of ``reply`` that the cited passages support; see the module docstring.
 
-    Also dropped: a passage title or heading copied back as a sentence, and a sentence said twice.
+    Also dropped: a passage title or heading copied back as a sentence, a sentence said twice, and
+    (for a follow-up) a sentence that repeats ``said``, what the conversation already told the user.
     With ``budget`` (characters), the kept answer ends at the last sentence that fits: a model that
     copies whole passages back gets a short answer, not a wall of supported text.
     """
@@ -333,6 +338,7 @@ def check_reply(reply: str, checker: SupportChecker, budget: int | None = None) 
     n_passages = len(checker.chunks)
     if norm(prompts.NOT_COVERED) in norm(text) or ("没有" in text and "资料" in text and not MARKER.search(text)):
         return CheckResult([], 0, 0, 0, not_covered=True)
+    said_bigrams = cjk_bigrams(said) if said else set()
     kept: list[CheckedSentence] = []
     seen: set[str] = set()
     total = dropped = removed = length = 0
@@ -353,6 +359,11 @@ def check_reply(reply: str, checker: SupportChecker, budget: int | None = None) 
         if checker.is_label(body):
             dropped += 1
             logger.info("dropped a copied title/heading (%d chars)", len(body))
+            continue
+        new = cjk_bigrams(body) - checker.question_bigrams
+        if said_bigrams and new and len(new & said_bigrams) / len(new) >= SAID_MAX:
+            dropped += 1
+            logger.info("dropped a sentence the conversation already said (%d chars)", len(body))
             continue
         valid = [m for m in dict.fromkeys(marks) if 1 <= m <= n_passages]
         removed += len(marks) - len([m for m in marks if 1 <= m <= n_passages])
@@ -509,12 +520,14 @@ class LLMAnswerer:
             logger.warning("LLM call failed (%s: %s); falling back to extractive", type(e).__name__, e)
             yield gate.text, _fallback(gate, failure_notice(e))
             return
-        yield from self._finish(raw, chunks, gate, extractive)
+        yield from self._finish(raw, chunks, gate, extractive, said)
 
-    def _finish(self, raw: str, chunks: list[Chunk], gate: Answer, extractive: ExtractiveAnswerer) -> Iterator[tuple[str, Answer]]:
+    def _finish(
+        self, raw: str, chunks: list[Chunk], gate: Answer, extractive: ExtractiveAnswerer, said: str = ""
+    ) -> Iterator[tuple[str, Answer]]:
         try:
             checker = SupportChecker(chunks, extractive.idf, self.embed_passages, question=gate.question)
-            result = check_reply(raw, checker, answer_budget(self.settings))
+            result = check_reply(raw, checker, answer_budget(self.settings), said=said)
         except Exception as e:  # a bug in checking must not reach the user either
             logger.exception("citation check failed: %s", e)
             yield gate.text, _fallback(gate, prompts.NOTICE_UNCHECKED)

@@ -305,6 +305,26 @@ def test_follow_up_gate_prefers_what_was_not_said(llm_service, server):
     assert ans.text.strip() and ans.citations and "十几公斤" not in ans.text  # without said: the bamboo sentence again
 
 
+def test_follow_up_answer_that_repeats_the_conversation_falls_back(llm_service, server):
+    history = [
+        {"role": "user", "content": "大熊猫吃什么？"},
+        {"role": "assistant", "content": "大熊猫主要以竹子为食，每天要吃十几公斤竹子。[1]"},
+    ]
+    server.script = [
+        "大熊猫除了竹子还吃什么？",
+        lambda b: f"大熊猫主要以竹子为食，每天要吃十几公斤竹子[{passage_number(b, '竹子')}]。",
+    ]
+    ans = llm_service.ask("它还吃什么？", history)
+    assert ans.mode == "extractive" and ans.notice == prompts.NOTICE_UNCHECKED and "十几公斤" not in ans.text
+    # something new passes
+    server.script = [
+        "大熊猫除了竹子还吃什么？",
+        lambda b: f"大熊猫也会偶尔吃一些小动物和水果[{passage_number(b, '水果')}]。",
+    ]
+    ans = llm_service.ask("它还吃什么？", history)
+    assert ans.mode == "llm" and "水果" in ans.text
+
+
 def test_server_down_falls_back(small_index):
     dead = ScriptedServer()
     url = dead.url
