@@ -496,16 +496,19 @@ class LLMAnswerer:
         *,
         extra_terms: dict | None = None,
         said: str = "",
+        gate_question: str | None = None,
     ) -> Iterator[tuple[str, Answer | None]]:
         """Yield (raw text so far, None) as tokens arrive, then (checked text, Answer).
 
         Args:
-            question: the question as retrieved for (a follow-up already rewritten).
+            question: the question the model answers (a follow-up already rewritten).
             extractive: the evidence gate, and the fallback answer.
-            extra_terms, said: follow-up context for the gate, as in ``ExtractiveAnswerer.answer``
-                (``said`` is what the conversation already told the user).
+            extra_terms, said, gate_question: follow-up context for the gate, as the extractive mode
+                passes it to ``ExtractiveAnswerer.answer`` (the question as asked, the previous
+                question's terms, and ``said``, what the conversation already told the user), so that
+                the gate and the fallback answer are the extractive mode's.
         """
-        gate = extractive.answer(question, hits, extra_terms=extra_terms, said=said)
+        gate = extractive.answer(gate_question or question, hits, extra_terms=extra_terms, said=said)
         if gate.refused:  # the evidence gate decides before generation: no model call
             yield gate.text, gate
             return
@@ -520,13 +523,13 @@ class LLMAnswerer:
             logger.warning("LLM call failed (%s: %s); falling back to extractive", type(e).__name__, e)
             yield gate.text, _fallback(gate, failure_notice(e))
             return
-        yield from self._finish(raw, chunks, gate, extractive, said)
+        yield from self._finish(raw, chunks, gate, extractive, said, question)
 
     def _finish(
-        self, raw: str, chunks: list[Chunk], gate: Answer, extractive: ExtractiveAnswerer, said: str = ""
+        self, raw: str, chunks: list[Chunk], gate: Answer, extractive: ExtractiveAnswerer, said: str = "", question: str = ""
     ) -> Iterator[tuple[str, Answer]]:
         try:
-            checker = SupportChecker(chunks, extractive.idf, self.embed_passages, question=gate.question)
+            checker = SupportChecker(chunks, extractive.idf, self.embed_passages, question=question or gate.question)
             result = check_reply(raw, checker, answer_budget(self.settings), said=said)
         except Exception as e:  # a bug in checking must not reach the user either
             logger.exception("citation check failed: %s", e)

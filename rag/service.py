@@ -284,9 +284,8 @@ class RagService:
                 logger.warning("follow-up rewrite failed (%s: %s)", type(e).__name__, e)
                 failed = e
                 rq = self.retrieval_query(q, history)
-                if rq != q:
-                    gate_kwargs["extra_terms"] = question_terms(history_user_turns(history)[-1], answerer.idf)
-            if rq != q:  # a follow-up (rewritten or joined): gate on what is new, as in ask()
+            if rq != q:  # a follow-up (rewritten or joined): gated as ask() answers it, on what is new
+                gate_kwargs["extra_terms"] = question_terms(history_user_turns(history)[-1], answerer.idf)
                 gate_kwargs["said"] = history_assistant_text(history)
         hits = self.search_parts(retriever, rq)
         if failed is not None:
@@ -296,7 +295,7 @@ class RagService:
             steps = iter([(ans.text, ans)])
         else:
             llm = LLMAnswerer(self.settings, model, self.embeddings.embed_passages)
-            steps = llm.stream(rq, hits, answerer, said=gate_kwargs.get("said", ""))
+            steps = llm.stream(rq, hits, answerer, gate_question=q, **gate_kwargs)
         for text, ans in steps:
             if ans is not None:
                 ans.question = q
