@@ -57,6 +57,13 @@ CSS = """
 mark { background: #ffe58f; }
 table.docs { border-collapse: collapse; width: 100%; font-size: 0.9em; }
 table.docs td, table.docs th { border: 1px solid #ddd; padding: 4px 6px; text-align: left; }
+.qz { border: 1px solid #ddd; border-left: 4px solid #c0392b; padding: 8px 12px; margin: 10px 0; }
+.qz-accepted { border-left-color: #27ae60; background: #f6fff8; }
+.qz-dropped { border-left-color: #999; opacity: 0.6; }
+.qz .qz-stem { margin: 4px 0; font-weight: 500; }
+.qz ul.qz-opts { margin: 4px 0 4px 1.2em; padding: 0; list-style: none; }
+.qz .path, .qz .qz-expl { color: #555; font-size: 0.9em; }
+.qz .qz-quote { white-space: pre-wrap; background: #fafafa; padding: 2px 6px; font-size: 0.9em; }
 """
 SCROLL_TO_MARK = """() => { setTimeout(() => { const m = document.querySelector('#article-view mark');
   if (m) m.scrollIntoView({block: 'center'}); }, 100); }"""
@@ -190,6 +197,328 @@ def status_line(status: dict) -> str:
         f"索引版本 {status['version']} · {status['chunks']} 个段落 · {status.get('documents') or '?'} 篇文章 · "
         f"向量模型 {status.get('embedder')} · 生成于 {status.get('built')}"
     )
+
+
+# ---------------------------------------------------------------- quiz tab (trainers and admins)
+QUIZ_SCOPES = ["按主题", "按文章", "全部语料"]
+QUIZ_TYPES = ["单选", "多选", "判断", "填空"]
+QUIZ_FORMATS = {"Word": ".docx", "Excel": ".xlsx", "JSON": ".json", "Markdown": ".md"}
+QUIZ_EXPORT_SCOPES = ["本次采用的题目", "整个题库"]
+QUIZ_STATUS = {"pending": "待审", "accepted": "已采用", "dropped": "不采用"}
+QUIZ_MAX_ITEMS = 40
+
+
+def render_quiz_item(i: int, item, status: str) -> str:
+    """One generated item as a card: stem, options, answer, explanation and its source; all escaped."""
+    from rag.quiz import TYPE_LABELS
+
+    opts = item.options.items() if isinstance(item.options, dict) else []
+    answer = "、".join(item.answer) if isinstance(item.answer, list) else item.answer
+    return (
+        f"<div class='qz qz-{esc(status)}' id='quiz-item-{i}'>"
+        f"<div class='qz-head'><b>第 {i + 1} 题</b> · {esc(TYPE_LABELS.get(item.type, item.type))}"
+        f" · <span class='qz-status'>{esc(QUIZ_STATUS.get(status, status))}</span></div>"
+        f"<div class='qz-stem'>{esc(item.stem)}</div>"
+        + ("<ul class='qz-opts'>" + "".join(f"<li>{esc(k)}. {esc(v)}</li>" for k, v in opts) + "</ul>" if opts else "")
+        + f"<div><b>答案：</b>{esc(answer)}</div><div class='qz-expl'><b>解析：</b>{esc(item.explanation)}</div>"
+        f"<div class='path'>出处：{esc(_path_label(item.title, item.heading_path))}（{esc(item.evidence.file)}）</div>"
+        f"<div class='qz-quote'>“{esc(item.evidence.quote)}”</div></div>"
+    )
+
+
+def render_quiz(entries: list[dict]) -> str:
+    if not entries:
+        return "<p>（还没有生成题目）</p>"
+    from rag.quiz import QuizItem
+
+    return "".join(render_quiz_item(i, QuizItem.model_validate(e["item"]), e["status"]) for i, e in enumerate(entries))
+
+
+def build_quiz_tab(demo: gr.Blocks, service: RagService, settings: Settings, users: UserStore, who, tmp: Path) -> None:
+    """The 测验 tab's components and events (call inside its ``gr.Tab``). Every handler checks the
+    "quiz" permission on the server; generated items live in the session, accepted ones in the
+    question bank on disk (``data_dir/question_bank.json``)."""
+    import time
+    import uuid
+
+    from rag.errors import QuizError
+    from rag.quiz import QuizItem, answer_for_edit, apply_edit, corpus_texts_of, options_text
+    from rag.quiz_bank import QuestionBank
+    from rag.quiz_export import export_quiz
+
+    bank = QuestionBank.for_settings(settings)
+    exports = tmp / "exports"
+
+    def fail(e: RagError, what: str):
+        logger.warning("quiz %s failed: %s", what, e.log_message)
+        return gr.Error(str(e))
+
+    def bank_line() -> str:
+        try:
+            return f"题库中现有 {len(bank)} 题（保存在服务器上，重启后仍在）。"
+        except RagError as e:
+            logger.warning("question bank unreadable: %s", e.log_message)
+            return f"题库不可用：{e}"
+
+    def article_choices() -> list[tuple[str, str]]:
+        try:
+            idx, _, _ = service.current()
+        except RagError:
+            return []
+        return [((d.get("meta") or {}).get("title") or s, s) for s, d in sorted(idx.documents.items())]
+
+    def entry_choices(entries: list[dict]) -> list[tuple[str, int]]:
+        out = []
+        for i, e in enumerate(entries):
+            it = e["item"]
+            stem = it["stem"] if len(it["stem"]) <= 36 else it["stem"][:35] + "…"
+            out.append((f"{i + 1}. [{QUIZ_STATUS[e['status']]}] {stem}", i))
+        return out
+
+    def editor(entries: list[dict], i: int | None):
+        """Values of the editor fields for entry ``i`` (or empty ones)."""
+        if i is None or not (0 <= i < len(entries)):
+            return gr.Dropdown(choices=entry_choices(entries), value=None), "", "", "", "", ""
+        it = QuizItem.model_validate(entries[i]["item"])
+        source = (
+            f"<div class='src'><b>出处</b><div class='path'>{esc(_path_label(it.title, it.heading_path))}"
+            f"（{esc(it.evidence.file)}）</div><div class='passage'>“{esc(it.evidence.quote)}”</div></div>"
+        )
+        return (
+            gr.Dropdown(choices=entry_choices(entries), value=i),
+            it.stem, options_text(it), answer_for_edit(it), it.explanation, source,
+        )
+
+    def picked(entries: list[dict], choice) -> int:
+        if choice is None or choice == "" or not entries:
+            raise gr.Error("请先生成题目，并在“选择题目”中选一道")
+        i = int(choice)
+        if not 0 <= i < len(entries):
+            raise gr.Error("所选题目不存在，请重新选择")
+        return i
+
+    def edited(state: dict, i: int, stem, options, answer, explanation) -> QuizItem:
+        entries = state["entries"]
+        idx, _, _ = service.current()
+        others = {QuizItem.model_validate(e["item"]).stem_key for k, e in enumerate(entries) if k != i}
+        try:
+            return apply_edit(
+                QuizItem.model_validate(entries[i]["item"]), corpus_texts_of(idx),
+                stem=stem, options=options, answer=answer, explanation=explanation, other_stems=others,
+            )
+        except QuizError as e:
+            raise fail(e, "edit") from e
+
+    def view(state: dict, i: int | None, msg: str):
+        entries = state["entries"]
+        return (state, render_quiz(entries), *editor(entries, i), msg, bank_line())
+
+    # -- handlers --------------------------------------------------------------------------
+    def init(request: gr.Request):
+        name = getattr(request, "username", None)
+        user = users.get(name) if name else None
+        if user is None or not allowed(user.role, "quiz"):  # the tab is hidden: send nothing
+            return gr.Dropdown(choices=[]), ""
+        return gr.Dropdown(choices=article_choices(), value=None), bank_line()
+
+    def generate(scope, topic, article, n, types, state, request: gr.Request, progress=gr.Progress()):
+        user = who(request, "quiz")
+        state = state or {"entries": [], "accepted": {}}
+        kinds = [t for t in (types or []) if t in QUIZ_TYPES]
+        if not kinds:
+            raise gr.Error("请至少选择一种题型")
+        try:
+            n = int(n)
+        except (TypeError, ValueError):
+            raise gr.Error("题目数量应为 1–40 的整数") from None
+        if not 1 <= n <= QUIZ_MAX_ITEMS:
+            raise gr.Error(f"题目数量应为 1–{QUIZ_MAX_ITEMS}")
+        kwargs: dict = {"n": n, "types": kinds}
+        if scope == "按主题":
+            topic = (topic or "").strip()
+            if not topic:
+                raise gr.Error("请输入主题，例如：模范机关建设")
+            if len(topic) > settings.max_question_chars:
+                raise gr.Error(f"主题过长，请控制在 {settings.max_question_chars} 字以内")
+            kwargs["topic"] = topic
+        elif scope == "按文章":
+            if not article:
+                raise gr.Error("请选择一篇文章")
+            kwargs["article"] = str(article)
+
+        def report(done: int, total: int, what: str) -> None:
+            progress((done, max(total, 1)), desc=what)
+
+        progress(0, desc="准备出题")
+        try:
+            result = service.quiz(progress=report, **kwargs)
+        except RagError as e:
+            raise fail(e, "generation") from e
+        if not result.items:
+            raise gr.Error("没有生成任何题目：所选范围内可出题的内容不足，或题目已全部在题库中")
+        logger.info("quiz generated by %s: %d items (%s)", user.name, len(result.items), result.stats.get("generated"))
+        state = {"entries": [{"item": it.to_record(), "status": "pending"} for it in result.items],
+                 "accepted": state.get("accepted", {})}
+        st = result.stats
+        parts = [f"已生成 {len(result.items)} 题（请求 {n} 题）："]
+        parts.append("，".join(f"{lab} {st['generated'].get(k, 0)}" for lab, k in zip(
+            QUIZ_TYPES, ("single_choice", "multi_choice", "true_false", "fill_blank")) if k in st.get("generated", {})))
+        parts.append(f"；用时 {st.get('seconds', 0)} 秒。请逐题审阅：可修改后“采用”，或“不采用”。")
+        if st.get("notice"):
+            parts.append(f"\n注意：{st['notice']}")
+        return view(state, 0, "".join(parts))
+
+    def pick(state, choice, request: gr.Request):
+        who(request, "quiz")
+        state = state or {"entries": [], "accepted": {}}
+        i = picked(state["entries"], choice)
+        return editor(state["entries"], i)
+
+    def save(state, choice, stem, options, answer, explanation, request: gr.Request):
+        user = who(request, "quiz")
+        state = state or {"entries": [], "accepted": {}}
+        i = picked(state["entries"], choice)
+        item = edited(state, i, stem, options, answer, explanation)
+        entry = state["entries"][i]
+        entry["item"] = item.to_record()
+        msg = f"第 {i + 1} 题已修改。"
+        if entry["status"] == "accepted":
+            try:
+                bank.update(item)
+            except (RagError, OSError) as e:
+                logger.warning("question bank update failed: %s", e)
+                raise gr.Error("题库保存失败，请稍后再试") from e
+            state["accepted"][item.id] = item.to_record()
+            msg += "题库中的这道题已同步更新。"
+            append_audit(settings.data_dir, {"action": "quiz_edit", "user": user.name, "item": item.id})
+        return view(state, i, msg)
+
+    def accept(state, choice, stem, options, answer, explanation, request: gr.Request):
+        user = who(request, "quiz")
+        state = state or {"entries": [], "accepted": {}}
+        i = picked(state["entries"], choice)
+        item = edited(state, i, stem, options, answer, explanation)  # unsaved edits are taken along
+        try:
+            added = bank.add([item])
+            if not added:
+                bank.update(item)
+        except (RagError, OSError) as e:
+            logger.warning("question bank write failed: %s", e)
+            raise gr.Error("题库保存失败，请稍后再试") from e
+        state["entries"][i] = {"item": item.to_record(), "status": "accepted"}
+        state["accepted"][item.id] = item.to_record()
+        append_audit(settings.data_dir, {"action": "quiz_accept", "user": user.name, "item": item.id})
+        nxt = next((k for k, e in enumerate(state["entries"]) if e["status"] == "pending"), i)
+        return view(state, nxt, f"第 {i + 1} 题已采用并存入题库。")
+
+    def drop(state, choice, request: gr.Request):
+        user = who(request, "quiz")
+        state = state or {"entries": [], "accepted": {}}
+        i = picked(state["entries"], choice)
+        entry = state["entries"][i]
+        msg = f"第 {i + 1} 题不采用。"
+        if entry["status"] == "accepted":
+            item_id = entry["item"]["id"]
+            try:
+                bank.remove(item_id)
+            except (RagError, OSError) as e:
+                logger.warning("question bank write failed: %s", e)
+                raise gr.Error("题库保存失败，请稍后再试") from e
+            state["accepted"].pop(item_id, None)
+            msg += "已从题库中移除。"
+            append_audit(settings.data_dir, {"action": "quiz_remove", "user": user.name, "item": item_id})
+        entry["status"] = "dropped"
+        nxt = next((k for k, e in enumerate(state["entries"]) if e["status"] == "pending"), i)
+        return view(state, nxt, msg)
+
+    def accept_all(state, request: gr.Request):
+        user = who(request, "quiz")
+        state = state or {"entries": [], "accepted": {}}
+        pending = [e for e in state["entries"] if e["status"] == "pending"]
+        if not pending:
+            raise gr.Error("没有待审的题目")
+        items = [QuizItem.model_validate(e["item"]) for e in pending]
+        try:
+            bank.add(items)
+        except (RagError, OSError) as e:
+            logger.warning("question bank write failed: %s", e)
+            raise gr.Error("题库保存失败，请稍后再试") from e
+        for e, it in zip(pending, items):
+            e["status"] = "accepted"
+            state["accepted"][it.id] = it.to_record()
+        append_audit(settings.data_dir, {"action": "quiz_accept", "user": user.name, "items": len(items)})
+        return view(state, None, f"已采用 {len(items)} 题并存入题库。")
+
+    def export(fmt, scope, state, request: gr.Request):
+        user = who(request, "quiz")
+        state = state or {"entries": [], "accepted": {}}
+        ext = QUIZ_FORMATS.get(fmt)
+        if ext is None:
+            raise gr.Error("请选择导出格式")
+        try:
+            if scope == "整个题库":
+                items = bank.load()
+            else:
+                items = [QuizItem.model_validate(r) for r in state.get("accepted", {}).values()]
+        except RagError as e:
+            raise fail(e, "export") from e
+        if not items:
+            raise gr.Error("还没有已采用的题目可以导出" if scope != "整个题库" else "题库是空的")
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = exports / uuid.uuid4().hex[:12] / f"党建测验-{stamp}{ext}"
+        try:
+            export_quiz(items, path, title="党建知识测验")
+        except (RagError, OSError) as e:
+            logger.warning("quiz export failed: %s", e)
+            raise gr.Error("导出失败，请稍后再试") from e
+        append_audit(settings.data_dir, {"action": "quiz_export", "user": user.name, "items": len(items), "format": ext})
+        return str(path), f"已导出 {len(items)} 题（{fmt}），请点击下方文件下载。"
+
+    # -- layout ------------------------------------------------------------------------------
+    state = gr.State({"entries": [], "accepted": {}})
+    with gr.Row():
+        scope = gr.Radio(QUIZ_SCOPES, value="按主题", label="出题范围", elem_id="quiz-scope", scale=2)
+        topic = gr.Textbox(label="主题", placeholder="例如：模范机关建设", elem_id="quiz-topic", scale=3,
+                           max_length=max(settings.max_question_chars, 100))
+        article = gr.Dropdown(label="文章", choices=[], elem_id="quiz-article", scale=3)
+    with gr.Row():
+        n = gr.Slider(1, QUIZ_MAX_ITEMS, value=10, step=1, label="题目数量", elem_id="quiz-n", scale=2)
+        types = gr.CheckboxGroup(QUIZ_TYPES, value=list(QUIZ_TYPES), label="题型", elem_id="quiz-types", scale=3)
+        gen_btn = gr.Button("生成", variant="primary", elem_id="quiz-generate", scale=1)
+    msg = gr.Textbox(label="提示", interactive=False, lines=2, elem_id="quiz-msg")
+    items_html = gr.HTML("", elem_id="quiz-items")
+    with gr.Group():
+        pick_dd = gr.Dropdown(label="选择题目（审阅、修改）", choices=[], elem_id="quiz-pick")
+        stem = gr.Textbox(label="题干", lines=3, elem_id="quiz-stem")
+        options = gr.Textbox(label="选项（选择题每行一个，如“A. 组织联建”）", lines=5, elem_id="quiz-options")
+        answer = gr.Textbox(label="答案（单选填 B；多选填 A,C；判断填 正确/错误；填空填原文词语）", elem_id="quiz-answer")
+        explanation = gr.Textbox(label="解析", lines=4, elem_id="quiz-explanation")
+        source = gr.HTML("", elem_id="quiz-source")
+        with gr.Row():
+            save_btn = gr.Button("保存修改", elem_id="quiz-save")
+            accept_btn = gr.Button("采用（存入题库）", variant="primary", elem_id="quiz-accept")
+            drop_btn = gr.Button("不采用", variant="stop", elem_id="quiz-drop")
+            accept_all_btn = gr.Button("全部采用", elem_id="quiz-accept-all")
+    with gr.Row():
+        fmt = gr.Radio(list(QUIZ_FORMATS), value="Word", label="导出格式", elem_id="quiz-format", scale=2)
+        export_scope = gr.Radio(QUIZ_EXPORT_SCOPES, value=QUIZ_EXPORT_SCOPES[0], label="导出范围",
+                                elem_id="quiz-export-scope", scale=2)
+        export_btn = gr.Button("导出", elem_id="quiz-export", scale=1)
+    file_out = gr.File(label="下载", interactive=False, elem_id="quiz-file")
+    bank_md = gr.Markdown("", elem_id="quiz-bank")
+
+    edit_fields = [pick_dd, stem, options, answer, explanation, source]
+    full = [state, items_html, *edit_fields, msg, bank_md]
+    demo.load(init, None, [article, bank_md], api_name=False)
+    gen_btn.click(generate, [scope, topic, article, n, types, state], full, api_name="quiz_generate",
+                  concurrency_limit=1)
+    pick_dd.input(pick, [state, pick_dd], edit_fields, api_name="quiz_pick")
+    edit_in = [state, pick_dd, stem, options, answer, explanation]
+    save_btn.click(save, edit_in, full, api_name="quiz_save")
+    accept_btn.click(accept, edit_in, full, api_name="quiz_accept")
+    drop_btn.click(drop, [state, pick_dd], full, api_name="quiz_drop")
+    accept_all_btn.click(accept_all, [state], full, api_name="quiz_accept_all")
+    export_btn.click(export, [fmt, export_scope, state], [file_out, msg], api_name="quiz_export")
 
 
 # ---------------------------------------------------------------- the page
@@ -372,7 +701,7 @@ def build_app(service: RagService, settings: Settings, users: UserStore, docs: D
                 open_btn = gr.Button("查看全文", scale=1, elem_id="open-article")
             article = gr.HTML("", elem_id="article-view")
         with gr.Tab("测验", id="quiz", visible=False) as quiz_tab:
-            gr.Markdown("测验功能将随“测验”功能一起提供（培训与管理员可用）。")
+            build_quiz_tab(demo, service, settings, users, who, tmp)
         with gr.Tab("管理", id="manage", visible=False) as manage_tab:
             status_md = gr.Markdown("", elem_id="index-status")
             with gr.Row():
@@ -427,6 +756,7 @@ def blocked_paths(settings: Settings, users: UserStore, docs: DocumentManager) -
     paths = [
         settings.corpus_dir, settings.index_dir, docs.uploads_dir, users.path, docs.meta_path,
         data / "audit.jsonl", data / "users.json", data / "documents.json",
+        data / "question_bank.json", data / "quiz_vectors",
     ]
     return sorted({str(Path(p).resolve()) for p in paths})
 

