@@ -13,6 +13,7 @@ import logging
 import numpy as np
 
 from .config import Settings
+from .chunking import split_sentences
 from .embeddings import CrossEncoderReranker, VectorEmbeddings
 from .schema import Hit
 from .store import Index
@@ -23,6 +24,7 @@ from .text import is_mostly_latin, tokenize
 logger = logging.getLogger(__name__)
 
 CANDIDATES = 50  # per side, before fusion
+QUESTION_PASSAGE = 0.7  # fused-score factor for a passage that is mostly questions
 PLACE_MISMATCH = 0.6  # fused-score factor for a passage of another province than the one asked about
 
 
@@ -41,6 +43,21 @@ class Retriever:
         self.settings = settings
         self.reranker = reranker
         self.places = PlaceResolver(index.chunks)
+        self._qshare: dict[int, float] = {}
+
+    def _question_share(self, i: int) -> float:
+        """Share of a passage's characters that are in questions ("……？"), cached per chunk."""
+        share = self._qshare.get(i)
+        if share is None:
+            text = self.index.chunks[i].text
+            total = asked = 0
+            for a, z in split_sentences(text):
+                sent = text[a:z].strip()
+                total += len(sent)
+                if sent.rstrip("”’」』)）").endswith(("?", "？")):
+                    asked += len(sent)
+            share = self._qshare[i] = asked / total if total else 0.0
+        return share
 
     def dense_scores(self, query_vec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Top candidates (ids, cosine scores) by inner product of normalised vectors."""
@@ -78,6 +95,11 @@ class Retriever:
             fused[i] = fused.get(i, 0.0) + 1.0 / (rrf_k + r)
         for i, r in keyword_rank.items():
             fused[i] = fused.get(i, 0.0) + 1.0 / (rrf_k + r)
+        order = sorted(fused, key=lambda i: -fused[i])
+        # a passage that is mostly questions (an interviewer's, an editor's lead) asks, it does not answer
+        for i in order[: max(k, 20) * 2]:
+            if self._question_share(i) > 0.5:
+                fused[i] *= QUESTION_PASSAGE
         order = sorted(fused, key=lambda i: -fused[i])
         # a question about one province/city: passages that speak for another one go down
         asked = set(places_in(chinese_keywords(query) if is_mostly_latin(query) else query))
