@@ -1234,9 +1234,10 @@ class Generator:
         if isinstance(w, str):
             return w
         wa, wz, quote = w
-        swaps = [
+        own_text = self.squashed.get(s.chunk.source, "")
+        swaps = [  # a term of another article (another subject's wording), of the same shape, not a near-variant
             o for o, _ in self.terms
-            if o != t and len(o) == len(t) and o[-1] == t[-1] and norm(o) not in norm(s.text)
+            if o != t and len(o) == len(t) and o[-1] == t[-1] and squash(o) not in own_text and not _near(o, t)
             and (o[0] in CN_NUM) == (t[0] in CN_NUM) and not (t[0] in CN_NUM and o[0] != t[0])
         ]
         swaps = list(dict.fromkeys(swaps))
@@ -1257,7 +1258,9 @@ class Generator:
             return "statement leans on a sentence it does not show"
         if true:
             return self._judge(el.sent, quote, quote, True, "")
-        ds = self.distractors(el, 1)
+        # the swapped-in member comes from another article: a statement that is false for this speaker,
+        # not one the same speaker makes a few lines away
+        ds = [d for d in self.distractors(el, 3) if d[1].sent.chunk.source != el.sent.chunk.source][:1]
         if not ds:
             return "not enough plausible distractors"
         new, other = ds[0]
