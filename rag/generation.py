@@ -1,13 +1,16 @@
 """The LLM answer mode: a fluent answer from a chat model, grounded and checked by code.
 
 Entry point: ``LLMAnswerer(settings, model, embed_passages).stream(question, hits, extractive, *,
-extra_terms=None, said="")`` yields ``(text so far, None)`` while tokens arrive, then ``(checked
-text, Answer)``; ``.answer(...)`` (same arguments) returns that final ``Answer``. This differs from
-the ``answer(question, hits, history, llm)`` sketched in ../shared/house_style.md: the conversation
-never reaches this module as history. ``RagService.stream_llm`` rewrites a follow-up into a
-standalone question first (``rewrite_question``), and passes on only what the gate needs from the
-conversation: ``said``, the assistant's earlier answers, so that a follow-up is gated on what is new.
-The extractive answerer is passed in because it is the gate and the fallback.
+extra_terms=None, said="", gate_question=None)`` yields ``(text so far, None)`` while tokens
+arrive, then ``(checked text, Answer)``; ``.answer(...)`` (same arguments) returns that final
+``Answer``. This differs from the ``answer(question, hits, history, llm)`` sketched in
+../shared/house_style.md: the conversation never reaches this module as history.
+``RagService.stream_llm`` rewrites a follow-up into a standalone question first
+(``rewrite_question``: the model answers that), and passes on only what the gate needs from the
+conversation, as the extractive mode does: the question as asked (``gate_question``), the previous
+question's terms (``extra_terms``) and ``said``, the assistant's earlier answers, so that a
+follow-up is gated on what is new. The extractive answerer is passed in because it is the gate and
+the fallback.
 
 Order of work for one question (``LLMAnswerer.stream``):
 1. Gate: the extractive answerer decides first, with the same ``extra_terms``/``said`` follow-up
@@ -21,10 +24,11 @@ Order of work for one question (``LLMAnswerer.stream``):
    point to passages that exist and support it (character-bigram and key-term overlap with the
    passage, every Arabic number found in it with the unit it counts, every quoted name found in
    it word for word, what the sentence adds to the question found in one place of the passage
-   that is about the question, a denial only where the passage denies, and embedding cosine). Markers that point nowhere are removed, a sentence cited
-   to the wrong passage is re-pointed to the one that supports it, and a sentence no passage
-   supports is dropped, as is a title or heading copied back from the prompt and a repeated
-   sentence; the answer is cut at the prompt's length budget. Sentences made of an instruction
+   that is about the question, a denial only where the passage denies, and embedding cosine).
+   Markers that point nowhere are removed, a sentence cited to the wrong passage is re-pointed to
+   the one that supports it, and a sentence no passage supports is dropped, as is a title or
+   heading copied back from the prompt and a repeated sentence; the answer is cut at the prompt's
+   length budget. Sentences made of an instruction
    planted in a passage ("忽略以上指令……") find no support: such passage sentences are masked
    before the check.
 5. If less than half of the sentences survive, or none cites a passage, the extractive answer is
