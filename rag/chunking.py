@@ -17,7 +17,9 @@ from .config import Settings
 from .schema import Block, Chunk, SourceText
 from .structure import CLOSERS, detect_title, parse_blocks
 
-CHUNKER_VERSION = "sent-v3"  # v3: shorter embed text (title without subtitle, last two headings)
+# v3: shorter embed text (title without subtitle, last two headings)
+# v4: same chunks; forces one rebuild of indexes whose incremental builds reused an older chunker's vectors
+CHUNKER_VERSION = "sent-v4"
 SENTENCE_END = "。！？!?；;…"
 CONTENT_KINDS = {"body", "answer", "lead", "caption", "question"}
 _SPACE = re.compile(r"\s+")

@@ -96,14 +96,21 @@ def embedder_cache_dir(index_dir: Path, embedder_id: str) -> Path:
 
 
 class EmbeddingCache:
-    """Vectors keyed by text hash, for one embedder, stored as .npy + keys JSON (no pickle)."""
+    """Vectors keyed by text hash, for one embedder, stored as .npy + keys JSON (no pickle).
+
+    The file names carry a format tag: caches written before the fix of the incremental
+    build (which stored an older chunker's vectors under today's texts) are never read.
+    """
+
+    KEYS, VECTORS = "keys-v2.json", "vectors-v2.npy"
+    LEGACY = ("keys.json", "vectors.npy")
 
     def __init__(self, index_dir: Path, embedder_id: str) -> None:
         self.dir = embedder_cache_dir(index_dir, embedder_id)
         self.vectors: dict[str, np.ndarray] = {}
         try:
-            keys = json.loads((self.dir / "keys.json").read_text(encoding="utf-8"))
-            mat = np.load(self.dir / "vectors.npy", allow_pickle=False)
+            keys = json.loads((self.dir / self.KEYS).read_text(encoding="utf-8"))
+            mat = np.load(self.dir / self.VECTORS, allow_pickle=False)
             if len(keys) == len(mat):
                 self.vectors = dict(zip(keys, mat))
         except (OSError, ValueError, json.JSONDecodeError):
@@ -121,11 +128,13 @@ class EmbeddingCache:
             # keys and vectors are two files: a crash between the two replaces leaves a
             # pair whose lengths may still agree; then a key could map to another text's
             # vector. Drop the keys file first, so the pair is either old, new or absent.
-            (self.dir / "keys.json").unlink(missing_ok=True)
+            (self.dir / self.KEYS).unlink(missing_ok=True)
             np.save(tmp_v, mat, allow_pickle=False)
             tmp_k.write_text(json.dumps(keys), encoding="utf-8")
-            os.replace(tmp_v, self.dir / "vectors.npy")
-            os.replace(tmp_k, self.dir / "keys.json")
+            os.replace(tmp_v, self.dir / self.VECTORS)
+            os.replace(tmp_k, self.dir / self.KEYS)
+            for name in self.LEGACY:
+                (self.dir / name).unlink(missing_ok=True)
         except OSError as e:
             logger.warning("embedding cache not saved (%s); the next build embeds more", e)
             for t in (tmp_v, tmp_k):
