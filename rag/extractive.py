@@ -11,7 +11,9 @@ Sentence score (all parts in [0, 1]):
 - bigram overlap of the question's characters with the sentence (paraphrases share few words
   but some characters);
 - answer type: a "多少/几" question wants a number, "哪一年/什么时候" a date, "哪些/哪几" an
-  enumeration; a sentence without it scores lower, and no such sentence at all means "refuse";
+  enumeration, "叫什么/叫法" a name in quotes; a sentence without it scores lower, and no such
+  sentence at all means "refuse" (names excepted: they only rank);
+- "最难/最大……" also matches the root with 在/点 ("难就难在", "这个难点") at a lower weight;
 - the passage's retrieval rank and cosine similarity.
 
 What it does not do: paraphrase, summarise, or join facts into new sentences (the LLM mode does).
@@ -40,6 +42,9 @@ NUMBER_Q = re.compile(r"多少|(?<![这近前那哪])几[个位名家项条次�
 CLASSIFIER_Q = re.compile(r"(?:多少|(?<![这近前那哪])几)([个位名家项条次期篇年天人所批支场])")
 ENUMERATOR = re.compile(r"^(?:[（(][一二三四五六七八九十]+[)）]|[一二三四五六七八九十]+[、是]|第[一二三四五六七八九十]+[,，、]|首先|其次)")
 TIME_Q = re.compile(r"什么时候|何时|哪一?年|哪天|几月|时间|when|which year|what year", re.I)
+# "这个叫法是什么？" "那个调研叫什么？": the answer is a name, which this corpus puts in quotes
+NAME_Q = re.compile(r"叫什么|叫法|称为什么|称作什么|什么名字|名称|怎么称呼|什么说法|提法|what is it called|what is the name|what do they call", re.I)
+QUOTED_NAME = re.compile(r"[“\"「『]([^”\"」』]{2,16})[”\"」』]")
 LIST_Q = re.compile(r"哪些|哪几|分别|有什么|都有|包括|几个方面|哪[一二三四五六七八九十两]|what are|which", re.I)
 ENUM_IN_Q = re.compile(r"[“\"]?([一二三四五六七八九十两]+)[个项条张大]?[\u4e00-\u9fff]{1,4}[”\"]?")
 CN_NUM = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10}
@@ -74,6 +79,10 @@ def question_terms(question: str, idf) -> dict[str, float]:
             for half in (t[:2], t[2:]):
                 if half not in STOPWORDS:
                     terms.setdefault(half, 0.5 * idf(half))
+        if len(t) == 2 and t[0] == "最" and "\u4e00" <= t[1] <= "\u9fff":
+            # "最难的地方在哪" is answered by "难就难在……"/"这个难点": the root with 在/点 counts, less
+            for form in (t[1] + "在", t[1] + "点"):
+                terms.setdefault(form, 0.35 * idf(t))
     for q in QUOTED.findall(question):
         key = q.lower()
         terms[key] = max(terms.get(key, 0.0), idf(key)) * 2
@@ -218,6 +227,7 @@ class ExtractiveAnswerer:
         want_time = bool(TIME_Q.search(question))
         want_list = bool(LIST_Q.search(question))
         quoted = QUOTED.findall(question)
+        want_name = bool(NAME_Q.search(question))
         for c in cands:
             s_norm = norm(c.text).lower()
             prev_norm = norm(c.prev).lower()
@@ -244,6 +254,9 @@ class ExtractiveAnswerer:
                 typ *= 0.6
             if want_list and _enum_items(c.text) < 2:
                 typ *= 0.85
+            if want_name:  # a name asked for: a sentence that puts a new term in quotes
+                names = [q for q in QUOTED_NAME.findall(c.text) if q not in quoted and norm(q) not in norm(question)]
+                typ *= 1.2 if names else 0.8
             if _is_question(c.text):
                 typ *= 0.35  # a question in the text is not an answer
             if any(q in c.text and re.search(re.escape(q) + r"[”\"]?(?:的内容)?(?:是指|就是|即|是|包括|指)", c.text) for q in quoted):

@@ -200,3 +200,16 @@ def test_english_question_is_answered_through_chinese_keywords(real_service: Rag
 def test_a_question_about_one_province_prefers_its_passages(real_service: RagService) -> None:
     hits = real_service.retrieve("山东省政协在疫情防控期间报送了多少信函？", k=3)
     assert "439" in hits[0].chunk.text or "439" in hits[1].chunk.text, [h.chunk.text[:40] for h in hits]
+
+
+def test_superlative_question_finds_the_sentence_with_its_root(real_service: RagService) -> None:
+    """"最难的地方在哪" is answered by "难就难在……/这个难点": the root of "最难" with 在/点 counts."""
+    ans = real_service.ask("石光亮认为机关党建工作最难的地方在哪里？")
+    assert not ans.refused and "虚功实做" in ans.text, ans.text
+
+
+def test_name_question_prefers_the_sentence_that_quotes_a_name(real_service: RagService) -> None:
+    """"……的要求叫什么" wants the name, which the corpus puts in quotes, not the section's lead."""
+    ans = real_service.ask("西安市政协要求班子里每位成员都对分管领域党建负责，这叫什么？")
+    assert not ans.refused and "一岗双责" in ans.text, ans.text
+    assert len(ans.citations) == 1, ans.text
