@@ -305,6 +305,13 @@ class Candidate:
     file: str
     build: Callable[[], "QuizItem | str"]  # the item, or why none could be made
     item: QuizItem | None = None
+    # other facts the item gives away: a blank on a quoted term also tests its sentence (a choice
+    # item on that sentence's list would repeat it); a list item also tests the list's name
+    also: frozenset = frozenset()
+
+    @property
+    def facts(self) -> set[str]:
+        return {self.fact, *self.also}
 
 
 @dataclass
@@ -1043,7 +1050,8 @@ class Generator:
     def choice_items(self) -> Iterable[Candidate]:
         for i, el in enumerate(self.lists):
             s = el.sent
-            base = dict(chunk_id=s.chunk.id, fact=s.key, file=s.chunk.source)
+            also = frozenset({term_fact(s, el.label)}) if el.label else frozenset()
+            base = dict(chunk_id=s.chunk.id, fact=s.key, file=s.chunk.source, also=also)
             yield Candidate("multi_choice", build=lambda el=el: self._multi(el), **base)
             if len(el.items) >= 3 and i % 2 == 0:
                 yield Candidate("single_choice", build=lambda el=el: self._single(el, negative=True), **base)
@@ -1122,7 +1130,7 @@ class Generator:
             if term_count[norm(term)] > 3 or len(term) < 3:  # common slogans make ambiguous blanks
                 continue
             pos = s.text.find(f"“{term}”")
-            yield self._blank(s, pos + 1, pos + 1 + len(term), term, "quoted term", fact=term_fact(s, term))
+            yield self._blank(s, pos + 1, pos + 1 + len(term), term, "quoted term", fact=term_fact(s, term), also=(s.key,))
         for m, s in self.figures:
             yield self._blank(s, m.start(1), m.end(1), m[1], "figure")
         for el in self.lists:
@@ -1130,10 +1138,10 @@ class Generator:
             a = el.sent.text.find(el.items[k], el.span[0])
             yield self._blank(el.sent, a, a + len(el.items[k]), el.items[k], "list item")
 
-    def _blank(self, s: Sent, a: int, z: int, answer: str, how: str, fact: str = "") -> Candidate:
+    def _blank(self, s: Sent, a: int, z: int, answer: str, how: str, fact: str = "", also: tuple = ()) -> Candidate:
         return Candidate(
             "fill_blank", s.chunk.id, fact or s.key, s.chunk.source,
-            build=lambda: self._make_blank(s, a, z, answer, how),
+            build=lambda: self._make_blank(s, a, z, answer, how), also=frozenset(also),
         )
 
     def blank_unique(self, before: str, after: str, answer: str) -> bool:
@@ -1391,8 +1399,8 @@ def generate_quiz(
             pool = spread(pool, gen.rng)
         if k in ("true_false", "fill_blank") and {"single_choice", "multi_choice"} & set(kinds):
             # lists are scarce and a list's fact can be tested once: leave them to the choice items
-            list_facts = {c.fact for c in cands["multi_choice"]}
-            pool = sorted(pool, key=lambda c: c.fact in list_facts)  # stable
+            list_facts = set().union(*(c.facts for c in cands["multi_choice"]))
+            pool = sorted(pool, key=lambda c: bool(c.facts & list_facts))  # stable
         queues[k] = pool
     items: list[QuizItem] = []
     seen_stems: set[str] = set()
@@ -1404,10 +1412,10 @@ def generate_quiz(
             q = queues[k]
             while q:
                 c = q.pop(0)
-                if c.fact in seen_facts:
+                if c.facts & seen_facts:
                     stats["dropped"]["same fact as another item"] += 1
                     continue
-                if c.fact in exclude_facts:
+                if c.facts & exclude_facts:
                     stats["dropped"]["already in the question bank"] += 1
                     continue
                 built = c.build()
@@ -1426,7 +1434,7 @@ def generate_quiz(
                     continue
                 items.append(it)
                 seen_stems.add(it.stem_key)
-                seen_facts.add(it.fact)
+                seen_facts |= c.facts
                 stats["generated"][k] += 1
                 if progress is not None:
                     progress(len(items), n, f"已生成 {len(items)}/{n} 题")

@@ -42,6 +42,15 @@ def assert_valid_quiz(items: list[QuizItem], texts: dict[str, str]) -> None:
         assert it.explanation.startswith("原文：")
         assert it.title and it.id
     assert len({it.fact for it in items}) == len(items), "two items test the same fact"
+    # nor do two items quote the same passage of an article (a blank on “四张清单” and a
+    # multiple choice on the four lists it names test one sentence twice)
+    spans = []
+    for it in items:
+        a = texts[it.evidence.file].find(it.evidence.quote)
+        spans.append((it.evidence.file, a, a + len(it.evidence.quote), it.stem))
+    for i, (f, a, z, stem) in enumerate(spans):
+        for g, b, y, other in spans[i + 1 :]:
+            assert f != g or z <= b or y <= a, ("two items quote the same passage", stem, other)
 
 
 def test_whole_corpus_quiz_of_40_items_all_valid(real_service, texts) -> None:
