@@ -521,12 +521,19 @@ class ExtractiveAnswerer:
                 return False
         n = expected_count(question)
         if n and n >= 2 and not NUMBER_Q.search(question):
-            # a term like “四级五方” named in the question must come with its items
-            for q in QUOTED.findall(question):
-                if q in top.text:
-                    clause = next((cl for cl in re.split(r"[,，。;；]", top.text) if q in cl), "")
-                    if _enum_items(clause) < 2:
-                        return False
+            # a term like “四级五方” named in the question must come with its items: in the clause
+            # that names it, or exactly that many in the next one ("完善“四联机制”,推动……开展组织联建、
+            # 理论联学、活动联办、品牌联创");
+            # a sentence without the term must list items itself
+            named = [q for q in QUOTED.findall(question) if q in top.text]
+            if not named and QUOTED.search(question) and _enum_items(top.text) < 2:
+                return False
+            for q in named:
+                clauses = re.split(r"[,，。;；]", top.text)
+                at = next((i for i, cl in enumerate(clauses) if q in cl), 0)
+                nxt = clauses[at + 1] if at + 1 < len(clauses) else ""
+                if _enum_items(clauses[at]) < 2 and _enum_items(nxt) != n:
+                    return False
         return True
 
     def missing_entity(self, question: str, hits: list[Hit]) -> bool:

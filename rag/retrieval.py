@@ -9,6 +9,7 @@ cross-encoder reranks the fused top candidates when a local model is configured.
 from __future__ import annotations
 
 import logging
+import re
 
 import numpy as np
 
@@ -19,13 +20,17 @@ from .schema import Hit
 from .store import Index
 from .glossary import chinese_keywords
 from .places import PlaceResolver, places_in
-from .text import is_mostly_latin, tokenize
+from .text import is_mostly_latin, norm, tokenize
 
 logger = logging.getLogger(__name__)
 
 CANDIDATES = 50  # per side, before fusion
 QUESTION_PASSAGE = 0.7  # fused-score factor for a passage that is mostly questions
 PLACE_MISMATCH = 0.6  # fused-score factor for a passage of another province than the one asked about
+# a name the question puts in quotes (“以下看上”) is a phrase: passages that hold it verbatim form a
+# third ranked list in the fusion, so a passage the embedder scores low is not lost for it
+PHRASE_WEIGHT = 1.0
+QUOTED_PHRASE = re.compile(r"[“\"「『]([^”\"」』]{2,20})[”\"」』]")
 
 
 class Retriever:
@@ -58,6 +63,19 @@ class Retriever:
                     asked += len(sent)
             share = self._qshare[i] = asked / total if total else 0.0
         return share
+
+    def phrase_rank(self, query: str, keyword_rank: dict[int, int]) -> dict[int, int]:
+        """Keyword candidates that hold the question's quoted names verbatim, most names first."""
+        phrases = [p for p in (norm(q) for q in QUOTED_PHRASE.findall(query)) if re.search(r"[\u4e00-\u9fff]", p)]
+        if not phrases or not keyword_rank:
+            return {}
+        held = []
+        for i, r in keyword_rank.items():
+            text = norm(self.index.chunks[i].text)
+            n = sum(p in text for p in phrases)
+            if n:
+                held.append((-n, r, i))
+        return {i: rank for rank, (_, _, i) in enumerate(sorted(held), 1)}
 
     def dense_scores(self, query_vec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Top candidates (ids, cosine scores) by inner product of normalised vectors."""
@@ -95,6 +113,8 @@ class Retriever:
             fused[i] = fused.get(i, 0.0) + 1.0 / (rrf_k + r)
         for i, r in keyword_rank.items():
             fused[i] = fused.get(i, 0.0) + 1.0 / (rrf_k + r)
+        for i, r in self.phrase_rank(query, keyword_rank).items():
+            fused[i] = fused.get(i, 0.0) + PHRASE_WEIGHT / (rrf_k + r)
         order = sorted(fused, key=lambda i: -fused[i])
         # a passage that is mostly questions (an interviewer's, an editor's lead) asks, it does not answer
         for i in order[: max(k, 20) * 2]:

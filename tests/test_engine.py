@@ -213,3 +213,27 @@ def test_name_question_prefers_the_sentence_that_quotes_a_name(real_service: Rag
     ans = real_service.ask("西安市政协要求班子里每位成员都对分管领域党建负责，这叫什么？")
     assert not ans.refused and "一岗双责" in ans.text, ans.text
     assert len(ans.citations) == 1, ans.text
+
+
+def test_fraction_answers_a_how_much_question(real_service: RagService) -> None:
+    """"三分之二" is a number: a "多少" question is answered by it, not refused or sent elsewhere."""
+    ans = real_service.ask("石光亮说，有的党组书记用多少时间抓党建？")
+    assert not ans.refused and "三分之二" in ans.text, ans.text
+
+
+def test_quoted_counted_term_with_its_items_in_the_next_clause(real_service: RagService) -> None:
+    ans = real_service.ask("“四联机制”具体指哪四联？")
+    assert not ans.refused, ans.text
+    for item in ("组织联建", "理论联学", "活动联办", "品牌联创"):
+        assert item in ans.text, ans.text
+
+
+def test_quoted_counted_term_whose_items_the_corpus_never_lists_is_refused(real_service: RagService) -> None:
+    ans = real_service.ask("西安市政协的“三实三化”工作方法里，“三实”指的是哪三实？")
+    assert ans.refused, ans.text
+
+
+def test_quoted_name_finds_the_passage_that_holds_it(real_service: RagService) -> None:
+    """The embedder scores this passage low; the quoted name still brings it into the top three."""
+    hits = real_service.retrieve("“以下看上”调研获得了什么荣誉？", k=3)
+    assert any("百优" in h.chunk.text for h in hits), [h.chunk.text[:40] for h in hits]
