@@ -29,6 +29,7 @@ QUESTION_PASSAGE = 0.7  # fused-score factor for a passage that is mostly questi
 PLACE_MISMATCH = 0.6  # fused-score factor for a passage of another province than the one asked about
 # a name the question puts in quotes (“以下看上”) is a phrase: passages that hold it verbatim form a
 # third ranked list in the fusion, so a passage the embedder scores low is not lost for it
+KW_WEIGHT = 1.3
 PHRASE_WEIGHT = 1.0
 QUOTED_PHRASE = re.compile(r"[“\"「『]([^”\"」』]{2,20})[”\"」』]")
 
@@ -65,13 +66,15 @@ class Retriever:
         return share
 
     def phrase_rank(self, query: str, keyword_rank: dict[int, int]) -> dict[int, int]:
-        """Keyword candidates that hold the question's quoted names verbatim, most names first."""
+        """Keyword candidates that hold the question's quoted names verbatim (in the text or the
+        heading path), most names first, then in keyword order."""
         phrases = [p for p in (norm(q) for q in QUOTED_PHRASE.findall(query)) if re.search(r"[\u4e00-\u9fff]", p)]
         if not phrases or not keyword_rank:
             return {}
         held = []
         for i, r in keyword_rank.items():
-            text = norm(self.index.chunks[i].text)
+            c = self.index.chunks[i]
+            text = norm(" ".join((*c.heading_path, c.text)))  # a section's heading names it for its passages
             n = sum(p in text for p in phrases)
             if n:
                 held.append((-n, r, i))
@@ -112,7 +115,7 @@ class Retriever:
         for i, r in dense_rank.items():
             fused[i] = fused.get(i, 0.0) + 1.0 / (rrf_k + r)
         for i, r in keyword_rank.items():
-            fused[i] = fused.get(i, 0.0) + 1.0 / (rrf_k + r)
+            fused[i] = fused.get(i, 0.0) + KW_WEIGHT / (rrf_k + r)
         for i, r in self.phrase_rank(query, keyword_rank).items():
             fused[i] = fused.get(i, 0.0) + PHRASE_WEIGHT / (rrf_k + r)
         order = sorted(fused, key=lambda i: -fused[i])
