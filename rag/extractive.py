@@ -100,8 +100,13 @@ def expected_count(question: str) -> int | None:
 
 
 def _enum_items(text: str) -> int:
-    """Rough number of enumerated items in a text."""
-    return max(text.count("、") + 1 if "、" in text else 0, len(ENUM_MARK.findall(text)))
+    """Rough number of enumerated items in a text (“A”“B”“C” side by side are items too)."""
+    quoted_run = text.count("”“") + text.count('""')
+    return max(
+        text.count("、") + 1 if "、" in text else 0,
+        len(ENUM_MARK.findall(text)),
+        quoted_run + 1 if quoted_run else 0,
+    )
 
 
 def _is_question(sentence: str) -> bool:

@@ -22,6 +22,8 @@ CITIES = (
     "西宁 呼和浩特 南宁 拉萨 银川 乌鲁木齐 大连 青岛 宁波 厦门 深圳"
 ).split()
 _NAMES = sorted(PROVINCES + CITIES, key=len, reverse=True)
+CITY_SET = frozenset(CITIES)
+PROVINCE_SCOPE = re.compile(r"全省|省委|省政府|省直")
 _RE = re.compile("|".join(_NAMES))
 
 
@@ -42,7 +44,9 @@ class PlaceResolver:
 
     A passage's place is named by its speaker or section heading, else by its article title,
     else by the place its article mentions most (when one dominates: an article from the 湖南
-    office says "省政协" and now and then "湖南"), else by its own text.
+    office says "省政协" and now and then "湖南"), else by its own text. A passage under a city
+    speaker that speaks for a whole province ("全省") without naming the city is pasted from
+    another speech (a layout artifact of the meeting digest): only a province it names counts.
     """
 
     def __init__(self, chunks: Sequence) -> None:
@@ -68,6 +72,12 @@ class PlaceResolver:
     def of(self, chunk) -> frozenset[str]:
         if chunk.id not in self._cache:
             found = places_in(" ".join(chunk.heading_path)) or places_in(chunk.title)
+            if found and set(found) <= CITY_SET and PROVINCE_SCOPE.search(chunk.text) and not any(p in chunk.text for p in found):
+                # a city speaker's heading over a passage that speaks for a whole province ("全省三级
+                # 政协"): pasted from another speech; trust only a province the passage names itself
+                found = Counter({p: n for p, n in places_in(chunk.text).items() if p not in CITY_SET})
+                self._cache[chunk.id] = frozenset(found)
+                return self._cache[chunk.id]
             where = frozenset(found) or self._doc_places(chunk.source) or frozenset(places_in(chunk.text))
             self._cache[chunk.id] = where
         return self._cache[chunk.id]

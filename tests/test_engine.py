@@ -237,3 +237,18 @@ def test_quoted_name_finds_the_passage_that_holds_it(real_service: RagService) -
     """The embedder scores this passage low; the quoted name still brings it into the top three."""
     hits = real_service.retrieve("“以下看上”调研获得了什么荣誉？", k=3)
     assert any("百优" in h.chunk.text for h in hits), [h.chunk.text[:40] for h in hits]
+
+
+def test_quoted_names_side_by_side_answer_a_which_ones_question(real_service: RagService) -> None:
+    """“云宝早自习”“委员公开课”“夜读往事” is an enumeration, as much as one with 、."""
+    ans = real_service.ask("湖南省政协在全媒体宣传方面有哪些互联网宣传品牌？")
+    assert not ans.refused, ans.text
+    for name in ("云宝早自习", "委员公开课", "夜读往事"):
+        assert name in ans.text, ans.text
+
+
+def test_province_wide_passage_under_a_city_speaker_is_not_ruled_out(real_service: RagService) -> None:
+    """In the meeting digest a Hunan paragraph ("全省三级政协") sits under the Chengdu speaker;
+    a question about Hunan must still be answered from it."""
+    ans = real_service.ask("湖南全省三级政协有多少名委员在政协云上集结？")
+    assert not ans.refused and "3万多名" in ans.text, ans.text
