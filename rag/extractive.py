@@ -29,6 +29,7 @@ import numpy as np
 from .chunking import split_sentences
 from .config import Settings
 from .glossary import chinese_keywords
+from .names import PinyinNames
 from .places import PlaceResolver, place_core, places_in
 from .schema import Answer, Chunk, Citation, Hit
 from .sentvec import SentenceVectorCache
@@ -41,7 +42,7 @@ NUMBER_Q = re.compile(r"多少|(?<![这近前那哪])几[个位名家项条次�
 # the measure word the question asks about: "多少个" -> 个, "几位" -> 位
 CLASSIFIER_Q = re.compile(r"(?:多少|(?<![这近前那哪])几)([个位名家项条次期篇年天人所批支场])")
 ENUMERATOR = re.compile(r"^(?:[（(][一二三四五六七八九十]+[)）]|[一二三四五六七八九十]+[、是]|第[一二三四五六七八九十]+[,，、]|首先|其次)")
-TIME_Q = re.compile(r"什么时候|何时|哪一?年|哪天|几月|时间|when|which year|what year", re.I)
+TIME_Q = re.compile(r"什么时候|何时|哪一?年|哪天|几月|时间|when|which year|what year|what date|which date|what day", re.I)
 # "这个叫法是什么？" "那个调研叫什么？": the answer is a name, which this corpus puts in quotes
 NAME_Q = re.compile(r"叫什么|叫法|称为什么|称作什么|什么名字|名称|怎么称呼|什么说法|提法|what is it called|what is the name|what do they call", re.I)
 QUOTED_NAME = re.compile(r"[“\"「『]([^”\"」』]{2,16})[”\"」』]")
@@ -124,7 +125,11 @@ def split_subquestions(question: str) -> list[str]:
     """Split "…？…？", "… and how many …" and "A和B两省…" questions into parts answered one by one."""
     parts = [p.strip() for p in re.split(r"[？?；;]\s*", question) if len(norm(p)) >= 4]
     if len(parts) <= 1 and is_mostly_latin(question):
-        parts = [p.strip() for p in re.split(r",? and (?=how|what|which|when|where|who|in which)", question, flags=re.I) if p.strip()]
+        parts = [
+            p.strip()
+            for p in re.split(r",? and (?=(?:on|in|at|for|from|to) (?:what|which)|how|what|which|when|where|who)", question, flags=re.I)
+            if p.strip()
+        ]
     if len(parts) <= 1 and not is_mostly_latin(question):
         places = _coordinated_places(question)
         if len(places) >= 2:
@@ -183,6 +188,7 @@ class ExtractiveAnswerer:
             sentence_cache = SentenceVectorCache(embed_passages)  # in memory only
         self.sentence_cache = sentence_cache
         self.places = PlaceResolver(self.chunks)
+        self._names: PinyinNames | None = None  # built on the first English question
         self._sections: dict | None = None
 
     # ------------------------------------------------------------ candidates
@@ -202,7 +208,10 @@ class ExtractiveAnswerer:
     def terms_of(self, question: str) -> dict[str, float]:
         """Weighted terms to look for in sentences; an English question's are its Chinese keywords."""
         if is_mostly_latin(question):
-            return question_terms(chinese_keywords(question, alternatives=False), self.idf)
+            if self._names is None:
+                self._names = PinyinNames(self.chunks)
+            keywords = [chinese_keywords(question, alternatives=False), *self._names.in_english(question)]
+            return question_terms(" ".join(keywords), self.idf)
         return question_terms(question, self.idf)
 
     def sentence_vectors(self, texts: list[str]) -> np.ndarray:

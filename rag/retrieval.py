@@ -19,6 +19,7 @@ from .embeddings import CrossEncoderReranker, VectorEmbeddings
 from .schema import Hit
 from .store import Index
 from .glossary import chinese_keywords
+from .names import PinyinNames
 from .places import PlaceResolver, places_in
 from .text import is_mostly_latin, norm, tokenize
 
@@ -49,6 +50,7 @@ class Retriever:
         self.settings = settings
         self.reranker = reranker
         self.places = PlaceResolver(index.chunks)
+        self.names = PinyinNames(index.chunks)
         self._qshare: dict[int, float] = {}
 
     def _question_share(self, i: int) -> float:
@@ -103,8 +105,11 @@ class Retriever:
         keyword_rank: dict[int, int] = {}
         kw_scores = np.zeros(len(chunks), dtype=np.float32)
         # an English question is matched by its Chinese keywords (glossary terms, Chinese
-        # fragments, figures); with none, the dense side alone decides
-        tokens = tokenize(chinese_keywords(query)) if is_mostly_latin(query) else tokenize(query)
+        # fragments, figures, people); with none, the dense side alone decides
+        if is_mostly_latin(query):  # people by their pinyin ("Shi Guangliang" -> 石光亮)
+            tokens = tokenize(" ".join([chinese_keywords(query), *self.names.in_english(query)]))
+        else:
+            tokens = tokenize(query)
         if tokens:
             kw_scores = self.index.keywords.scores(tokens)
             order = np.argsort(-kw_scores)[:CANDIDATES]

@@ -252,3 +252,21 @@ def test_province_wide_passage_under_a_city_speaker_is_not_ruled_out(real_servic
     a question about Hunan must still be answered from it."""
     ans = real_service.ask("湖南全省三级政协有多少名委员在政协云上集结？")
     assert not ans.refused and "3万多名" in ans.text, ans.text
+
+
+def test_pinyin_names_in_english_questions_become_the_chinese_names(real_service: RagService) -> None:
+    from rag.names import PinyinNames
+
+    idx, _, _ = real_service.current()
+    names = PinyinNames(idx.chunks)
+    assert names.in_english("According to Shi Guangliang and Qing Jianwei, what did Zhang Qiyun say?") == [
+        "石光亮", "卿渐伟", "张岐云",
+    ]
+    assert names.in_english("What did Wang Xiaoming say?") == []  # nobody of that name in the headings
+
+
+def test_english_question_about_a_meeting_date(real_service: RagService) -> None:
+    ans = real_service.ask(
+        "According to Shi Guangliang, on what date did the CPC Central Committee hold its conference on Party building in central Party and state organs?"
+    )
+    assert not ans.refused and "7月9日" in ans.text, ans.text
