@@ -54,6 +54,7 @@ CJK4 = re.compile(r"^[\u4e00-\u9fff]{4}$")
 POOL_HITS = 5  # the dense sentence check reads the sentences of this many top passages
 POOL_SENTENCES = 24  # … at most this many sentences (each embedded once, then cached)
 SENT_MAX = 120  # longer sentences are cut to their best clause run
+SENT_ENDS = ("。", "！", "？", "；", "!", "?", ";", "”", "…")
 
 
 @dataclass(eq=False)
@@ -108,6 +109,21 @@ def _enum_items(text: str) -> int:
         len(ENUM_MARK.findall(text)),
         quoted_run + 1 if quoted_run else 0,
     )
+
+
+def _listed_only(text: str, term: str) -> bool:
+    """Every occurrence of ``term`` in ``text`` is an item of a 、-separated list."""
+    if len(term) < 2:
+        return False
+    at, found = text.find(term), False
+    while at >= 0:
+        before = text[:at].rstrip("“\"「『")[-1:]
+        after = text[at + len(term) :].lstrip("”\"」』")[:1]
+        if before != "、" and after != "、":
+            return False
+        found = True
+        at = text.find(term, at + 1)
+    return found
 
 
 def _is_question(sentence: str) -> bool:
@@ -195,14 +211,20 @@ class ExtractiveAnswerer:
     def candidates(self, hits: list[Hit]) -> list[Candidate]:
         out, seen = [], set()
         for r, h in enumerate(hits[: self.settings.answer_passages]):
-            prev = ""
-            for pos, (a, z) in enumerate(split_sentences(h.chunk.text)):
-                s = h.chunk.text[a:z].strip()
-                key = norm(s)
-                if len(key) >= 6 and key not in seen:
-                    seen.add(key)
-                    out.append(Candidate(s, r, h, prev=prev, pos=pos))
-                prev = s
+            prev, pos = "", 0
+            headings = {norm(x) for x in h.chunk.heading_path}
+            for a, z in split_sentences(h.chunk.text):
+                # a line break in a chunk is a block boundary: a heading line is context, not a sentence
+                for line in h.chunk.text[a:z].split("\n"):
+                    s = line.strip()
+                    key = norm(s)
+                    if not key:
+                        continue
+                    heading = key in headings or (ENUMERATOR.match(s) and not s.endswith(SENT_ENDS))
+                    if not heading and len(key) >= 6 and key not in seen:
+                        seen.add(key)
+                        out.append(Candidate(s, r, h, prev=prev, pos=pos))
+                    prev, pos = s, pos + 1
         return out
 
     def terms_of(self, question: str) -> dict[str, float]:
@@ -252,7 +274,9 @@ class ExtractiveAnswerer:
                 if not tn:
                     continue
                 if tn in s_norm:
-                    got += w
+                    # a term that is only one item of a list ("参谋助手、综合协调、……、督办落实") is
+                    # named, not explained: half its weight unless the question asks for a list
+                    got += w if want_list or not _listed_only(c.text, t) else 0.5 * w
                     covered.add(t)
                 elif tn in path_norm:
                     got += 0.75 * w

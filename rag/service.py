@@ -33,6 +33,25 @@ logger = logging.getLogger(__name__)
 
 # words that point back to the conversation: "它", "这个", "那……呢"
 DEPENDENT = re.compile(r"它|他们|她们|其[中他]?|这个|那个|这些|那些|这项|那项|该|此项|上述|这方面|这一|^那|^还有|^那么")
+# "那督办落实这一块呢？": the same subject, another topic; the last question's topic is left behind
+CONTRAST = re.compile(r"^(?:那么?|还有|另外|至于)[^，,。？?]{1,30}?呢")
+
+
+def question_subject(question: str) -> str:
+    """The leading noun phrase of a question: who or what it is about ("山西省政协办公厅在……" ->
+    "山西省政协办公厅"; a quoted name at the start counts as a noun)."""
+    import rjieba
+
+    out, quote = [], False
+    for w, t in rjieba.tag(question.strip()):
+        if w in "“\"「『" and not quote:
+            quote = True
+        elif quote:
+            quote = w not in "”\"」』"
+        elif not t.startswith(("n", "j")):  # nouns, names, places, abbreviations
+            break
+        out.append(w)
+    return "".join(out) if not quote else ""
 
 
 def history_user_turns(history: list[dict] | None) -> list[str]:
@@ -193,11 +212,22 @@ class RagService:
         return q
 
     def retrieval_query(self, question: str, history: list[dict] | None) -> str:
-        """A follow-up that points back ("它……") is retrieved together with the previous question."""
+        """A follow-up that points back ("它……") is retrieved together with the previous question;
+        one that turns to another topic of the same subject ("那督办落实这一块呢？") with the
+        previous question's subject only."""
+        context = self.followup_context(question, history)
+        return f"{context} {question}" if context else question
+
+    def followup_context(self, question: str, history: list[dict] | None) -> str:
+        """What of the conversation a follow-up question depends on ("" for a standalone one)."""
         turns = history_user_turns(history)
-        if turns and (DEPENDENT.search(question) or len(norm(question)) < 8):
-            return f"{turns[-1]} {question}"
-        return question
+        if not turns or not (DEPENDENT.search(question) or len(norm(question)) < 8):
+            return ""
+        if CONTRAST.search(question.strip()):
+            subject = question_subject(turns[-1])
+            if len(norm(subject)) >= 2:
+                return subject
+        return turns[-1]
 
     def search_parts(self, retriever: Retriever, query: str) -> list[Hit]:
         """Retrieve a many-part question ("…？…？", "山东和湖南…") part by part and interleave the results."""
@@ -231,7 +261,7 @@ class RagService:
         hits = self.search_parts(retriever, rq)
         extra, said = {}, ""
         if rq != q:
-            extra = question_terms(history_user_turns(history)[-1], answerer.idf)
+            extra = question_terms(self.followup_context(q, history), answerer.idf)
             said = history_assistant_text(history)
         ans = answerer.answer(q, hits, extra_terms=extra, said=said)
         ans.retrieval_query = rq
@@ -285,7 +315,7 @@ class RagService:
                 failed = e
                 rq = self.retrieval_query(q, history)
             if rq != q:  # a follow-up (rewritten or joined): gated as ask() answers it, on what is new
-                gate_kwargs["extra_terms"] = question_terms(history_user_turns(history)[-1], answerer.idf)
+                gate_kwargs["extra_terms"] = question_terms(self.followup_context(q, history), answerer.idf)
                 gate_kwargs["said"] = history_assistant_text(history)
         hits = self.search_parts(retriever, rq)
         if failed is not None:

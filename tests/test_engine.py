@@ -270,3 +270,32 @@ def test_english_question_about_a_meeting_date(real_service: RagService) -> None
         "According to Shi Guangliang, on what date did the CPC Central Committee hold its conference on Party building in central Party and state organs?"
     )
     assert not ans.refused and "7月9日" in ans.text, ans.text
+
+
+def test_follow_up_on_another_topic_keeps_only_the_subject(real_service: RagService) -> None:
+    from rag.service import question_subject
+
+    assert question_subject("山西省政协办公厅在综合协调方面建立了哪些机制？") == "山西省政协办公厅"
+    assert question_subject("省直机关工委搞的“党建链动”行动是怎么回事？") == "省直机关工委"
+    history = [
+        {"role": "user", "content": "山西省政协办公厅在综合协调方面建立了哪些机制？"},
+        {"role": "assistant", "content": "建立完善了三项统筹协调机制。"},
+    ]
+    rq = real_service.retrieval_query("那督办落实这一块呢？", history)
+    assert rq.startswith("山西省政协办公厅") and "综合协调" not in rq, rq
+    # a follow-up that points back keeps the whole previous question
+    assert "综合协调" in real_service.retrieval_query("它们是哪一年建立的？", history)
+    hits = real_service.retrieve("那督办落实这一块呢？他们是怎么抓的？", history, k=3)
+    assert any("督办落实之剑" in " ".join(h.chunk.heading_path) for h in hits), [h.chunk.heading_path for h in hits]
+
+
+def test_a_term_only_listed_counts_less_and_heading_lines_are_not_sentences(real_service: RagService) -> None:
+    from rag.extractive import _listed_only
+
+    assert _listed_only("把准“参谋助手、综合协调、服务保障、督办落实”的职能定位", "督办落实")
+    assert not _listed_only("强化督办落实之剑", "督办落实")
+    _, retriever, answerer = real_service.current()
+    hits = retriever.search("山西省政协办公厅怎么强化督办落实？", 10)
+    texts = [c.text for c in answerer.candidates(hits)]
+    assert texts and not any("\n" in t for t in texts)
+    assert not any(t.startswith("五、强化督办落实之剑") for t in texts), texts[:5]
