@@ -237,8 +237,8 @@ class RagService:
             return retriever.search(query, k)
         lists = [retriever.search(query, k)] + [retriever.search(p, k) for p in parts]
         out, seen = [], set()
-        for rank in range(k):
-            for lst in lists[1:] + lists[:1]:
+        for rank in range(k):  # the whole question's best first, then each part's
+            for lst in lists:
                 if rank < len(lst) and lst[rank].chunk.id not in seen:
                     seen.add(lst[rank].chunk.id)
                     out.append(lst[rank])
