@@ -45,6 +45,8 @@ ENUMERATOR = re.compile(r"^(?:[（(][一二三四五六七八九十]+[)）]|[一
 TIME_Q = re.compile(r"什么时候|何时|哪一?年|哪天|几月|时间|when|which year|what year|what date|which date|what day", re.I)
 # "这个叫法是什么？" "那个调研叫什么？": the answer is a name, which this corpus puts in quotes
 NAME_Q = re.compile(r"叫什么|叫法|称为什么|称作什么|什么名字|名称|怎么称呼|什么说法|提法|what is it called|what is the name|what do they call", re.I)
+NAME_GATE_Q = re.compile(r"叫什么|叫啥|什么名字|怎么称呼|简称是什么|what is it called|what is the name", re.I)
+ORG_NAME = re.compile(r"[\u4e00-\u9fff]{2,12}(?:处|室|中心|平台|系统|工程|品牌|讲堂|讲坛|专栏|栏目|频道|App|APP|小程序|公众号|云)(?![\u4e00-\u9fff])")
 QUOTED_NAME = re.compile(r"[“\"「『]([^”\"」』]{2,16})[”\"」』]")
 LIST_Q = re.compile(r"哪些|哪几|分别|有什么|都有|包括|几个方面|哪[一二三四五六七八九十两]|what are|which", re.I)
 ENUM_IN_Q = re.compile(r"[“\"]?([一二三四五六七八九十两]+)[个项条张大]?[\u4e00-\u9fff]{1,4}[”\"]?")
@@ -130,11 +132,15 @@ def _is_question(sentence: str) -> bool:
     return sentence.rstrip("”’」』)）").endswith(("?", "？"))
 
 
-def has_count(text: str, classifier: str | None) -> bool:
-    """A number, followed by the measure word the question asks about when it names one."""
+def has_count(text: str, classifier: str | None, question: str = "") -> bool:
+    """A number, followed by the measure word the question asks about when it names one; a
+    number the question itself states ("4.1亿元资金里……各占多少？") does not answer it."""
+    given = set(re.findall(r"\d+(?:\.\d+)?", question))
     if classifier:
-        return bool(re.search(rf"(?:\d+(?:\.\d+)?|[一二两三四五六七八九十百千万]+)(?:多|余|几)?{classifier}", text))
-    return bool(NUMBER_RE.search(text))
+        found = re.finditer(rf"(?:\d+(?:\.\d+)?|[一二两三四五六七八九十百千万]+)(?:多|余|几)?{classifier}", text)
+    else:
+        found = NUMBER_RE.finditer(text)
+    return any(re.sub(r"[^\d.]", "", m.group(0)) not in given or not re.search(r"\d", m.group(0)) for m in found)
 
 
 def split_subquestions(question: str) -> list[str]:
@@ -286,7 +292,7 @@ class ExtractiveAnswerer:
             c.covered = frozenset(covered)
             overlap = len(q_bi & cjk_bigrams(c.text)) / (len(q_bi) or 1)
             typ = 1.0
-            if want_num and not has_count(c.text, classifier):
+            if want_num and not has_count(c.text, classifier, question):
                 typ *= 0.55 if not NUMBER_RE.search(c.text) else 0.75
             if want_time and not YEAR_RE.search(c.text):
                 typ *= 0.6
@@ -330,6 +336,7 @@ class ExtractiveAnswerer:
         clauses = [c for c in CLAUSE_SEP.split(text) if c]
         terms = question_terms(question, self.idf)
         want_num = bool(NUMBER_Q.search(question))
+        want_time = bool(TIME_Q.search(question))
         best, best_score = text[:SENT_MAX], -1.0
         for i in range(len(clauses)):
             run = ""
@@ -340,6 +347,8 @@ class ExtractiveAnswerer:
                 rn = norm(run).lower()
                 sc = sum(w for t, w in terms.items() if norm(t).lower() in rn)
                 if want_num and NUMBER_RE.search(run):
+                    sc += 0.5
+                if want_time and YEAR_RE.search(run):
                     sc += 0.5
                 sc -= 0.001 * len(run)
                 if sc > best_score:
@@ -552,11 +561,13 @@ class ExtractiveAnswerer:
         """Does the best sentence carry the kind of answer the question asks for?"""
         if NUMBER_Q.search(question) and not is_mostly_latin(question):
             m_cls = CLASSIFIER_Q.search(question)
-            if not has_count(top.text, m_cls.group(1) if m_cls else None):
+            if not has_count(top.text, m_cls.group(1) if m_cls else None, question):
                 return False
         if re.search(r"哪一?年|何年|which year|what year", question, re.I):
             if not re.search(r"(?:19|20)\d{2}", top.text):
                 return False
+        if NAME_GATE_Q.search(question) and not self.names_in(top.text, question):
+            return False  # "……叫什么名字？" and the sentence names nothing
         n = expected_count(question)
         if n and n >= 2 and not NUMBER_Q.search(question):
             # a term like “四级五方” named in the question must come with its items: in the clause
@@ -573,6 +584,14 @@ class ExtractiveAnswerer:
                 if _enum_items(clauses[at]) < 2 and _enum_items(nxt) != n:
                     return False
         return True
+
+    @staticmethod
+    def names_in(text: str, question: str) -> list[str]:
+        """Names in ``text`` that the question does not already say: quoted terms, 《titles》 and
+        names of offices, platforms, columns ("党建业务指导处", "政协云")."""
+        q = norm(question)
+        found = QUOTED_NAME.findall(text) + re.findall(r"《([^》]{2,30})》", text) + ORG_NAME.findall(text)
+        return [x for x in found if norm(x) and norm(x) not in q]
 
     def missing_entity(self, question: str, hits: list[Hit]) -> bool:
         """A place or organisation named in the question that the retrieved passages never mention."""

@@ -68,6 +68,9 @@ GLOSSARY: dict[str, str] = {
     "innovation": "创新", "education": "教育", "theme education": "主题教育", "lecture": "讲堂 讲坛",
     "culture": "文化", "brands": "品牌", "project": "项目", "projects": "项目",
     "problems": "问题", "rectified": "整改", "rectification": "整改", "assessment": "考核 评估",
+    "reporter": "记者", "reporters": "记者", "journalist": "记者", "journalists": "记者",
+    "media": "媒体", "media outlets": "媒体", "three ones": "三个一", "new and former": "新老",
+    "poor households": "贫困家庭 贫困户", "households": "家庭 户", "poor students": "贫困学生",
     "think tank": "智库", "think tanks": "智库", "work method": "工作法", "work methods": "工作法",
     "studio": "工作室",
     "studios": "工作室",
@@ -155,9 +158,11 @@ def chinese_keywords(question: str, *, alternatives: bool = True) -> str:
     '党支部 湖南 政协 2021'
     """
     out: list[str] = []
-    for m in _RE.finditer(question):
-        renderings = GLOSSARY[m.group(0).lower()].split()
-        out.extend(renderings if alternatives else renderings[:1])
+    # "poverty-alleviation" is looked up as written and as "poverty alleviation"
+    for text in dict.fromkeys((question, question.replace("-", " "))):
+        for m in _RE.finditer(text):
+            renderings = GLOSSARY[m.group(0).lower()].split()
+            out.extend(renderings if alternatives else renderings[:1])
     out.extend(_CJK_RUN.findall(question))
     out.extend(_NUMBER.findall(question))
     return " ".join(dict.fromkeys(out))

@@ -299,3 +299,24 @@ def test_a_term_only_listed_counts_less_and_heading_lines_are_not_sentences(real
     texts = [c.text for c in answerer.candidates(hits)]
     assert texts and not any("\n" in t for t in texts)
     assert not any(t.startswith("五、强化督办落实之剑") for t in texts), texts[:5]
+
+
+def test_a_number_the_question_states_does_not_answer_it() -> None:
+    from rag.extractive import has_count
+
+    q = "4.1亿元资金里，省级财政拨付和部门自筹各占多少？"
+    assert not has_count("落实到位资金4.1亿元,推动培育新型经营主体。", None, q)
+    assert has_count("落实到位资金4.1亿元,其中省级财政拨付3亿元。", None, q)
+    assert has_count("省直机关有44个后进党支部。", "个", "有多少个后进党支部？")
+
+
+def test_name_question_without_a_name_in_the_passages_is_refused(real_service: RagService) -> None:
+    ans = real_service.ask("河南省政协在“探索信息化服务”中上线的委员履职App叫什么名字？")
+    assert ans.refused, ans.text
+
+
+def test_hyphenated_english_terms_use_the_glossary() -> None:
+    from rag.glossary import chinese_keywords
+
+    assert "扶贫" in chinese_keywords("their poverty-alleviation action")
+    assert "记者" in chinese_keywords("Which reporters asked questions?")
