@@ -23,7 +23,7 @@ CITIES = (
 ).split()
 _NAMES = sorted(PROVINCES + CITIES, key=len, reverse=True)
 CITY_SET = frozenset(CITIES)
-PROVINCE_SCOPE = re.compile(r"全省|省委|省政府|省直")
+PROVINCE_SCOPE = re.compile(r"全省")
 _RE = re.compile("|".join(_NAMES))
 
 
@@ -69,11 +69,26 @@ class PlaceResolver:
             self._doc[source] = frozenset({top[0][0]}) if top and top[0][1] >= 0.5 * sum(counts.values()) else frozenset()
         return self._doc[source]
 
+    def _pasted_tail(self, chunk, cities: set[str]) -> bool:
+        """This passage, or an earlier one of the same speaker block, speaks for a whole province
+        ("全省") without naming the block's city: the rest of the block is not the city's."""
+        if self._by_source is None:
+            self._doc_places(chunk.source)  # builds the per-source index
+        for i in self._by_source.get(chunk.source, []):
+            ch = self.chunks[i]
+            if ch.heading_path[:2] != chunk.heading_path[:2]:
+                continue
+            if PROVINCE_SCOPE.search(ch.text) and not any(p in ch.text for p in cities):
+                return True
+            if ch.id == chunk.id:
+                return False
+        return False
+
     def of(self, chunk) -> frozenset[str]:
         if chunk.id not in self._cache:
             found = places_in(" ".join(chunk.heading_path)) or places_in(chunk.title)
-            if found and set(found) <= CITY_SET and PROVINCE_SCOPE.search(chunk.text) and not any(p in chunk.text for p in found):
-                # a city speaker's heading over a passage that speaks for a whole province ("全省三级
+            if found and set(found) <= CITY_SET and self._pasted_tail(chunk, set(found)):
+                # a city speaker's block from a passage on that speaks for a whole province ("全省三级
                 # 政协"): pasted from another speech; trust only a province the passage names itself
                 found = Counter({p: n for p, n in places_in(chunk.text).items() if p not in CITY_SET})
                 self._cache[chunk.id] = frozenset(found)

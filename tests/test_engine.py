@@ -320,3 +320,14 @@ def test_hyphenated_english_terms_use_the_glossary() -> None:
 
     assert "扶贫" in chinese_keywords("their poverty-alleviation action")
     assert "记者" in chinese_keywords("Which reporters asked questions?")
+
+
+def test_the_rest_of_a_city_block_after_a_province_wide_passage_is_not_the_citys(real_service: RagService) -> None:
+    from rag.places import PlaceResolver
+
+    idx, _, _ = real_service.current()
+    places = PlaceResolver(idx.chunks)
+    block = [c for c in idx.chunks if c.heading_path and c.heading_path[-1].endswith("景民")]
+    assert places.of(block[0]) == {"成都"}  # his own speech
+    tail = [c for c in block if "政协云" in c.text]
+    assert tail and all("成都" not in places.of(c) for c in tail), [(c.text[:20], places.of(c)) for c in tail]
