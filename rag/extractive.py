@@ -45,6 +45,7 @@ ENUMERATOR = re.compile(r"^(?:[（(][一二三四五六七八九十]+[)）]|[一
 TIME_Q = re.compile(r"什么时候|何时|哪一?年|哪天|几月|时间|when|which year|what year|what date|which date|what day", re.I)
 # "这个叫法是什么？" "那个调研叫什么？": the answer is a name, which this corpus puts in quotes
 NAME_Q = re.compile(r"叫什么|叫法|称为什么|称作什么|什么名字|名称|怎么称呼|什么说法|提法|what is it called|what is the name|what do they call", re.I)
+PLACE_SUFFIX = re.compile(r"(?:省|市|县|区|镇|乡|村|州|盟|旗|岛)$")
 NAME_GATE_Q = re.compile(r"叫什么|叫啥|什么名字|怎么称呼|简称是什么|what is it called|what is the name", re.I)
 ORG_NAME = re.compile(r"[\u4e00-\u9fff]{2,12}(?:处|室|中心|平台|系统|工程|品牌|讲堂|讲坛|专栏|栏目|频道|App|APP|小程序|公众号|云)(?![\u4e00-\u9fff])")
 QUOTED_NAME = re.compile(r"[“\"「『]([^”\"」』]{2,16})[”\"」』]")
@@ -603,6 +604,8 @@ class ExtractiveAnswerer:
         for word, tag in rjieba.tag(question):
             if tag not in {"ns", "nt"} or word in STOPWORDS:
                 continue
+            if tag == "ns" and not (places_in(word) or PLACE_SUFFIX.search(word)):
+                continue  # rjieba tags "东西" (things) as a place: a place is known or looks like one
             core = re.sub(r"(省|市|自治区|县|区)?(政协|政府|委员会|机关|人大|党委)?$", "", word)
             core = core or word
             if len(core) >= 2 and norm(core) not in corpus_text and not self._in_index(core):

@@ -331,3 +331,10 @@ def test_the_rest_of_a_city_block_after_a_province_wide_passage_is_not_the_citys
     assert places.of(block[0]) == {"成都"}  # his own speech
     tail = [c for c in block if "政协云" in c.text]
     assert tail and all("成都" not in places.of(c) for c in tail), [(c.text[:20], places.of(c)) for c in tail]
+
+
+def test_a_common_word_the_tagger_calls_a_place_is_not_a_missing_place(real_service: RagService) -> None:
+    # rjieba tags "东西" (things) as ns; it is not a place the corpus lacks
+    ans = real_service.ask("湖南委员在政协云上能提交哪些东西？")
+    assert not ans.refused, ans.text
+    assert "政协云" in "".join(c.quote for c in ans.citations)
