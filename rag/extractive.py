@@ -525,7 +525,7 @@ class ExtractiveAnswerer:
         if quoted:
             asked = set(places_in(question))
             for key in sections:
-                if any(q and q.lower() in norm(key[1][-1]).lower() for q in quoted):
+                if any(q and q.lower() in norm(h).lower() for q in quoted for h in key[1]):
                     first = next(iter(sections[key].values()))
                     where = self.places.of(first)
                     if not asked or not where or (asked & where):
@@ -538,7 +538,13 @@ class ExtractiveAnswerer:
             tried.add(key)
             head = norm(key[1][-1]).lower()
             if quoted:
-                match = 1.0 if any(q and q.lower() in head for q in quoted) else 0.0
+                # the quoted term in this heading, or in one above it (the speech titled “火柴”
+                # whose speaker block holds the numbered sections): the further up, the weaker
+                match = 0.0
+                for up, h in enumerate(reversed(key[1])):
+                    if any(q and q.lower() in norm(h).lower() for q in quoted):
+                        match = 1.0 - 0.1 * up
+                        break
             else:
                 match = sum(w for t, w in terms.items() if norm(t).lower() in head) / total
             if match < 0.6:

@@ -338,3 +338,12 @@ def test_a_common_word_the_tagger_calls_a_place_is_not_a_missing_place(real_serv
     ans = real_service.ask("湖南委员在政协云上能提交哪些东西？")
     assert not ans.refused, ans.text
     assert "政协云" in "".join(c.quote for c in ans.citations)
+
+
+def test_list_question_about_a_speech_title_gets_the_numbered_sections_of_that_speech(real_service: RagService) -> None:
+    # “火柴” is in the speech's title, two levels above the sections "一、坚持“传递光”……"
+    ans = real_service.ask("广州市政协的“火柴”型机关建设包括哪几个方面？")
+    assert not ans.refused
+    for item in ("传递光", "结成捆", "当火引"):
+        assert item in ans.text, ans.text
+    assert len(ans.citations) == 3
