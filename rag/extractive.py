@@ -182,6 +182,13 @@ def _coordinated_places(question: str) -> list[str]:
 
 
 WHO_Q = re.compile(r"是谁|哪位|谁(?:的|说|讲|提出|介绍|负责)|什么人|\bwho\b", re.I)
+# "……是谁推出的？" asks who made or runs a thing: an organisation doing it, not the speaker
+AGENT_Q = re.compile(
+    r"谁(?:来)?(?:推出|主办|承办|发起|打造|创办|创建|组织|牵头|开设|搭建|建立|开发|上线|联合)|由谁|哪个(?:单位|部门|机构)|哪家"
+    r"|\bwho (?:launched|organi[sz]ed|created|set up|started|runs|ran|hosted|built)",
+    re.I,
+)
+AGENT_VERB = re.compile(r"推出|主办|承办|发起|打造|创办|创建|牵头|开设|搭建|开发|联合|联手|建立|举办|组建")
 SPEAKER_LABEL = re.compile(r"(?:[\u4e00-\u9fff·（）()、]{2,30}\s+)?[\u4e00-\u9fff]{2,4}")
 NOT_SPEAKERS = {"编者按", "引言", "前言", "结语", "后记", "附件", "导语", "按语"}
 
@@ -271,6 +278,7 @@ class ExtractiveAnswerer:
         want_list = bool(LIST_Q.search(question))
         quoted = QUOTED.findall(question)
         want_name = bool(NAME_Q.search(question))
+        want_agent = bool(AGENT_Q.search(question))
         for c in cands:
             s_norm = norm(c.text).lower()
             prev_norm = norm(c.prev).lower()
@@ -302,6 +310,8 @@ class ExtractiveAnswerer:
             if want_name:  # a name asked for: a sentence that puts a new term in quotes
                 names = [q for q in QUOTED_NAME.findall(c.text) if q not in quoted and norm(q) not in norm(question)]
                 typ *= 1.2 if names else 0.8
+            if want_agent:  # who made it: a sentence that says someone launched, hosted, built it
+                typ *= 1.2 if AGENT_VERB.search(c.text) else 0.85
             if _is_question(c.text):
                 typ *= 0.35  # a question in the text is not an answer
             if any(q in c.text and re.search(re.escape(q) + r"[”\"]?(?:的内容)?(?:是指|就是|即|是|包括|指)", c.text) for q in quoted):
@@ -438,7 +448,7 @@ class ExtractiveAnswerer:
         pieces = []
         # "……是谁？": the person is often only in the heading ("山西省政协秘书长 张岐云") while
         # the passage says "我们"; name each speaker before their sentence, from its own heading
-        who_q, named = bool(WHO_Q.search(question)), set()
+        who_q, named = bool(WHO_Q.search(question)) and not AGENT_Q.search(question), set()
         for c in chosen:
             if who_q:
                 who = speaker_of(c.hit.chunk)

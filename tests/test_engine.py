@@ -347,3 +347,11 @@ def test_list_question_about_a_speech_title_gets_the_numbered_sections_of_that_s
     for item in ("传递光", "结成捆", "当火引"):
         assert item in ans.text, ans.text
     assert len(ans.citations) == 3
+
+
+def test_who_launched_it_is_answered_by_the_sentence_that_says_who_did(real_service: RagService) -> None:
+    ans = real_service.ask("“决胜攻坚·向人民报告”党建访谈录是谁推出的？已经办了多少期？")
+    assert not ans.refused
+    assert "省直机关工委" in ans.text and "齐鲁" in ans.text, ans.text
+    assert "9期" in ans.text
+    assert not ans.text.startswith("石光亮"), "the interviewee is not who launched it"
