@@ -188,6 +188,7 @@ AGENT_Q = re.compile(
     r"|\bwho (?:launched|organi[sz]ed|created|set up|started|runs|ran|hosted|built)",
     re.I,
 )
+CLAUSE_SPLIT = re.compile(r"[,，;；、。:：!！?？]")
 AGENT_VERB = re.compile(r"推出|主办|承办|发起|打造|创办|创建|牵头|开设|搭建|开发|联合|联手|建立|举办|组建")
 SPEAKER_LABEL = re.compile(r"(?:[\u4e00-\u9fff·（）()、]{2,30}\s+)?[\u4e00-\u9fff]{2,4}")
 NOT_SPEAKERS = {"编者按", "引言", "前言", "结语", "后记", "附件", "导语", "按语"}
@@ -309,7 +310,14 @@ class ExtractiveAnswerer:
                 typ *= 0.85
             if want_name:  # a name asked for: a sentence that puts a new term in quotes
                 names = [q for q in QUOTED_NAME.findall(c.text) if q not in quoted and norm(q) not in norm(question)]
-                typ *= 1.2 if names else 0.8
+                # the new name should sit by what the question describes ("班子成员“一岗双责”" for
+                # "班子里每个人……"), not in some other clause of the sentence
+                near = any(
+                    any(norm(t).lower() in norm(cl).lower() for t in terms if norm(t))
+                    for cl in CLAUSE_SPLIT.split(c.text)
+                    if any(n in cl for n in names)
+                )
+                typ *= (1.2 if near else 1.0) if names else 0.8
             if want_agent:  # who made it: a sentence that says someone launched, hosted, built it
                 typ *= 1.2 if AGENT_VERB.search(c.text) else 0.85
             if _is_question(c.text):

