@@ -71,6 +71,7 @@ class Candidate:
     score: float = 0.0
     typ: float = 1.0  # answer-type factor (wants a number, a year, a list …)
     covered: frozenset = frozenset()
+    lead: str = ""  # the inline heading it follows ("一是创新实施“党建链动”行动。"): its topic
 
 
 def question_terms(question: str, idf) -> dict[str, float]:
@@ -127,6 +128,25 @@ def _listed_only(text: str, term: str) -> bool:
         found = True
         at = text.find(term, at + 1)
     return found
+
+
+def is_inline_heading(sentence: str) -> bool:
+    """"一是创新实施“党建链动”行动。": a short numbered item that only names its topic."""
+    return bool(ENUMERATOR.match(sentence)) and len(norm(sentence)) <= 20 and not re.search(r"[,，;；:：]", sentence)
+
+
+def _restates(heading: str, terms) -> bool:
+    """Is an inline heading mostly the question's own words ("一是创新实施“党建链动”行动。" for
+    "党建链动行动取得了什么效果？")? Then it tells the asker nothing."""
+    body = norm(ENUMERATOR.sub("", heading, count=1))
+    if not body:
+        return True
+    hit = [False] * len(body)
+    for t in terms:
+        tn = norm(t)
+        for m in re.finditer(re.escape(tn), body) if len(tn) >= 2 else ():
+            hit[m.start() : m.end()] = [True] * (m.end() - m.start())
+    return sum(hit) >= 0.5 * len(body)
 
 
 def _is_question(sentence: str) -> bool:
@@ -188,6 +208,13 @@ AGENT_Q = re.compile(
     r"|\bwho (?:launched|organi[sz]ed|created|set up|started|runs|ran|hosted|built)",
     re.I,
 )
+# words that name the kind of answer wanted ("取得了哪些成效？"): a sentence that repeats one
+# ("服务成效“四张清单”") adds nothing to the answer for it
+ANSWER_KIND = frozenset("成效 成果 效果 成绩 做法 举措 措施 经验 作用 意义 特点 内容 办法 方法 要求 情况 目的 目标 亮点 变化".split())
+RESULT_Q = re.compile(r"成效|成果|成绩|效果如何|什么效果|哪些效果|见效|what (?:results|effects?|outcomes?)|achiev", re.I)
+RESULT_MARK = re.compile(r"截至|累计|共[计有]?[\u4e00-\u9fff]{0,3}\d|已经?[\u4e00-\u9fff]{0,4}\d|先后|实现了|达到|被评为|荣获|获得|收到了|取得了")
+# "(山东省政协供图)", "（记者 王某 摄）": a photo credit, not a sentence
+CREDIT = re.compile(r"[(（][^()（）]{0,30}(?:供图|摄|图片|来源)[^()（）]{0,10}[)）]")
 CLAUSE_SPLIT = re.compile(r"[,，;；、。:：!！?？]")
 AGENT_VERB = re.compile(r"推出|主办|承办|发起|打造|创办|创建|牵头|开设|搭建|开发|联合|联手|建立|举办|组建")
 SPEAKER_LABEL = re.compile(r"(?:[\u4e00-\u9fff·（）()、]{2,30}\s+)?[\u4e00-\u9fff]{2,4}")
@@ -221,12 +248,13 @@ class ExtractiveAnswerer:
         self.places = PlaceResolver(self.chunks)
         self._names: PinyinNames | None = None  # built on the first English question
         self._sections: dict | None = None
+        self._before: dict[str, Chunk] | None = None
 
     # ------------------------------------------------------------ candidates
     def candidates(self, hits: list[Hit]) -> list[Candidate]:
         out, seen = [], set()
         for r, h in enumerate(hits[: self.settings.answer_passages]):
-            prev, pos = "", 0
+            prev, pos, lead = "", 0, self.lead_before(h.chunk)
             headings = {norm(x) for x in h.chunk.heading_path}
             for a, z in split_sentences(h.chunk.text):
                 # a line break in a chunk is a block boundary: a heading line is context, not a sentence
@@ -235,12 +263,39 @@ class ExtractiveAnswerer:
                     key = norm(s)
                     if not key:
                         continue
-                    heading = key in headings or (ENUMERATOR.match(s) and not s.endswith(SENT_ENDS))
+                    heading = key in headings or (ENUMERATOR.match(s) and not s.endswith(SENT_ENDS)) or CREDIT.fullmatch(s)
+                    if ENUMERATOR.match(s):
+                        lead = ""  # the next item starts: the old topic ends
                     if not heading and len(key) >= 6 and key not in seen:
                         seen.add(key)
-                        out.append(Candidate(s, r, h, prev=prev, pos=pos))
+                        out.append(Candidate(s, r, h, prev=prev, pos=pos, lead=lead))
+                    if heading or is_inline_heading(s):
+                        lead = s
                     prev, pos = s, pos + 1
         return out
+
+    def lead_before(self, chunk: Chunk) -> str:
+        """The inline heading ("一是……。") still open where ``chunk`` starts, from the passages
+        before it in the same section (a passage may start in the middle of an item)."""
+        if self._before is None:
+            order = sorted(self.chunks, key=lambda c: (c.source, c.start))
+            self._before = {b.id: a for a, b in zip(order, order[1:]) if a.source == b.source}
+        boundary, cur = chunk.start, chunk
+        for _ in range(3):  # an item rarely runs longer than a few passages
+            prev = self._before.get(cur.id)
+            if prev is None or prev.heading_path != chunk.heading_path:
+                return ""
+            items = [
+                line.strip()
+                for a, z in split_sentences(prev.text)
+                if prev.start + a < boundary  # what overlaps this passage, it reads itself
+                for line in prev.text[a:z].split("\n")
+            ]
+            for s in reversed(items):
+                if ENUMERATOR.match(s):
+                    return s if is_inline_heading(s) else ""
+            boundary, cur = prev.start, prev
+        return ""
 
     def terms_of(self, question: str) -> dict[str, float]:
         """Weighted terms to look for in sentences; an English question's are its Chinese keywords."""
@@ -280,9 +335,11 @@ class ExtractiveAnswerer:
         quoted = QUOTED.findall(question)
         want_name = bool(NAME_Q.search(question))
         want_agent = bool(AGENT_Q.search(question))
+        want_result = bool(RESULT_Q.search(question))
         for c in cands:
             s_norm = norm(c.text).lower()
             prev_norm = norm(c.prev).lower()
+            lead_norm = norm(c.lead).lower()
             path_norm = norm(" ".join((c.hit.chunk.title, *c.hit.chunk.heading_path))).lower()
             got, covered = 0.0, set()
             for t, w in terms.items():
@@ -294,7 +351,7 @@ class ExtractiveAnswerer:
                     # named, not explained: half its weight unless the question asks for a list
                     got += w if want_list or not _listed_only(c.text, t) else 0.5 * w
                     covered.add(t)
-                elif tn in path_norm:
+                elif tn in path_norm or tn in lead_norm:
                     got += 0.75 * w
                 elif tn in prev_norm:
                     got += 0.5 * w
@@ -318,8 +375,14 @@ class ExtractiveAnswerer:
                     if any(n in cl for n in names)
                 )
                 typ *= (1.2 if near else 1.0) if names else 0.8
+            if want_result:  # "取得了哪些成效？": in these reports results come as figures
+                typ *= 1.25 if RESULT_MARK.search(c.text) else 1.1 if has_count(c.text, None, question) else 1.0
             if want_agent:  # who made it: a sentence that says someone launched, hosted, built it
                 typ *= 1.2 if AGENT_VERB.search(c.text) else 0.85
+            if is_inline_heading(c.text) and _restates(c.text, terms):
+                # "一是创新实施“党建链动”行动。" only names the topic the question names; the
+                # sentences after it say what it did
+                typ *= 0.6
             if _is_question(c.text):
                 typ *= 0.35  # a question in the text is not an answer
             if any(q in c.text and re.search(re.escape(q) + r"[”\"]?(?:的内容)?(?:是指|就是|即|是|包括|指)", c.text) for q in quoted):
@@ -435,10 +498,13 @@ class ExtractiveAnswerer:
             # terms the first sentence's heading already answers (the speaker's name) are not new
             top_path = norm(" ".join((top.hit.chunk.title, *top.hit.chunk.heading_path))).lower()
             for c in ranked[1:4]:
-                new_terms = {t for t in c.covered - top.covered if norm(t).lower() not in top_path}
+                new_terms = {
+                    t for t in c.covered - top.covered if norm(t).lower() not in top_path and t not in ANSWER_KIND
+                }
                 if (
                     c.score >= 0.8 * top.score
                     and new_terms
+                    and not (is_inline_heading(c.text) and _restates(c.text, self.terms_of(question)))
                     and sum(self.idf(t) for t in new_terms) >= 0.25 * sum(self.idf(t) for t in top.covered | new_terms)
                     and len(c.text) <= budget
                 ):

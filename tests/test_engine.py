@@ -377,3 +377,19 @@ def test_name_question_takes_the_name_quoted_beside_what_it_describes(tmp_path: 
     assert not ans.refused
     assert ans.text.startswith("严格落实") and "一岗双责" in ans.text, ans.text
     assert "三实三化" not in ans.text
+
+
+def test_results_question_reads_past_the_items_heading_into_the_next_passage(real_service: RagService) -> None:
+    # "一是创新实施“党建链动”行动。" only names the item; its results are two passages on,
+    # in a sentence that never says "党建链动"
+    ans = real_service.ask("“党建链动”行动到目前为止取得了哪些成效？")
+    assert not ans.refused
+    assert "100多次" in ans.text, ans.text
+    assert not ans.text.startswith("一是创新实施")
+
+
+def test_photo_credit_is_not_a_sentence_to_answer_with() -> None:
+    from rag.extractive import CREDIT
+
+    assert CREDIT.fullmatch("(山东省政协供图)") and CREDIT.fullmatch("（记者 王某 摄）")
+    assert not CREDIT.fullmatch("(简称“一抓双创”)")
