@@ -215,6 +215,8 @@ RESULT_Q = re.compile(r"成效|成果|成绩|效果如何|什么效果|哪些效
 RESULT_MARK = re.compile(r"截至|累计|共[计有]?[\u4e00-\u9fff]{0,3}\d|已经?[\u4e00-\u9fff]{0,4}\d|先后|实现了|达到|被评为|荣获|获得|收到了|取得了")
 # "(山东省政协供图)", "（记者 王某 摄）": a photo credit, not a sentence
 CREDIT = re.compile(r"[(（][^()（）]{0,30}(?:供图|摄|图片|来源)[^()（）]{0,10}[)）]")
+# a place named as the owner of an office: "浙江省政协", "浙江省直机关", "杭州市委"
+OWNER_PLACE = re.compile(r"([\u4e00-\u9fff]{2,3}?)(?:省|市|自治区)?(?:政协|省直|市直|机关|政府|党委|省委|市委|人大|委员会)")
 CLAUSE_SPLIT = re.compile(r"[,，;；、。:：!！?？]")
 AGENT_VERB = re.compile(r"推出|主办|承办|发起|打造|创办|创建|牵头|开设|搭建|开发|联合|联手|建立|举办|组建")
 SPEAKER_LABEL = re.compile(r"(?:[\u4e00-\u9fff·（）()、]{2,30}\s+)?[\u4e00-\u9fff]{2,4}")
@@ -249,6 +251,7 @@ class ExtractiveAnswerer:
         self._names: PinyinNames | None = None  # built on the first English question
         self._sections: dict | None = None
         self._before: dict[str, Chunk] | None = None
+        self._owned: frozenset[str] | None = None
 
     # ------------------------------------------------------------ candidates
     def candidates(self, hits: list[Hit]) -> list[Candidate]:
@@ -700,7 +703,20 @@ class ExtractiveAnswerer:
             core = core or word
             if len(core) >= 2 and norm(core) not in corpus_text and not self._in_index(core):
                 return True
+        # "浙江省政协机关……": the corpus says "浙江大学" somewhere, but no passage speaks for 浙江
+        for m in OWNER_PLACE.finditer(question):
+            place = place_core(m.group(1))
+            if place and place not in self.owned_places() and not any(
+                place + suffix in ch.text for ch in self.chunks for suffix in ("省", "市")
+            ):
+                return True
         return False
+
+    def owned_places(self) -> frozenset[str]:
+        """Every province or city some passage of the index speaks for."""
+        if self._owned is None:
+            self._owned = frozenset().union(*(self.places.of(ch) for ch in self.chunks)) if self.chunks else frozenset()
+        return self._owned
 
     def _in_index(self, term: str) -> bool:
         return self.idf(term) < self.idf("\uffff__never__") - 1e-6
