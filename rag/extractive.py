@@ -217,6 +217,8 @@ RESULT_MARK = re.compile(r"截至|累计|共[计有]?[\u4e00-\u9fff]{0,3}\d|已�
 CREDIT = re.compile(r"[(（][^()（）]{0,30}(?:供图|摄|图片|来源)[^()（）]{0,10}[)）]")
 # a place named as the owner of an office: "浙江省政协", "浙江省直机关", "杭州市委"
 OWNER_PLACE = re.compile(r"([\u4e00-\u9fff]{2,3}?)(?:省|市|自治区)?(?:政协|省直|市直|机关|政府|党委|省委|市委|人大|委员会)")
+# "建立完善三项统筹协调机制。": a sentence that announces how many items follow
+ANNOUNCE = re.compile(r"([两二三四五六七八九十])(?:项|个|条|张|大|种|方面|点|招)")
 CLAUSE_SPLIT = re.compile(r"[,，;；、。:：!！?？]")
 AGENT_VERB = re.compile(r"推出|主办|承办|发起|打造|创办|创建|牵头|开设|搭建|开发|联合|联手|建立|举办|组建")
 SPEAKER_LABEL = re.compile(r"(?:[\u4e00-\u9fff·（）()、]{2,30}\s+)?[\u4e00-\u9fff]{2,4}")
@@ -252,6 +254,7 @@ class ExtractiveAnswerer:
         self._sections: dict | None = None
         self._before: dict[str, Chunk] | None = None
         self._owned: frozenset[str] | None = None
+        self._after: dict[str, Chunk] | None = None
 
     # ------------------------------------------------------------ candidates
     def candidates(self, hits: list[Hit]) -> list[Candidate]:
@@ -281,8 +284,7 @@ class ExtractiveAnswerer:
         """The inline heading ("一是……。") still open where ``chunk`` starts, from the passages
         before it in the same section (a passage may start in the middle of an item)."""
         if self._before is None:
-            order = sorted(self.chunks, key=lambda c: (c.source, c.start))
-            self._before = {b.id: a for a, b in zip(order, order[1:]) if a.source == b.source}
+            self._build_order()
         boundary, cur = chunk.start, chunk
         for _ in range(3):  # an item rarely runs longer than a few passages
             prev = self._before.get(cur.id)
@@ -545,8 +547,10 @@ class ExtractiveAnswerer:
 
     def enumeration(self, top: Candidate, question: str) -> list[Candidate]:
         """For a list question answered by "（一）…"/"一是…", the sibling items that follow it."""
-        if not LIST_Q.search(question) or not ENUMERATOR.match(top.text) or _enum_items(top.text) >= 3:
+        if not LIST_Q.search(question) or _enum_items(top.text) >= 3:
             return []
+        if not ENUMERATOR.match(top.text):
+            return self.announced_items(top)
         want = expected_count(question) or 6
         parent = top.hit.chunk.heading_path[:-1] if top.text.startswith(("(", "（")) else top.hit.chunk.heading_path
         out: list[Candidate] = []
@@ -574,6 +578,53 @@ class ExtractiveAnswerer:
                 break
         total = len(top.text) + sum(len(c.text) for c in out)
         return out if out and total <= self.settings.max_answer_chars * 1.3 else []
+
+    def announced_items(self, top: Candidate) -> list[Candidate]:
+        """"建立完善三项统筹协调机制。一是建立工作计划机制。……二是……三是……": a sentence that
+        announces n items, followed in its passage (or the next) by exactly n numbered items."""
+        m = ANNOUNCE.search(top.text)
+        if not m or len(top.text) > 60:
+            return []
+        n = CN_NUM.get(m.group(1))
+        if not n or n < 2:
+            return []
+        chunk = top.hit.chunk
+        at = chunk.text.find(top.text)
+        if at < 0:
+            return []
+        texts = [(chunk, chunk.text[at + len(top.text):])]
+        nxt = self.next_chunk(chunk)
+        if nxt is not None:
+            texts.append((nxt, nxt.text[max(0, chunk.end - nxt.start):]))
+        out: list[Candidate] = []
+        kind = ""
+        for ch, text in texts:
+            for a, z in split_sentences(text):
+                s = text[a:z].strip()
+                if not ENUMERATOR.match(s):
+                    if not out:
+                        return []  # the items must follow the announcement at once
+                    continue
+                k = s[:1] if s[:1] in "(（" else ("是" if re.match(r"^[一二三四五六七八九十]+是", s) else "、")
+                kind = kind or k
+                if k != kind:
+                    break
+                out.append(Candidate(s if len(s) <= SENT_MAX else self.trim(s, s), top.hit_rank, Hit(chunk=ch, score=0.0)))
+                if len(out) == n:
+                    total = len(top.text) + sum(len(c.text) for c in out)
+                    return out if total <= self.settings.max_answer_chars * 1.3 else []
+        return []
+
+    def next_chunk(self, chunk: Chunk) -> Chunk | None:
+        if self._after is None:
+            self._build_order()
+        return self._after.get(chunk.id)
+
+    def _build_order(self) -> None:
+        order = sorted(self.chunks, key=lambda c: (c.source, c.start))
+        pairs = [(a, b) for a, b in zip(order, order[1:]) if a.source == b.source]
+        self._before = {b.id: a for a, b in pairs}
+        self._after = {a.id: b for a, b in pairs}
 
     def sections(self) -> dict[tuple[str, tuple[str, ...]], dict[str, Chunk]]:
         """(source, parent heading path) -> {child heading: first passage of that child}, in order."""

