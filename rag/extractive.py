@@ -153,12 +153,24 @@ def _is_question(sentence: str) -> bool:
     return sentence.rstrip("”’」』)）").endswith(("?", "？"))
 
 
+MONEY_Q = re.compile(r"多少钱|多少资金|多少经费|多少款|金额|how much money")
+
+
+def question_classifier(question: str) -> str | None:
+    """The measure word a count must carry: "多少名" -> 名, "多少钱" -> 元."""
+    if MONEY_Q.search(question):
+        return "元"
+    m = CLASSIFIER_Q.search(question)
+    return m.group(1) if m else None
+
+
 def has_count(text: str, classifier: str | None, question: str = "") -> bool:
     """A number, followed by the measure word the question asks about when it names one; a
     number the question itself states ("4.1亿元资金里……各占多少？") does not answer it."""
     given = set(re.findall(r"\d+(?:\.\d+)?", question))
     if classifier:
-        found = re.finditer(rf"(?:\d+(?:\.\d+)?|[一二两三四五六七八九十百千万]+)(?:多|余|几)?{classifier}", text)
+        unit = r"[万亿]?元" if classifier == "元" else classifier
+        found = re.finditer(rf"(?:\d+(?:\.\d+)?|[一二两三四五六七八九十百千万]+)(?:多|余|几)?{unit}", text)
     else:
         found = NUMBER_RE.finditer(text)
     return any(re.sub(r"[^\d.]", "", m.group(0)) not in given or not re.search(r"\d", m.group(0)) for m in found)
@@ -333,8 +345,7 @@ class ExtractiveAnswerer:
         total = sum(terms.values()) or 1.0
         q_bi = cjk_bigrams(" ".join(tokenize(question)))
         want_num = bool(NUMBER_Q.search(question))
-        m_cls = CLASSIFIER_Q.search(question)
-        classifier = m_cls.group(1) if m_cls else None
+        classifier = question_classifier(question)
         want_time = bool(TIME_Q.search(question))
         want_list = bool(LIST_Q.search(question))
         quoted = QUOTED.findall(question)
@@ -615,6 +626,16 @@ class ExtractiveAnswerer:
                     return out if total <= self.settings.max_answer_chars * 1.3 else []
         return []
 
+    def sentence_before(self, chunk: Chunk) -> str:
+        """The last sentence before ``chunk`` starts, from the passage before it in its section."""
+        if self._before is None:
+            self._build_order()
+        prev = self._before.get(chunk.id)
+        if prev is None or prev.heading_path != chunk.heading_path:
+            return ""
+        before = [prev.text[a:z].strip() for a, z in split_sentences(prev.text) if prev.start + z <= chunk.start]
+        return before[-1] if before else ""
+
     def next_chunk(self, chunk: Chunk) -> Chunk | None:
         if self._after is None:
             self._build_order()
@@ -705,8 +726,13 @@ class ExtractiveAnswerer:
     def type_ok(self, question: str, top: Candidate) -> bool:
         """Does the best sentence carry the kind of answer the question asks for?"""
         if NUMBER_Q.search(question) and not is_mostly_latin(question):
-            m_cls = CLASSIFIER_Q.search(question)
-            if not has_count(top.text, m_cls.group(1) if m_cls else None, question):
+            if not has_count(top.text, question_classifier(question), question):
+                return False
+            # "“万户帮扶行动”……多少钱？": a count in the sentence after another campaign's does not
+            # answer; the subject must be in the sentence, the one before it or its heading
+            prev = top.prev or self.sentence_before(top.hit.chunk)
+            context = norm(" ".join((prev, top.text, top.lead, *top.hit.chunk.heading_path)))
+            if any(norm(q) not in context for q in QUOTED.findall(question)):
                 return False
         if re.search(r"哪一?年|何年|which year|what year", question, re.I):
             if not re.search(r"(?:19|20)\d{2}", top.text):

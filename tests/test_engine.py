@@ -417,3 +417,21 @@ def test_a_sentence_announcing_n_items_is_answered_with_the_n_items_after_it(tmp
     for item in ("工作计划机制", "调研统筹机制", "办公室主任例会机制"):
         assert item in ans.text, ans.text
     assert "每月召开" not in ans.text  # the items, not the details under them
+
+
+def test_how_much_money_wants_an_amount_in_yuan() -> None:
+    from rag.extractive import has_count, question_classifier
+
+    q = "这项行动一共花了多少钱？"
+    assert question_classifier(q) == "元"
+    assert not has_count("开展帮扶活动23000多场次。", "元", q)
+    assert has_count("共捐款捐物折合人民币15.1亿元。", "元", q)
+
+
+def test_a_count_about_the_next_campaign_does_not_answer_for_the_quoted_one(real_service: RagService) -> None:
+    # the passage on “万户帮扶行动” gives groups, households and events; the money is the next campaign's
+    ans = real_service.ask("“万户帮扶行动”总共花了多少钱？")
+    assert ans.refused, ans.text
+    # the subject named one sentence earlier, across a passage boundary, still counts
+    ans = real_service.ask("“筑同心 跟党走”主题活动到基层宣讲了多少场？")
+    assert not ans.refused and "3000多场次" in ans.text, ans.text
