@@ -435,3 +435,14 @@ def test_a_count_about_the_next_campaign_does_not_answer_for_the_quoted_one(real
     # the subject named one sentence earlier, across a passage boundary, still counts
     ans = real_service.ask("“筑同心 跟党走”主题活动到基层宣讲了多少场？")
     assert not ans.refused and "3000多场次" in ans.text, ans.text
+
+
+def test_a_long_sentence_cut_for_a_list_question_keeps_the_clauses_naming_the_items(real_service: RagService) -> None:
+    history = [
+        {"role": "user", "content": "湖南省政协的委员工作室建了多少家？"},
+        {"role": "assistant", "content": "全省政协系统建设线上线下委员工作室3400多家。[1]"},
+    ]
+    ans = real_service.ask("那它在政协云上都开通了哪些功能？", history)
+    assert not ans.refused
+    for item in ("工作室地图", "委员画像", "民意直通车"):
+        assert item in ans.text, ans.text
