@@ -173,7 +173,11 @@ def has_count(text: str, classifier: str | None, question: str = "") -> bool:
         found = re.finditer(rf"(?:\d+(?:\.\d+)?|[一二两三四五六七八九十百千万]+)(?:多|余|几)?{unit}", text)
     else:
         found = NUMBER_RE.finditer(text)
-    return any(re.sub(r"[^\d.]", "", m.group(0)) not in given or not re.search(r"\d", m.group(0)) for m in found)
+    return any(
+        (re.sub(r"[^\d.]", "", m.group(0)) not in given or not re.search(r"\d", m.group(0)))
+        and not re.fullmatch(r"一\D?", m.group(0))  # "今后一个时期", "一项工作": an article, not a count
+        for m in found
+    )
 
 
 def split_subquestions(question: str) -> list[str]:
@@ -327,15 +331,19 @@ class ExtractiveAnswerer:
         """Passage vectors of sentences (cached; see rag/sentvec.py)."""
         return self.sentence_cache.vectors(texts)
 
-    def all_sentences(self) -> list[str]:
-        """Every sentence the answerer may read, as ``candidates`` cuts them (for the warm-up)."""
+    def sentences_with_chunks(self) -> list[tuple[str, int]]:
+        """(sentence, chunk index) for every sentence the answerer may read."""
         out = []
-        for ch in self.chunks:
+        for i, ch in enumerate(self.chunks):
             for a, z in split_sentences(ch.text):
                 s = ch.text[a:z].strip()
                 if len(norm(s)) >= 6:
-                    out.append(s)
-        return list(dict.fromkeys(out))
+                    out.append((s, i))
+        return out
+
+    def all_sentences(self) -> list[str]:
+        """Every sentence the answerer may read, as ``candidates`` cuts them (for the warm-up)."""
+        return list(dict.fromkeys(s for s, _ in self.sentences_with_chunks()))
 
     def score(self, cands: list[Candidate], question: str, extra_terms: dict[str, float]) -> None:
         latin = is_mostly_latin(question)

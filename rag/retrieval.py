@@ -32,6 +32,9 @@ PLACE_MISMATCH = 0.6  # fused-score factor for a passage of another province tha
 # third ranked list in the fusion, so a passage the embedder scores low is not lost for it
 KW_WEIGHT = 1.3
 PHRASE_WEIGHT = 1.0
+# passages ranked by their best sentence's cosine (rag/sentvec.SentenceIndex) are a fourth list:
+# a paraphrase often matches one sentence closely and the passage as a whole loosely
+SENT_WEIGHT = 1.0
 QUOTED_PHRASE = re.compile(r"[“\"「『]([^”\"」』]{2,20})[”\"」』]")
 
 
@@ -44,11 +47,13 @@ class Retriever:
         embeddings: VectorEmbeddings,
         settings: Settings,
         reranker: CrossEncoderReranker | None = None,
+        sentences=None,
     ) -> None:
         self.index = index
         self.embeddings = embeddings
         self.settings = settings
         self.reranker = reranker
+        self.sentences = sentences  # SentenceIndex: passages by their best sentence (optional)
         self.places = PlaceResolver(index.chunks)
         self.names = PinyinNames(index.chunks)
         self._qshare: dict[int, float] = {}
@@ -123,6 +128,9 @@ class Retriever:
             fused[i] = fused.get(i, 0.0) + KW_WEIGHT / (rrf_k + r)
         for i, r in self.phrase_rank(query, keyword_rank).items():
             fused[i] = fused.get(i, 0.0) + PHRASE_WEIGHT / (rrf_k + r)
+        if self.sentences is not None:
+            for i, r in self.sentences.rank(query_vec, CANDIDATES).items():
+                fused[i] = fused.get(i, 0.0) + SENT_WEIGHT / (rrf_k + r)
         order = sorted(fused, key=lambda i: -fused[i])
         # a passage that is mostly questions (an interviewer's, an editor's lead) asks, it does not answer
         for i in order[: max(k, 20) * 2]:

