@@ -42,7 +42,7 @@ NUMBER_Q = re.compile(r"多少|(?<![这近前那哪])几[个位名家项条次�
 # the measure word the question asks about: "多少个" -> 个, "几位" -> 位
 CLASSIFIER_Q = re.compile(r"(?:多少|(?<![这近前那哪])几)([个位名家项条次期篇年天人所批支场])")
 ENUMERATOR = re.compile(r"^(?:[（(][一二三四五六七八九十]+[)）]|[一二三四五六七八九十]+[、是]|第[一二三四五六七八九十]+[,，、]|首先|其次)")
-TIME_Q = re.compile(r"什么时候|何时|哪一?年|哪天|几月|时间|when|which year|what year|what date|which date|what day", re.I)
+TIME_Q = re.compile(r"什么时候|何时|哪一?年|哪天|几月|(?<!多长)(?<!多少)时间|when|which year|what year|what date|which date|what day", re.I)
 # "这个叫法是什么？" "那个调研叫什么？": the answer is a name, which this corpus puts in quotes
 NAME_Q = re.compile(r"叫什么|叫法|称为什么|称作什么|什么名字|名称|怎么称呼|什么说法|提法|what is it called|what is the name|what do they call", re.I)
 PLACE_SUFFIX = re.compile(r"(?:省|市|县|区|镇|乡|村|州|盟|旗|岛)$")
@@ -169,7 +169,7 @@ def has_count(text: str, classifier: str | None, question: str = "") -> bool:
     number the question itself states ("4.1亿元资金里……各占多少？") does not answer it."""
     given = set(re.findall(r"\d+(?:\.\d+)?", question))
     if classifier:
-        unit = r"[万亿]?元" if classifier == "元" else classifier
+        unit = r"[万亿]?(?:多|余)?元" if classifier == "元" else classifier
         found = re.finditer(rf"(?:\d+(?:\.\d+)?|[一二两三四五六七八九十百千万]+)(?:多|余|几)?{unit}", text)
     else:
         found = NUMBER_RE.finditer(text)
@@ -743,8 +743,16 @@ class ExtractiveAnswerer:
             # answer; the subject must be in the sentence, the one before it or its heading
             prev = top.prev or self.sentence_before(top.hit.chunk)
             context = norm(" ".join((prev, top.text, top.lead, *top.hit.chunk.heading_path)))
-            if any(norm(q) not in context for q in QUOTED.findall(question)):
+            quoted = QUOTED.findall(question)
+            if any(norm(q) not in context for q in quoted):
                 return False
+            # "31名……获得“百名最美扶贫人物”称号,多名……被评为“全国脱贫攻坚先进个人”": a count
+            # stated before the subject asked about belongs to something else
+            classifier = question_classifier(question)
+            for q in quoted:
+                at = top.text.find(q)
+                if at > 0 and not has_count(top.text[at:], classifier, question):
+                    return False
         if re.search(r"哪一?年|何年|which year|what year", question, re.I):
             if not re.search(r"(?:19|20)\d{2}", top.text):
                 return False

@@ -455,3 +455,17 @@ def test_one_as_an_article_is_not_a_count() -> None:
     assert not has_count("这是今后一个时期的重要任务。", "个", q)
     assert has_count("命名了12个先进单位。", "个", q)
     assert has_count("命名了十一个先进单位。", "个", q)
+
+
+def test_how_long_between_is_not_a_date_question() -> None:
+    from rag.extractive import TIME_Q, has_count
+
+    assert TIME_Q.search("多长时间向工委汇报一次？") is None
+    assert TIME_Q.search("会议是什么时间召开的？")
+    assert has_count("折合人民币6.5亿多元。", "元", "捐款捐物折合多少钱？")
+
+
+def test_a_count_stated_before_the_quoted_subject_is_not_its_count(real_service: RagService) -> None:
+    # "31名……获得……“百名最美扶贫人物”称号,多名政协委员被评为“全国脱贫攻坚先进个人”"
+    ans = real_service.ask("湖南一共有多少名政协委员被评为“全国脱贫攻坚先进个人”？")
+    assert ans.refused, ans.text
