@@ -233,8 +233,6 @@ RESULT_MARK = re.compile(r"截至|累计|共[计有]?[\u4e00-\u9fff]{0,3}\d|已�
 CREDIT = re.compile(r"[(（][^()（）]{0,30}(?:供图|摄|图片|来源)[^()（）]{0,10}[)）]")
 # a place named as the owner of an office: "浙江省政协", "浙江省直机关", "杭州市委"
 OWNER_PLACE = re.compile(r"([\u4e00-\u9fff]{2,3}?)(?:省|市|自治区)?(?:政协|省直|市直|机关|政府|党委|省委|市委|人大|委员会)")
-# "建立完善三项统筹协调机制。": a sentence that announces how many items follow
-ANNOUNCE = re.compile(r"([两二三四五六七八九十])(?:项|个|条|张|大|种|方面|点|招)")
 CLAUSE_SPLIT = re.compile(r"[,，;；、。:：!！?？]")
 AGENT_VERB = re.compile(r"推出|主办|承办|发起|打造|创办|创建|牵头|开设|搭建|开发|联合|联手|建立|举办|组建")
 SPEAKER_LABEL = re.compile(r"(?:[\u4e00-\u9fff·（）()、]{2,30}\s+)?[\u4e00-\u9fff]{2,4}")
@@ -602,13 +600,11 @@ class ExtractiveAnswerer:
         return out if out and total <= self.settings.max_answer_chars * 1.3 else []
 
     def announced_items(self, top: Candidate) -> list[Candidate]:
-        """"建立完善三项统筹协调机制。一是建立工作计划机制。……二是……三是……": a sentence that
-        announces n items, followed in its passage (or the next) by exactly n numbered items."""
-        m = ANNOUNCE.search(top.text)
-        if not m or len(top.text) > 60:
-            return []
-        n = CN_NUM.get(m.group(1))
-        if not n or n < 2:
+        """"建立完善三项统筹协调机制。一是……。（细节）二是……三是……": the numbered items that
+        follow a short lead-in sentence at once, in sequence (一, 二, 三 …), from its passage or the
+        next, without the details under them. The lead-in's own count ("两大主题") need not be the
+        items'; the sequence decides."""
+        if len(top.text) > 60:
             return []
         chunk = top.hit.chunk
         at = chunk.text.find(top.text)
@@ -616,26 +612,37 @@ class ExtractiveAnswerer:
             return []
         texts = [(chunk, chunk.text[at + len(top.text):])]
         nxt = self.next_chunk(chunk)
-        if nxt is not None:
+        if nxt is not None and nxt.heading_path == chunk.heading_path:
             texts.append((nxt, nxt.text[max(0, chunk.end - nxt.start):]))
+        numerals = "一二三四五六七八九十"
         out: list[Candidate] = []
-        kind = ""
+        form = None
         for ch, text in texts:
             for a, z in split_sentences(text):
                 s = text[a:z].strip()
-                if not ENUMERATOR.match(s):
+                if len(out) >= len(numerals):
+                    break
+                want = numerals[len(out)]
+                m = re.match(rf"^(?:[（(]{want}[)）]|{want}是|{want}、|第{want}[,，、])", s)
+                if m is None:
                     if not out:
-                        return []  # the items must follow the announcement at once
-                    continue
-                k = s[:1] if s[:1] in "(（" else ("是" if re.match(r"^[一二三四五六七八九十]+是", s) else "、")
-                kind = kind or k
-                if k != kind:
+                        return []  # the items must follow the lead-in at once
+                    if ENUMERATOR.match(s) or "\n" in text[a:z].strip():
+                        break  # another list or a heading: the sequence has ended
+                    continue  # details under the last item
+                shape = re.sub(r"[一二三四五六七八九十]", "N", s[: m.end()])
+                if form is None:
+                    form = shape
+                elif shape != form:
                     break
                 out.append(Candidate(s if len(s) <= SENT_MAX else self.trim(s, s), top.hit_rank, Hit(chunk=ch, score=0.0)))
-                if len(out) == n:
-                    total = len(top.text) + sum(len(c.text) for c in out)
-                    return out if total <= self.settings.max_answer_chars * 1.3 else []
-        return []
+            else:
+                continue
+            break
+        if len(out) < 2:
+            return []
+        total = len(top.text) + sum(len(c.text) for c in out)
+        return out if total <= self.settings.max_answer_chars * 1.3 else []
 
     def sentence_before(self, chunk: Chunk) -> str:
         """The last sentence before ``chunk`` starts, from the passage before it in its section."""

