@@ -30,7 +30,7 @@ from .chunking import split_sentences
 from .config import Settings
 from .glossary import chinese_keywords
 from .names import PinyinNames
-from .places import PlaceResolver, place_core, places_in
+from .places import CITIES, PROVINCES, PlaceResolver, place_core, places_in
 from .schema import Answer, Chunk, Citation, Hit
 from .sentvec import SentenceVectorCache
 from .text import NUMBER_RE, STOPWORDS, YEAR_RE, cjk_bigrams, is_mostly_latin, norm, tokenize
@@ -197,7 +197,10 @@ def split_subquestions(question: str) -> list[str]:
                 others = [o for o in places if o != p]
                 q = question
                 for o in others:
-                    q = re.sub(rf"[和与及、]?{re.escape(o)}[和与及、]?", "", q, count=1)
+                    # "山东省政协和广州市政协各自……" -> "山东省政协各自……": the other place with its office
+                    o_full = rf"{re.escape(o)}(?:{PLACE_OFFICE})?"
+                    q2 = re.sub(rf"[和与及、]{o_full}", "", q, count=1)
+                    q = q2 if q2 != q else re.sub(rf"{o_full}[和与及、]?", "", q, count=1)
                 parts.append(p + q.replace(p, "", 1) if p not in q else q)
     return parts or [question]
 
@@ -214,7 +217,17 @@ def _coordinated_places(question: str) -> list[str]:
             prv = toks[i - 1][0] if i > 0 else ""
             if nxt in {"和", "与", "及", "、"} or prv in {"和", "与", "及", "、"}:
                 places.append(w)
+    if len(places) < 2:  # "山东省政协和广州市政协": known places whose offices are joined
+        found = [(m.start(), m.end(), m.group(0)) for m in PLACE_NAME.finditer(question)]
+        for (a1, z1, p1), (a2, z2, p2) in zip(found, found[1:]):
+            if re.fullmatch(rf"(?:{PLACE_OFFICE})?[和与及、]", question[z1:a2]):
+                known = {place_core(x) for x in places}
+                places += [p for p in (p1, p2) if place_core(p) not in known]
     return places if len(places) >= 2 else []
+
+
+PLACE_OFFICE = r"(?:省|市)?(?:政协机关|政协|省直机关|市直机关|机关|政府|党委|人大)?"
+PLACE_NAME = re.compile("|".join(sorted(PROVINCES + CITIES, key=len, reverse=True)))
 
 
 WHO_Q = re.compile(r"是谁|哪位|谁(?:的|说|讲|提出|介绍|负责)|什么人|\bwho\b", re.I)

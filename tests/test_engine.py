@@ -488,3 +488,12 @@ def test_items_following_a_lead_in_are_taken_by_their_sequence_not_by_a_count_in
     for item in ("一国两制", "粤港澳大湾区", "智库型政协"):
         assert item in ans.text, ans.text
     assert "加强培训" not in ans.text  # the next list is another one
+
+
+def test_two_offices_joined_by_he_are_asked_about_one_by_one() -> None:
+    from rag.extractive import split_subquestions
+
+    parts = split_subquestions("山东省政协和广州市政协各自打造的协商品牌叫什么名字？")
+    assert len(parts) == 2
+    assert any(p.startswith("山东省政协各自") for p in parts), parts
+    assert any(p.startswith("广州市政协各自") for p in parts), parts
