@@ -72,6 +72,7 @@ class Candidate:
     typ: float = 1.0  # answer-type factor (wants a number, a year, a list …)
     covered: frozenset = frozenset()
     lead: str = ""  # the inline heading it follows ("一是创新实施“党建链动”行动。"): its topic
+    opens_list: bool = False  # the next sentence of its passage is item 一 of a list
 
 
 def question_terms(question: str, idf) -> dict[str, float]:
@@ -246,6 +247,7 @@ RESULT_MARK = re.compile(r"截至|累计|共[计有]?[\u4e00-\u9fff]{0,3}\d|已�
 CREDIT = re.compile(r"[(（][^()（）]{0,30}(?:供图|摄|图片|来源)[^()（）]{0,10}[)）]")
 # a place named as the owner of an office: "浙江省政协", "浙江省直机关", "杭州市委"
 OWNER_PLACE = re.compile(r"([\u4e00-\u9fff]{2,3}?)(?:省|市|自治区)?(?:政协|省直|市直|机关|政府|党委|省委|市委|人大|委员会)")
+FIRST_ITEM = re.compile(r"^(?:[（(]一[)）]|一是|一、|第一[,，、]|首先)")
 CLAUSE_SPLIT = re.compile(r"[,，;；、。:：!！?？]")
 AGENT_VERB = re.compile(r"推出|主办|承办|发起|打造|创办|创建|牵头|开设|搭建|开发|联合|联手|建立|举办|组建")
 SPEAKER_LABEL = re.compile(r"(?:[\u4e00-\u9fff·（）()、]{2,30}\s+)?[\u4e00-\u9fff]{2,4}")
@@ -299,6 +301,8 @@ class ExtractiveAnswerer:
                     heading = key in headings or (ENUMERATOR.match(s) and not s.endswith(SENT_ENDS)) or CREDIT.fullmatch(s)
                     if ENUMERATOR.match(s):
                         lead = ""  # the next item starts: the old topic ends
+                    if out and out[-1].hit is h and out[-1].pos == pos - 1 and FIRST_ITEM.match(s):
+                        out[-1].opens_list = True
                     if not heading and len(key) >= 6 and key not in seen:
                         seen.add(key)
                         out.append(Candidate(s, r, h, prev=prev, pos=pos, lead=lead))
@@ -399,7 +403,8 @@ class ExtractiveAnswerer:
             if want_time and not YEAR_RE.search(c.text):
                 typ *= 0.6
             if want_list and _enum_items(c.text) < 2:
-                typ *= 0.85
+                # a short lead-in right before item 一 ("建立完善三项统筹协调机制。一是……") opens the list
+                typ *= 1.2 if c.opens_list and len(c.text) <= 60 else 0.85
             if want_name:  # a name asked for: a sentence that puts a new term in quotes
                 names = [q for q in QUOTED_NAME.findall(c.text) if q not in quoted and norm(q) not in norm(question)]
                 # the new name should sit by what the question describes ("班子成员“一岗双责”" for
@@ -451,7 +456,7 @@ class ExtractiveAnswerer:
         if len(text) <= SENT_MAX:
             return text
         clauses = [c for c in CLAUSE_SEP.split(text) if c]
-        terms = question_terms(question, self.idf)
+        terms = self.terms_of(question)  # an English question's are its Chinese keywords
         want_num = bool(NUMBER_Q.search(question))
         want_time = bool(TIME_Q.search(question))
         want_list = bool(LIST_Q.search(question))
@@ -785,7 +790,7 @@ class ExtractiveAnswerer:
             # 理论联学、活动联办、品牌联创");
             # a sentence without the term must list items itself
             named = [q for q in QUOTED.findall(question) if q in top.text]
-            if not named and QUOTED.search(question) and _enum_items(top.text) < 2:
+            if not named and QUOTED.search(question) and _enum_items(top.text) < 2 and not top.opens_list:
                 return False
             for q in named:
                 clauses = re.split(r"[,，。;；]", top.text)

@@ -497,3 +497,19 @@ def test_two_offices_joined_by_he_are_asked_about_one_by_one() -> None:
     assert len(parts) == 2
     assert any(p.startswith("山东省政协各自") for p in parts), parts
     assert any(p.startswith("广州市政协各自") for p in parts), parts
+
+
+def test_a_lead_in_right_before_item_one_opens_the_list(real_service: RagService) -> None:
+    ans = real_service.ask("山西省政协办公厅为了让机关运转得更顺，建立了哪几项统筹协调机制？")
+    assert not ans.refused
+    for item in ("工作计划机制", "调研统筹机制", "办公室主任例会机制"):
+        assert item in ans.text, ans.text
+
+
+def test_a_long_sentence_cut_for_an_english_question_keeps_its_chinese_keywords(real_service: RagService) -> None:
+    ans = real_service.ask(
+        "In the ten-thousand-household assistance action (万户帮扶行动), how many assistance groups were formed "
+        "and how many households were helped?"
+    )
+    assert not ans.refused
+    assert "10470" in ans.text and "11494" in ans.text, ans.text
