@@ -248,6 +248,9 @@ CREDIT = re.compile(r"[(（][^()（）]{0,30}(?:供图|摄|图片|来源)[^()（
 # a place named as the owner of an office: "浙江省政协", "浙江省直机关", "杭州市委"
 OWNER_PLACE = re.compile(r"([\u4e00-\u9fff]{2,3}?)(?:省|市|自治区)?(?:政协|省直|市直|机关|政府|党委|省委|市委|人大|委员会)")
 FIRST_ITEM = re.compile(r"^(?:[（(]一[)）]|一是|一、|第一[,，、]|首先)")
+# how often: "多长时间查一回？" "多久开一次？" "一年几次？" -> "每两周开展一次" "每季一提示"
+FREQ_Q = re.compile(r"多长时间[^？?]{0,8}(?:一次|一回|一趟)|多久[^？?]{0,6}(?:一次|一回)?|(?:一年|每年|每月|每周)[^？?]{0,6}几次|频率|how often", re.I)
+FREQ = re.compile(r"每(?:[一二两三四五六七八九十\d]+)?(?:个)?(?:年|季度|季|月|周|星期|天|日|半年)|定期|常态化")
 CLAUSE_SPLIT = re.compile(r"[,，;；、。:：!！?？]")
 AGENT_VERB = re.compile(r"推出|主办|承办|发起|打造|创办|创建|牵头|开设|搭建|开发|联合|联手|建立|举办|组建")
 SPEAKER_LABEL = re.compile(r"(?:[\u4e00-\u9fff·（）()、]{2,30}\s+)?[\u4e00-\u9fff]{2,4}")
@@ -375,6 +378,7 @@ class ExtractiveAnswerer:
         want_name = bool(NAME_Q.search(question))
         want_agent = bool(AGENT_Q.search(question))
         want_result = bool(RESULT_Q.search(question))
+        want_freq = bool(FREQ_Q.search(question))
         for c in cands:
             s_norm = norm(c.text).lower()
             prev_norm = norm(c.prev).lower()
@@ -415,6 +419,8 @@ class ExtractiveAnswerer:
                     if any(n in cl for n in names)
                 )
                 typ *= (1.2 if near else 1.0) if names else 0.8
+            if want_freq:  # "多长时间查一回？": "每两周开展一次……"
+                typ *= 1.3 if FREQ.search(c.text) else 0.8
             if want_result:  # "取得了哪些成效？": in these reports results come as figures
                 typ *= 1.25 if RESULT_MARK.search(c.text) else 1.1 if has_count(c.text, None, question) else 1.0
             if want_agent:  # who made it: a sentence that says someone launched, hosted, built it

