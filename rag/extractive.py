@@ -489,10 +489,18 @@ class ExtractiveAnswerer:
 
     # ------------------------------------------------------------ the answer
     def answer(
-        self, question: str, hits: list[Hit], *, extra_terms: dict[str, float] | None = None, said: str = ""
+        self,
+        question: str,
+        hits: list[Hit],
+        *,
+        extra_terms: dict[str, float] | None = None,
+        said: str = "",
+        context: str = "",
     ) -> Answer:
-        """Answer ``question`` from ``hits``; ``said`` is what the conversation already told the user."""
+        """Answer ``question`` from ``hits``; ``said`` is what the conversation already told the user,
+        ``context`` the earlier question a follow-up points back to ("这个行动……" -> “三个一”扶贫行动)."""
         extra_terms = extra_terms or {}
+        subjects = tuple(QUOTED.findall(context)) if context and not QUOTED.search(question) else ()
         if not hits:
             return Answer(question=question, text=REFUSAL, refused=True, hits=hits)
         if len(split_subquestions(question)) == 1:
@@ -525,7 +533,7 @@ class ExtractiveAnswerer:
             if not ranked:
                 continue
             # the best sentence that carries the kind of answer asked for (a number, a year, the items)
-            top = next((c for c in ranked[:3] if c.score >= 0.6 * ranked[0].score and self.type_ok(part, c)), None)
+            top = next((c for c in ranked[:3] if c.score >= 0.6 * ranked[0].score and self.type_ok(part, c, subjects)), None)
             if top is None:
                 evidence_scores.append(0.0)
                 continue
@@ -765,8 +773,9 @@ class ExtractiveAnswerer:
         return best
 
     # ------------------------------------------------------------ gate
-    def type_ok(self, question: str, top: Candidate) -> bool:
-        """Does the best sentence carry the kind of answer the question asks for?"""
+    def type_ok(self, question: str, top: Candidate, subjects: tuple[str, ...] = ()) -> bool:
+        """Does the best sentence carry the kind of answer the question asks for? ``subjects``: the
+        quoted names a follow-up's pronoun stands for."""
         if NUMBER_Q.search(question) and not is_mostly_latin(question):
             if not has_count(top.text, question_classifier(question), question):
                 return False
@@ -775,7 +784,12 @@ class ExtractiveAnswerer:
             prev = top.prev or self.sentence_before(top.hit.chunk)
             context = norm(" ".join((prev, top.text, top.lead, *top.hit.chunk.heading_path)))
             quoted = QUOTED.findall(question)
-            if any(norm(q) not in context for q in quoted):
+            if quoted:
+                missing = any(norm(q) not in context for q in quoted)
+            else:  # a follow-up ("这个行动……"): one of the names it points back to
+                quoted = list(subjects)
+                missing = bool(quoted) and not any(norm(q) in context for q in quoted)
+            if missing:
                 return False
             # "31名……获得“百名最美扶贫人物”称号,多名……被评为“全国脱贫攻坚先进个人”": a count
             # stated before the subject asked about belongs to something else

@@ -260,11 +260,12 @@ class RagService:
         idx, retriever, answerer = self.current()
         rq = self.retrieval_query(q, history)
         hits = self.search_parts(retriever, rq)
-        extra, said = {}, ""
+        extra, said, context = {}, "", ""
         if rq != q:
-            extra = question_terms(self.followup_context(q, history), answerer.idf)
+            context = self.followup_context(q, history)
+            extra = question_terms(context, answerer.idf)
             said = history_assistant_text(history)
-        ans = answerer.answer(q, hits, extra_terms=extra, said=said)
+        ans = answerer.answer(q, hits, extra_terms=extra, said=said, context=context)
         ans.retrieval_query = rq
         ans.latency_ms = (time.perf_counter() - t0) * 1000
         logger.info(

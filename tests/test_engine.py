@@ -527,3 +527,19 @@ def test_how_often_is_answered_with_the_frequency(real_service: RagService) -> N
     ans = real_service.ask("山东省政协机关搞文明创建，多长时间查一回？")  # no word of the answer sentence but 文明创建
     assert not ans.refused
     assert "每两周" in ans.text, ans.text
+
+
+def test_a_follow_up_count_takes_its_subject_from_the_question_it_points_back_to(real_service: RagService) -> None:
+    history = [
+        {"role": "user", "content": "湖南政协委员的“三个一”扶贫行动重点是什么？"},
+        {
+            "role": "assistant",
+            "content": "以“完成学业、充实家业、解决就业”为重点，全省4万多名新老委员共结对帮扶6.1万多户贫困家庭，"
+            "帮助6.8万多名贫困学生完成学业。[1]",
+        },
+    ]
+    # what was said is marked down, so the epidemic donations in the next passage come close
+    ans = real_service.ask("这个行动捐款捐物一共折合多少钱？", history)
+    assert not ans.refused
+    assert "15.1亿元" in ans.text, ans.text
+    assert "6.5亿" not in ans.text  # the epidemic donations are another campaign's
