@@ -16,6 +16,14 @@ Sentence score (all parts in [0, 1]):
 - "最难/最大……" also matches the root with 在/点 ("难就难在", "这个难点") at a lower weight;
 - the passage's retrieval rank and cosine similarity.
 
+Answer types beyond those: "谁推出的" wants a sentence that says who launched it, "成效" one that
+reports figures, "多长时间……一次" a frequency, "多少钱" an amount in 元; a count must sit by its quoted
+subject (in the sentence, the one before it or its heading; for a follow-up, the subject of the
+question it points back to). Sentences carry the inline heading they follow ("一是……。"), also from
+the passages before theirs. Lists come from numbered sub-headings (of the parent section or of one
+above it), from the siblings of a numbered sentence, or from the items that follow a short lead-in in
+sequence ("建立完善三项……机制。一是……二是……").
+
 What it does not do: paraphrase, summarise, or join facts into new sentences (the LLM mode does).
 """
 
