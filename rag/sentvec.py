@@ -149,8 +149,11 @@ class SentenceIndex:
         if not self.ready():
             return {}
         sims = self._matrix @ np.asarray(query_vec, dtype=np.float32)
+        # the best few sentences are enough for ``top`` passages: partial sort, not a full one
+        n = min(len(sims), 8 * top)
+        best = np.argpartition(-sims, n - 1)[:n] if n < len(sims) else np.arange(len(sims))
         out: dict[int, int] = {}
-        for j in np.argsort(-sims):
+        for j in best[np.argsort(-sims[best])]:
             for i in self.chunks_of[int(j)]:
                 if i not in out:
                     out[i] = len(out) + 1
