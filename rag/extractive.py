@@ -38,7 +38,7 @@ from .chunking import split_sentences
 from .config import Settings
 from .glossary import chinese_keywords
 from .names import PinyinNames
-from .places import CITIES, PROVINCES, PlaceResolver, place_core, places_in
+from .places import PlaceResolver, place_core, place_mentions, places_in
 from .schema import Answer, Chunk, Citation, Hit
 from .sentvec import SentenceVectorCache
 from .text import NUMBER_RE, STOPWORDS, YEAR_RE, cjk_bigrams, is_mostly_latin, norm, tokenize
@@ -227,7 +227,7 @@ def _coordinated_places(question: str) -> list[str]:
             if nxt in {"和", "与", "及", "、"} or prv in {"和", "与", "及", "、"}:
                 places.append(w)
     if len(places) < 2:  # "山东省政协和广州市政协": known places whose offices are joined
-        found = [(m.start(), m.end(), m.group(0)) for m in PLACE_NAME.finditer(question)]
+        found = [(m.start(), m.end(), m.group(0)) for m in place_mentions(question)]
         for (a1, z1, p1), (a2, z2, p2) in zip(found, found[1:]):
             if re.fullmatch(rf"(?:{PLACE_OFFICE})?[和与及、]", question[z1:a2]):
                 known = {place_core(x) for x in places}
@@ -236,7 +236,6 @@ def _coordinated_places(question: str) -> list[str]:
 
 
 PLACE_OFFICE = r"(?:省|市)?(?:政协机关|政协|省直机关|市直机关|机关|政府|党委|人大)?"
-PLACE_NAME = re.compile("|".join(sorted(PROVINCES + CITIES, key=len, reverse=True)))
 
 
 WHO_Q = re.compile(r"是谁|哪位|谁(?:的|说|讲|提出|介绍|负责)|什么人|\bwho\b", re.I)
@@ -292,9 +291,8 @@ class ExtractiveAnswerer:
         self.places = PlaceResolver(self.chunks)
         self._names: PinyinNames | None = None  # built on the first English question
         self._sections: dict | None = None
-        self._before: dict[str, Chunk] | None = None
-        self._owned: frozenset[str] | None = None
-        self._after: dict[str, Chunk] | None = None
+        self._order: tuple[dict[str, Chunk], dict[str, Chunk]] | None = None
+        self._known: frozenset[str] | None = None
 
     # ------------------------------------------------------------ candidates
     def candidates(self, hits: list[Hit]) -> list[Candidate]:
@@ -325,11 +323,10 @@ class ExtractiveAnswerer:
     def lead_before(self, chunk: Chunk) -> str:
         """The inline heading ("一是……。") still open where ``chunk`` starts, from the passages
         before it in the same section (a passage may start in the middle of an item)."""
-        if self._before is None:
-            self._build_order()
+        before, _ = self._neighbours()
         boundary, cur = chunk.start, chunk
         for _ in range(3):  # an item rarely runs longer than a few passages
-            prev = self._before.get(cur.id)
+            prev = before.get(cur.id)
             if prev is None or prev.heading_path != chunk.heading_path:
                 return ""
             items = [
@@ -358,7 +355,8 @@ class ExtractiveAnswerer:
         return self.sentence_cache.vectors(texts)
 
     def sentences_with_chunks(self) -> list[tuple[str, int]]:
-        """(sentence, chunk index) for every sentence the answerer may read."""
+        """(sentence, chunk index) for every sentence the answerer may read, as ``candidates`` cuts
+        them (for the retriever's sentence list and the warm-up)."""
         out = []
         for i, ch in enumerate(self.chunks):
             for a, z in split_sentences(ch.text):
@@ -366,10 +364,6 @@ class ExtractiveAnswerer:
                 if len(norm(s)) >= 6:
                     out.append((s, i))
         return out
-
-    def all_sentences(self) -> list[str]:
-        """Every sentence the answerer may read, as ``candidates`` cuts them (for the warm-up)."""
-        return list(dict.fromkeys(s for s, _ in self.sentences_with_chunks()))
 
     def score(self, cands: list[Candidate], question: str, extra_terms: dict[str, float]) -> None:
         latin = is_mostly_latin(question)
@@ -562,6 +556,7 @@ class ExtractiveAnswerer:
             budget = self.settings.max_answer_chars - len(top.text)
             # terms the first sentence's heading already answers (the speaker's name) are not new
             top_path = norm(" ".join((top.hit.chunk.title, *top.hit.chunk.heading_path))).lower()
+            part_terms = self.terms_of(question)
             for c in ranked[1:4]:
                 new_terms = {
                     t for t in c.covered - top.covered if norm(t).lower() not in top_path and t not in ANSWER_KIND
@@ -569,7 +564,7 @@ class ExtractiveAnswerer:
                 if (
                     c.score >= 0.8 * top.score
                     and new_terms
-                    and not (is_inline_heading(c.text) and _restates(c.text, self.terms_of(question)))
+                    and not (is_inline_heading(c.text) and _restates(c.text, part_terms))
                     and sum(self.idf(t) for t in new_terms) >= 0.25 * sum(self.idf(t) for t in top.covered | new_terms)
                     and len(c.text) <= budget
                 ):
@@ -657,28 +652,23 @@ class ExtractiveAnswerer:
         numerals = "一二三四五六七八九十"
         out: list[Candidate] = []
         form = None
-        for ch, text in texts:
-            for a, z in split_sentences(text):
-                s = text[a:z].strip()
-                if len(out) >= len(numerals):
-                    break
-                want = numerals[len(out)]
-                m = re.match(rf"^(?:[（(]{want}[)）]|{want}是|{want}、|第{want}[,，、])", s)
-                if m is None:
-                    if not out:
-                        return []  # the items must follow the lead-in at once
-                    if ENUMERATOR.match(s) or "\n" in text[a:z].strip():
-                        break  # another list or a heading: the sequence has ended
-                    continue  # details under the last item
-                shape = re.sub(r"[一二三四五六七八九十]", "N", s[: m.end()])
-                if form is None:
-                    form = shape
-                elif shape != form:
-                    break
-                out.append(Candidate(s if len(s) <= SENT_MAX else self.trim(s, s), top.hit_rank, Hit(chunk=ch, score=0.0)))
-            else:
-                continue
-            break
+        for ch, s in ((ch, text[a:z].strip()) for ch, text in texts for a, z in split_sentences(text)):
+            if len(out) == len(numerals):
+                break
+            want = numerals[len(out)]
+            m = re.match(rf"^(?:[（(]{want}[)）]|{want}是|{want}、|第{want}[,，、])", s)
+            if m is None:
+                if not out:
+                    return []  # the items must follow the lead-in at once
+                if ENUMERATOR.match(s) or "\n" in s:
+                    break  # another list or a heading: the sequence has ended
+                continue  # details under the last item
+            shape = re.sub(r"[一二三四五六七八九十]", "N", s[: m.end()])
+            if form is None:
+                form = shape
+            elif shape != form:
+                break
+            out.append(Candidate(s if len(s) <= SENT_MAX else self.trim(s, s), top.hit_rank, Hit(chunk=ch, score=0.0)))
         if len(out) < 2:
             return []
         total = len(top.text) + sum(len(c.text) for c in out)
@@ -686,24 +676,22 @@ class ExtractiveAnswerer:
 
     def sentence_before(self, chunk: Chunk) -> str:
         """The last sentence before ``chunk`` starts, from the passage before it in its section."""
-        if self._before is None:
-            self._build_order()
-        prev = self._before.get(chunk.id)
+        prev = self._neighbours()[0].get(chunk.id)
         if prev is None or prev.heading_path != chunk.heading_path:
             return ""
         before = [prev.text[a:z].strip() for a, z in split_sentences(prev.text) if prev.start + z <= chunk.start]
         return before[-1] if before else ""
 
     def next_chunk(self, chunk: Chunk) -> Chunk | None:
-        if self._after is None:
-            self._build_order()
-        return self._after.get(chunk.id)
+        return self._neighbours()[1].get(chunk.id)
 
-    def _build_order(self) -> None:
-        order = sorted(self.chunks, key=lambda c: (c.source, c.start))
-        pairs = [(a, b) for a, b in zip(order, order[1:]) if a.source == b.source]
-        self._before = {b.id: a for a, b in pairs}
-        self._after = {a.id: b for a, b in pairs}
+    def _neighbours(self) -> tuple[dict[str, Chunk], dict[str, Chunk]]:
+        """(chunk id -> the passage before it, chunk id -> the passage after it) in each article."""
+        if self._order is None:
+            order = sorted(self.chunks, key=lambda c: (c.source, c.start))
+            pairs = [(a, b) for a, b in zip(order, order[1:]) if a.source == b.source]
+            self._order = ({b.id: a for a, b in pairs}, {a.id: b for a, b in pairs})
+        return self._order
 
     def sections(self) -> dict[tuple[str, tuple[str, ...]], dict[str, Chunk]]:
         """(source, parent heading path) -> {child heading: first passage of that child}, in order."""
@@ -785,7 +773,8 @@ class ExtractiveAnswerer:
         """Does the best sentence carry the kind of answer the question asks for? ``subjects``: the
         quoted names a follow-up's pronoun stands for."""
         if NUMBER_Q.search(question) and not is_mostly_latin(question):
-            if not has_count(top.text, question_classifier(question), question):
+            classifier = question_classifier(question)
+            if not has_count(top.text, classifier, question):
                 return False
             # "“万户帮扶行动”……多少钱？": a count in the sentence after another campaign's does not
             # answer; the subject must be in the sentence, the one before it or its heading
@@ -801,7 +790,6 @@ class ExtractiveAnswerer:
                 return False
             # "31名……获得“百名最美扶贫人物”称号,多名……被评为“全国脱贫攻坚先进个人”": a count
             # stated before the subject asked about belongs to something else
-            classifier = question_classifier(question)
             for q in quoted:
                 at = top.text.find(q)
                 if at > 0 and not has_count(top.text[at:], classifier, question):
@@ -855,17 +843,19 @@ class ExtractiveAnswerer:
         # "浙江省政协机关……": the corpus says "浙江大学" somewhere, but no passage speaks for 浙江
         for m in OWNER_PLACE.finditer(question):
             place = place_core(m.group(1))
-            if place and place not in self.owned_places() and not any(
-                place + suffix in ch.text for ch in self.chunks for suffix in ("省", "市")
-            ):
+            if place and place not in self.known_places():
                 return True
         return False
 
-    def owned_places(self) -> frozenset[str]:
-        """Every province or city some passage of the index speaks for."""
-        if self._owned is None:
-            self._owned = frozenset().union(*(self.places.of(ch) for ch in self.chunks)) if self.chunks else frozenset()
-        return self._owned
+    def known_places(self) -> frozenset[str]:
+        """Every province or city some passage of the index speaks for or names as "X省"/"X市"
+        (computed once per index version)."""
+        if self._known is None:
+            known = set().union(*(self.places.of(ch) for ch in self.chunks))
+            for ch in self.chunks:
+                known.update(m.group(0) for m in place_mentions(ch.text) if ch.text[m.end() : m.end() + 1] in ("省", "市"))
+            self._known = frozenset(known)
+        return self._known
 
     def _in_index(self, term: str) -> bool:
         return self.idf(term) < self.idf("\uffff__never__") - 1e-6

@@ -27,6 +27,11 @@ PROVINCE_SCOPE = re.compile(r"全省")
 _RE = re.compile("|".join(_NAMES))
 
 
+def place_mentions(text: str):
+    """Matches of known place names in ``text``, in order (spans for callers that need them)."""
+    return _RE.finditer(text or "")
+
+
 def places_in(text: str) -> Counter:
     """Canonical place names mentioned in ``text`` ("湖南省政协" -> 湖南), with counts."""
     return Counter(_RE.findall(text or ""))

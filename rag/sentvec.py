@@ -136,12 +136,19 @@ class SentenceIndex:
         self.chunks_of = [where[t] for t in self.texts]
         self.cache = cache
         self._matrix: np.ndarray | None = None
+        self._todo = self.texts  # sentences not yet seen in the cache
+        self._cache_size = -1  # cache size at the last look: no new look until it grows
         self._lock = threading.Lock()
 
     def ready(self) -> bool:
+        """True once every sentence has a cached vector. Cheap on the query path: it looks again
+        only when the cache has changed size, and then only at the sentences still missing."""
         with self._lock:
-            if self._matrix is None and self.texts and not self.cache.missing(self.texts):
-                self._matrix = self.cache.vectors(self.texts)
+            if self._matrix is None and self.texts and len(self.cache) != self._cache_size:
+                self._cache_size = len(self.cache)
+                self._todo = self.cache.missing(self._todo)
+                if not self._todo:
+                    self._matrix = self.cache.vectors(self.texts)
             return self._matrix is not None
 
     def rank(self, query_vec: np.ndarray, top: int = 50) -> dict[int, int]:

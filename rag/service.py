@@ -133,11 +133,11 @@ class RagService:
                 )
                 sentences = SentenceIndex(self._answerer.sentences_with_chunks(), self._sentence_cache)
                 self._retriever = Retriever(idx, emb, self.settings, self._reranker, sentences=sentences)
-                self._start_warmup(self._answerer)
+                self._start_warmup(sentences.texts)
                 logger.info("serving index version %s (%d chunks)", idx.version, len(idx.chunks))
             return self._index, self._retriever, self._answerer  # type: ignore[return-value]
 
-    def _start_warmup(self, answerer: ExtractiveAnswerer) -> None:
+    def _start_warmup(self, texts: list[str]) -> None:
         """Embed the new version's sentences in a background thread (the previous warm-up stops)."""
         if self._warm_stop is not None:
             self._warm_stop.set()
@@ -149,7 +149,7 @@ class RagService:
 
         def run() -> None:
             try:
-                cache.warm(answerer.all_sentences(), stop=stop)
+                cache.warm(texts, stop=stop)
             except Exception as e:  # the warm-up is an optimisation: never let it take the service down
                 logger.warning("sentence warm-up stopped: %s", e)
 
