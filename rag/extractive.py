@@ -30,7 +30,7 @@ What it does not do: paraphrase, summarise, or join facts into new sentences (th
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -41,27 +41,21 @@ from .names import PinyinNames
 from .places import PlaceResolver, place_core, place_mentions, places_in
 from .schema import Answer, Chunk, Citation, Hit
 from .sentvec import SentenceVectorCache
+from .answer.learned import REFUSAL, LearnedAnswering
+from .answer.query import (  # noqa: F401 - re-exported: the question's patterns live with the Query
+    AGENT_Q, CJK4, CLASSIFIER_Q, CN_NUM, FREQ_Q, LIST_Q, MONEY_Q, NAME_GATE_Q, NAME_Q, NUMBER_Q, QUOTED, RESULT_Q, TIME_Q,
+    WHO_Q, expected_count, question_classifier, question_terms,
+)
+from .answer.ranker import Model, default_model, load_model
 from .text import NUMBER_RE, STOPWORDS, YEAR_RE, cjk_bigrams, is_mostly_latin, norm, tokenize
 
-REFUSAL = "资料中没有找到与该问题直接相关的内容。以下是最接近的原文，供参考。"
 CLAUSE_SEP = re.compile(r"(?<=[,，;；:：])")
-QUOTED = re.compile(r"[“\"「『']([^”\"」』']{2,20})[”\"」』']")
-NUMBER_Q = re.compile(r"多少|(?<![这近前那哪])几[个位名家项条次期篇年天月人所批支场]|(?<![这近前那哪])几$|数量|how many|how much|number of", re.I)
-# the measure word the question asks about: "多少个" -> 个, "几位" -> 位
-CLASSIFIER_Q = re.compile(r"(?:多少|(?<![这近前那哪])几)([个位名家项条次期篇年天人所批支场])")
 ENUMERATOR = re.compile(r"^(?:[（(][一二三四五六七八九十]+[)）]|[一二三四五六七八九十]+[、是]|第[一二三四五六七八九十]+[,，、]|首先|其次)")
-TIME_Q = re.compile(r"什么时候|何时|哪一?年|哪天|几月|(?<!多长)(?<!多少)时间|when|which year|what year|what date|which date|what day", re.I)
-# "这个叫法是什么？" "那个调研叫什么？": the answer is a name, which this corpus puts in quotes
-NAME_Q = re.compile(r"叫什么|叫法|称为什么|称作什么|什么名字|名称|怎么称呼|什么说法|提法|what is it called|what is the name|what do they call", re.I)
 PLACE_SUFFIX = re.compile(r"(?:省|市|县|区|镇|乡|村|州|盟|旗|岛)$")
-NAME_GATE_Q = re.compile(r"叫什么|叫啥|什么名字|怎么称呼|简称是什么|what is it called|what is the name", re.I)
 ORG_NAME = re.compile(r"[\u4e00-\u9fff]{2,12}(?:处|室|中心|平台|系统|工程|品牌|讲堂|讲坛|专栏|栏目|频道|App|APP|小程序|公众号|云)(?![\u4e00-\u9fff])")
 QUOTED_NAME = re.compile(r"[“\"「『]([^”\"」』]{2,16})[”\"」』]")
-LIST_Q = re.compile(r"哪些|哪几|分别|有什么|都有|包括|几个方面|哪[一二三四五六七八九十两]|what are|which", re.I)
 ENUM_IN_Q = re.compile(r"[“\"]?([一二三四五六七八九十两]+)[个项条张大]?[\u4e00-\u9fff]{1,4}[”\"]?")
-CN_NUM = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10}
 ENUM_MARK = re.compile(r"[一二三四五六七八九十]是|、|（[一二三四五六七八九十]）|\([一二三四五六七八九十]\)|第[一二三四五六七八九十]|《")
-CJK4 = re.compile(r"^[\u4e00-\u9fff]{4}$")
 POOL_HITS = 5  # the dense sentence check reads the sentences of this many top passages
 POOL_SENTENCES = 24  # … at most this many sentences (each embedded once, then cached)
 SENT_MAX = 120  # longer sentences are cut to their best clause run
@@ -81,37 +75,8 @@ class Candidate:
     covered: frozenset = frozenset()
     lead: str = ""  # the inline heading it follows ("一是创新实施“党建链动”行动。"): its topic
     opens_list: bool = False  # the next sentence of its passage is item 一 of a list
-
-
-def question_terms(question: str, idf) -> dict[str, float]:
-    """Content terms of a question with IDF weights; quoted terms count double."""
-    terms: dict[str, float] = {}
-    for t in tokenize(question):
-        if len(t) == 1 and not t.isdigit():
-            continue
-        terms[t] = max(terms.get(t, 0.0), idf(t))
-        if len(t) == 4 and CJK4.match(t):  # "目前为止" also matches "截至目前": its halves count, less
-            for half in (t[:2], t[2:]):
-                if half not in STOPWORDS:
-                    terms.setdefault(half, 0.5 * idf(half))
-        if len(t) == 2 and t[0] == "最" and "\u4e00" <= t[1] <= "\u9fff":
-            # "最难的地方在哪" is answered by "难就难在……"/"这个难点": the root with 在/点 counts, less
-            for form in (t[1] + "在", t[1] + "点"):
-                terms.setdefault(form, 0.35 * idf(t))
-    for q in QUOTED.findall(question):
-        key = q.lower()
-        terms[key] = max(terms.get(key, 0.0), idf(key)) * 2
-    return terms
-
-
-def expected_count(question: str) -> int | None:
-    """"哪四同"/"四个能力"/"三个表率" -> the number of items the question expects."""
-    m = re.search(
-        r"[“\"]([一二三四五六七八九十两])[个项条张大]?[\u4e00-\u9fff]{1,4}[”\"]|哪([一二三四五六七八九十两])[个项条张大]?", question
-    )
-    if not m:
-        return None
-    return CN_NUM.get(m.group(1) or m.group(2))
+    kind: str = "sent"  # "sent" | "label" (a speaker label or by-line) | "run" (list items)
+    items: list = field(default_factory=list)  # a run's members, in order
 
 
 def _enum_items(text: str) -> int:
@@ -162,15 +127,6 @@ def _is_question(sentence: str) -> bool:
     return sentence.rstrip("”’」』)）").endswith(("?", "？"))
 
 
-MONEY_Q = re.compile(r"多少钱|多少资金|多少经费|多少款|金额|how much money")
-
-
-def question_classifier(question: str) -> str | None:
-    """The measure word a count must carry: "多少名" -> 名, "多少钱" -> 元."""
-    if MONEY_Q.search(question):
-        return "元"
-    m = CLASSIFIER_Q.search(question)
-    return m.group(1) if m else None
 
 
 def has_count(text: str, classifier: str | None, question: str = "") -> bool:
@@ -232,31 +188,32 @@ def _coordinated_places(question: str) -> list[str]:
             if re.fullmatch(rf"(?:{PLACE_OFFICE})?[和与及、]", question[z1:a2]):
                 known = {place_core(x) for x in places}
                 places += [p for p in (p1, p2) if place_core(p) not in known]
+    if len(places) < 2:  # places no gazetteer knows (a new article's county): "绿水县政协和青岩县政协"
+        m = NAMED_PAIR.search(question)
+        if m:
+            places = [m.group(1), m.group(2)]
     return places if len(places) >= 2 else []
+
+
+# two names that end like places, each with its office, joined by 和/与/及/、
+NAMED_PAIR = re.compile(
+    r"([\u4e00-\u9fff]{2,5}?[省市县区州])(?:政协机关|政协|省直机关|市直机关|机关|政府|党委|人大|委员会)?[和与及、]"
+    r"([\u4e00-\u9fff]{2,5}?[省市县区州])(?:政协机关|政协|省直机关|市直机关|机关|政府|党委|人大|委员会)"
+)
 
 
 PLACE_OFFICE = r"(?:省|市)?(?:政协机关|政协|省直机关|市直机关|机关|政府|党委|人大)?"
 
 
-WHO_Q = re.compile(r"是谁|哪位|谁(?:的|说|讲|提出|介绍|负责)|什么人|\bwho\b", re.I)
-# "……是谁推出的？" asks who made or runs a thing: an organisation doing it, not the speaker
-AGENT_Q = re.compile(
-    r"谁(?:来)?(?:推出|主办|承办|发起|打造|创办|创建|组织|牵头|开设|搭建|建立|开发|上线|联合)|由谁|哪个(?:单位|部门|机构)|哪家"
-    r"|\bwho (?:launched|organi[sz]ed|created|set up|started|runs|ran|hosted|built)",
-    re.I,
-)
 # words that name the kind of answer wanted ("取得了哪些成效？"): a sentence that repeats one
 # ("服务成效“四张清单”") adds nothing to the answer for it
 ANSWER_KIND = frozenset("成效 成果 效果 成绩 做法 举措 措施 经验 作用 意义 特点 内容 办法 方法 要求 情况 目的 目标 亮点 变化".split())
-RESULT_Q = re.compile(r"成效|成果|成绩|效果如何|什么效果|哪些效果|见效|what (?:results|effects?|outcomes?)|achiev", re.I)
 RESULT_MARK = re.compile(r"截至|累计|共[计有]?[\u4e00-\u9fff]{0,3}\d|已经?[\u4e00-\u9fff]{0,4}\d|先后|实现了|达到|被评为|荣获|获得|收到了|取得了")
 # "(山东省政协供图)", "（记者 王某 摄）": a photo credit, not a sentence
 CREDIT = re.compile(r"[(（][^()（）]{0,30}(?:供图|摄|图片|来源)[^()（）]{0,10}[)）]")
 # a place named as the owner of an office: "浙江省政协", "浙江省直机关", "杭州市委"
 OWNER_PLACE = re.compile(r"([\u4e00-\u9fff]{2,3}?)(?:省|市|自治区)?(?:政协|省直|市直|机关|政府|党委|省委|市委|人大|委员会)")
 FIRST_ITEM = re.compile(r"^(?:[（(]一[)）]|一是|一、|第一[,，、]|首先)")
-# how often: "多长时间查一回？" "多久开一次？" "一年几次？" -> "每两周开展一次" "每季一提示"
-FREQ_Q = re.compile(r"多长时间[^？?]{0,8}(?:一次|一回|一趟)|多久[^？?]{0,6}(?:一次|一回)?|(?:一年|每年|每月|每周)[^？?]{0,6}几次|频率|how often", re.I)
 FREQ = re.compile(r"每(?:[一二两三四五六七八九十\d]+)?(?:个)?(?:年|季度|季|月|周|星期|天|日|半年)|定期|常态化")
 CLAUSE_SPLIT = re.compile(r"[,，;；、。:：!！?？]")
 AGENT_VERB = re.compile(r"推出|主办|承办|发起|打造|创办|创建|牵头|开设|搭建|开发|联合|联手|建立|举办|组建")
@@ -274,13 +231,14 @@ def speaker_of(chunk: Chunk) -> str:
     return ""
 
 
-class ExtractiveAnswerer:
+class ExtractiveAnswerer(LearnedAnswering):
     """Compose a cited answer from retrieved hits without an LLM."""
 
     def __init__(
-        self, settings: Settings, idf, embed_query=None, embed_passages=None, chunks=None, sentence_cache=None
+        self, settings: Settings, idf, embed_query=None, embed_passages=None, chunks=None, sentence_cache=None, model=None
     ) -> None:
         self.settings = settings
+        self.model: Model = model or load_model() or default_model()
         self.idf = idf  # term -> IDF from the keyword index
         self.embed_query = embed_query  # for weak lexical matches and other languages
         self.embed_passages = embed_passages
@@ -360,103 +318,12 @@ class ExtractiveAnswerer:
         out = []
         for i, ch in enumerate(self.chunks):
             for a, z in split_sentences(ch.text):
-                s = ch.text[a:z].strip()
-                if len(norm(s)) >= 6:
-                    out.append((s, i))
+                whole = ch.text[a:z].strip()
+                pieces = [whole] + ([ln.strip() for ln in whole.split("\n")] if "\n" in whole else [])
+                for s in pieces:  # a line break is a block boundary: candidates take its lines
+                    if len(norm(s)) >= 6:
+                        out.append((s, i))
         return out
-
-    def score(self, cands: list[Candidate], question: str, extra_terms: dict[str, float]) -> None:
-        latin = is_mostly_latin(question)
-        terms = self.terms_of(question)
-        for t, w in extra_terms.items():
-            terms.setdefault(t, 0.4 * w)
-        total = sum(terms.values()) or 1.0
-        q_bi = cjk_bigrams(" ".join(tokenize(question)))
-        want_num = bool(NUMBER_Q.search(question))
-        classifier = question_classifier(question)
-        want_time = bool(TIME_Q.search(question))
-        want_list = bool(LIST_Q.search(question))
-        quoted = QUOTED.findall(question)
-        want_name = bool(NAME_Q.search(question))
-        want_agent = bool(AGENT_Q.search(question))
-        want_result = bool(RESULT_Q.search(question))
-        want_freq = bool(FREQ_Q.search(question))
-        for c in cands:
-            s_norm = norm(c.text).lower()
-            prev_norm = norm(c.prev).lower()
-            lead_norm = norm(c.lead).lower()
-            path_norm = norm(" ".join((c.hit.chunk.title, *c.hit.chunk.heading_path))).lower()
-            got, covered = 0.0, set()
-            for t, w in terms.items():
-                tn = norm(t).lower()
-                if not tn:
-                    continue
-                if tn in s_norm:
-                    # a term that is only one item of a list ("参谋助手、综合协调、……、督办落实") is
-                    # named, not explained: half its weight unless the question asks for a list
-                    got += w if want_list or not _listed_only(c.text, t) else 0.5 * w
-                    covered.add(t)
-                elif tn in path_norm or tn in lead_norm:
-                    got += 0.75 * w
-                elif tn in prev_norm:
-                    got += 0.5 * w
-            c.coverage = got / total
-            c.covered = frozenset(covered)
-            overlap = len(q_bi & cjk_bigrams(c.text)) / (len(q_bi) or 1)
-            typ = 1.0
-            if want_num and not has_count(c.text, classifier, question):
-                typ *= 0.55 if not NUMBER_RE.search(c.text) else 0.75
-            if want_time and not YEAR_RE.search(c.text):
-                typ *= 0.6
-            if want_list and _enum_items(c.text) < 2:
-                # a short lead-in right before item 一 ("建立完善三项统筹协调机制。一是……") opens the list
-                typ *= 1.2 if c.opens_list and len(c.text) <= 60 else 0.85
-            if want_name:  # a name asked for: a sentence that puts a new term in quotes
-                names = [q for q in QUOTED_NAME.findall(c.text) if q not in quoted and norm(q) not in norm(question)]
-                # the new name should sit by what the question describes ("班子成员“一岗双责”" for
-                # "班子里每个人……"), not in some other clause of the sentence
-                near = any(
-                    any(norm(t).lower() in norm(cl).lower() for t in terms if norm(t))
-                    for cl in CLAUSE_SPLIT.split(c.text)
-                    if any(n in cl for n in names)
-                )
-                typ *= (1.2 if near else 1.0) if names else 0.8
-            if want_freq:  # "多长时间查一回？": "每两周开展一次……"
-                typ *= 1.3 if FREQ.search(c.text) else 0.8
-            if want_result:  # "取得了哪些成效？": in these reports results come as figures
-                typ *= 1.25 if RESULT_MARK.search(c.text) else 1.1 if has_count(c.text, None, question) else 1.0
-            if want_agent:  # who made it: a sentence that says someone launched, hosted, built it
-                typ *= 1.2 if AGENT_VERB.search(c.text) else 0.85
-            if is_inline_heading(c.text) and _restates(c.text, terms):
-                # "一是创新实施“党建链动”行动。" only names the topic the question names; the
-                # sentences after it say what it did
-                typ *= 0.6
-            if _is_question(c.text):
-                typ *= 0.35  # a question in the text is not an answer
-            if any(q in c.text and re.search(re.escape(q) + r"[”\"]?(?:的内容)?(?:是指|就是|即|是|包括|指)", c.text) for q in quoted):
-                typ *= 1.25  # a definition of the quoted term
-            prior = 1.0 / (1 + c.hit_rank)
-            c.typ = typ
-            c.score = (0.62 * c.coverage + 0.18 * overlap + 0.12 * prior + 0.08 * max(0.0, (c.hit.dense_score - 0.8) * 5)) * typ
-        # weak lexical evidence (paraphrase, another language): let the embedder judge sentences
-        best = max((c.coverage for c in cands), default=0.0)
-        if self.embed_query is not None and self.embed_passages is not None and cands and (latin or best < 0.45):
-            pool = [c for c in cands if c.hit_rank < POOL_HITS][:POOL_SENTENCES]
-            if pool:
-                # a follow-up ("它取得了哪些成效？") is embedded with the topic it points back to
-                topic = " ".join(t for t in extra_terms if t not in terms)
-                qv = self.embed_query(f"{topic} {question}" if topic else question)
-                sims = self.sentence_vectors([c.text for c in pool]) @ qv
-                lo, hi = float(sims.min()), float(sims.max())
-                for c, sim in zip(pool, sims):
-                    if latin:  # cross-language cosines are lower: rank within the pool, gate on the passage
-                        rel = (float(sim) - lo) / (hi - lo) if hi > lo else 1.0
-                        dense = rel * max(0.0, (c.hit.dense_score - 0.72) * 6)
-                    else:
-                        dense = max(0.0, (float(sim) - 0.78) * 5)  # e5 cosines live in ~0.75-0.95
-                    # English with Chinese keywords from the glossary: lexical and dense share the say
-                    w = (0.5 if terms else 0.75) if latin else 0.5
-                    c.score = (1 - w) * c.score + w * dense * c.typ
 
     # ------------------------------------------------------------ clauses
     def trim(self, text: str, question: str) -> str:
@@ -489,92 +356,7 @@ class ExtractiveAnswerer:
         best = best.rstrip(",，;；:：")
         return best if best.endswith(("。", "!", "?", "！", "？", "”")) else best + "……"
 
-    # ------------------------------------------------------------ the answer
-    def answer(
-        self,
-        question: str,
-        hits: list[Hit],
-        *,
-        extra_terms: dict[str, float] | None = None,
-        said: str = "",
-        context: str = "",
-    ) -> Answer:
-        """Answer ``question`` from ``hits``; ``said`` is what the conversation already told the user,
-        ``context`` the earlier question a follow-up points back to ("这个行动……" -> “三个一”扶贫行动)."""
-        extra_terms = extra_terms or {}
-        subjects = tuple(QUOTED.findall(context)) if context and not QUOTED.search(question) else ()
-        if not hits:
-            return Answer(question=question, text=REFUSAL, refused=True, hits=hits)
-        if len(split_subquestions(question)) == 1:
-            items, score = self.heading_list(question, hits)
-            if items:
-                return self.compose(question, items, hits, score)
-        cands = self.candidates(hits)
-        said_bi = cjk_bigrams(said) if said else set()
-        parts = split_subquestions(question)
-        coordinated = {place_core(p) for p in _coordinated_places(question)} - {""} if len(parts) > 1 else set()
-        chosen: list[Candidate] = []
-        evidence_scores = []
-        for part in parts:
-            ctx_terms = dict(extra_terms)
-            if len(parts) > 1:
-                for t, w in self.terms_of(question).items():
-                    ctx_terms.setdefault(t, 0.5 * w)
-            self.score(cands, part, ctx_terms)
-            mine = {p for p in coordinated if p in part}
-            if len(mine) == 1:  # "山东和湖南两省…": this part wants the passages of its own province
-                for c in cands:
-                    where = self.places.of(c.hit.chunk)
-                    if where and not (mine & where):
-                        c.score *= 0.3
-            if said_bi:  # a follow-up wants something new, not what the last answer said
-                for c in cands:
-                    bi = cjk_bigrams(c.text)
-                    c.score *= 1 - 0.7 * (len(bi & said_bi) / (len(bi) or 1))
-            ranked = sorted(cands, key=lambda c: -c.score)
-            if not ranked:
-                continue
-            # the best sentence that carries the kind of answer asked for (a number, a year, the items)
-            top = next((c for c in ranked[:3] if c.score >= 0.6 * ranked[0].score and self.type_ok(part, c, subjects)), None)
-            if top is None:
-                evidence_scores.append(0.0)
-                continue
-            evidence_scores.append(top.score)
-            if top in chosen:  # one sentence answers two parts ("谁推出的？办了几期？")
-                continue
-            ranked.remove(top)
-            ranked.insert(0, top)
-            ranked = [c for c in ranked if c is top or c not in chosen]
-            chosen.append(top)
-            if len(parts) > 1:
-                continue
-            siblings = self.enumeration(top, question)
-            if siblings:
-                chosen.extend(siblings)
-                continue
-            # add a second sentence when it covers question terms the first one misses
-            budget = self.settings.max_answer_chars - len(top.text)
-            # terms the first sentence's heading already answers (the speaker's name) are not new
-            top_path = norm(" ".join((top.hit.chunk.title, *top.hit.chunk.heading_path))).lower()
-            part_terms = self.terms_of(question)
-            for c in ranked[1:4]:
-                new_terms = {
-                    t for t in c.covered - top.covered if norm(t).lower() not in top_path and t not in ANSWER_KIND
-                }
-                if (
-                    c.score >= 0.8 * top.score
-                    and new_terms
-                    and not (is_inline_heading(c.text) and _restates(c.text, part_terms))
-                    and sum(self.idf(t) for t in new_terms) >= 0.25 * sum(self.idf(t) for t in top.covered | new_terms)
-                    and len(c.text) <= budget
-                ):
-                    chosen.append(c)
-                    break
-        evidence = min(evidence_scores) if evidence_scores else 0.0
-        if not chosen or evidence < self.settings.min_evidence or self.missing_entity(question, hits):
-            return Answer(question=question, text=REFUSAL, refused=True, hits=hits, evidence=evidence)
-        return self.compose(question, chosen, hits, evidence)
-
+    # ------------------------------------------------------------ the answer (rag/answer/learned.py)
     def compose(self, question: str, chosen: list[Candidate], hits: list[Hit], evidence: float) -> Answer:
         """Number citations by passage in order of first use; every sentence ends with its marker."""
         citations: list[Citation] = []
@@ -600,9 +382,10 @@ class ExtractiveAnswerer:
             pieces.append(f"{self.trim(c.text, question)}[{by_chunk[cid]}]")
         return Answer(question=question, text="".join(pieces), refused=False, citations=citations, hits=hits, evidence=evidence)
 
-    def enumeration(self, top: Candidate, question: str) -> list[Candidate]:
-        """For a list question answered by "（一）…"/"一是…", the sibling items that follow it."""
-        if not LIST_Q.search(question) or _enum_items(top.text) >= 3:
+    def enumeration(self, top: Candidate, question: str, force: bool = False) -> list[Candidate]:
+        """For a list question answered by "（一）…"/"一是…", the sibling items that follow it
+        (``force``: whatever the question's wording)."""
+        if (not force and not LIST_Q.search(question)) or _enum_items(top.text) >= 3:
             return []
         if not ENUMERATOR.match(top.text):
             return self.announced_items(top)

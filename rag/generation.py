@@ -501,6 +501,7 @@ class LLMAnswerer:
         extra_terms: dict | None = None,
         said: str = "",
         gate_question: str | None = None,
+        context: str = "",
     ) -> Iterator[tuple[str, Answer | None]]:
         """Yield (raw text so far, None) as tokens arrive, then (checked text, Answer).
 
@@ -512,7 +513,7 @@ class LLMAnswerer:
                 question's terms, and ``said``, what the conversation already told the user), so that
                 the gate and the fallback answer are the extractive mode's.
         """
-        gate = extractive.answer(gate_question or question, hits, extra_terms=extra_terms, said=said)
+        gate = extractive.answer(gate_question or question, hits, extra_terms=extra_terms, said=said, context=context)
         if gate.refused:  # the evidence gate decides before generation: no model call
             yield gate.text, gate
             return

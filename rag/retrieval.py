@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -26,15 +27,40 @@ from .text import is_mostly_latin, norm, tokenize
 logger = logging.getLogger(__name__)
 
 CANDIDATES = 50  # per side, before fusion
-QUESTION_PASSAGE = 0.7  # fused-score factor for a passage that is mostly questions
-PLACE_MISMATCH = 0.6  # fused-score factor for a passage of another province than the one asked about
-# a name the question puts in quotes (“以下看上”) is a phrase: passages that hold it verbatim form a
-# third ranked list in the fusion, so a passage the embedder scores low is not lost for it
-KW_WEIGHT = 1.3
-PHRASE_WEIGHT = 1.0
-# passages ranked by their best sentence's cosine (rag/sentvec.SentenceIndex) are a fourth list:
-# a paraphrase often matches one sentence closely and the passage as a whole loosely
-SENT_WEIGHT = 1.0
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """How the ranked lists are combined: a weight per list (0 = unused) and two passage factors.
+
+    The lists: dense (passage cosine), keyword (BM25 over rjieba tokens), phrase (passages holding
+    the question's quoted names verbatim, in keyword order) and sentence (passages by their best
+    single sentence's cosine). The values shipped are chosen by leave-one-article-out
+    cross-validation (``python -m rag train``, ``rag/answer/weights.json``), not by hand.
+    """
+
+    weights: dict = field(default_factory=lambda: {"dense": 1.0, "keyword": 1.3, "phrase": 1.0, "sentence": 1.0})
+    question_passage: float = 0.7  # factor for a passage that is mostly questions
+    place_mismatch: float = 0.6  # factor for a passage of another province than the one asked about
+
+    def to_dict(self) -> dict:
+        return {"weights": dict(self.weights), "question_passage": self.question_passage, "place_mismatch": self.place_mismatch}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Fusion:
+        return cls(weights=dict(d["weights"]), question_passage=d["question_passage"], place_mismatch=d["place_mismatch"])
+
+
+@dataclass
+class RankedLists:
+    """What one query retrieved before fusion (computed once; fusion is cheap to redo)."""
+
+    query: str
+    query_vec: np.ndarray
+    ranks: dict  # list name -> {chunk index: rank}
+    dense: dict  # chunk index -> cosine
+    kw_scores: np.ndarray
+    asked_places: frozenset
 QUOTED_PHRASE = re.compile(r"[“\"「『]([^”\"」』]{2,20})[”\"」』]")
 
 
@@ -48,6 +74,7 @@ class Retriever:
         settings: Settings,
         reranker: CrossEncoderReranker | None = None,
         sentences=None,
+        fusion: Fusion | None = None,
     ) -> None:
         self.index = index
         self.embeddings = embeddings
@@ -57,6 +84,7 @@ class Retriever:
         self.places = PlaceResolver(index.chunks)
         self.names = PinyinNames(index.chunks)
         self._qshare: dict[int, float] = {}
+        self.fusion = fusion or Fusion()
 
     def _question_share(self, i: int) -> float:
         """Share of a passage's characters that are in questions ("……？"), cached per chunk."""
@@ -96,19 +124,16 @@ class Retriever:
         keep = ids[0] >= 0
         return ids[0][keep], scores[0][keep]
 
-    def search(self, query: str, k: int | None = None, *, query_vec: np.ndarray | None = None) -> list[Hit]:
-        k = k or self.settings.top_k
-        chunks = self.index.chunks
-        if not chunks:
-            return []
+    def lists(self, query: str, *, query_vec: np.ndarray | None = None) -> RankedLists:
+        """The ranked lists that fusion combines: chunk index -> rank (1 = best) in each, plus the
+        cosine of every dense candidate and the BM25 score of every chunk."""
         if query_vec is None:
             query_vec = self.embeddings.embed_query_vector(query)
         d_ids, d_scores = self.dense_scores(query_vec)
         dense = {int(i): float(s) for i, s in zip(d_ids, d_scores)}
         dense_rank = {int(i): r for r, i in enumerate(d_ids, 1)}
-
         keyword_rank: dict[int, int] = {}
-        kw_scores = np.zeros(len(chunks), dtype=np.float32)
+        kw_scores = np.zeros(len(self.index.chunks), dtype=np.float32)
         # an English question is matched by its Chinese keywords (glossary terms, Chinese
         # fragments, figures, people); with none, the dense side alone decides
         if is_mostly_latin(query):  # people by their pinyin ("Shi Guangliang" -> 石光亮)
@@ -119,49 +144,76 @@ class Retriever:
             kw_scores = self.index.keywords.scores(tokens)
             order = np.argsort(-kw_scores)[:CANDIDATES]
             keyword_rank = {int(i): r for r, i in enumerate(order, 1) if kw_scores[i] > 0}
+        sentence_rank = self.sentences.rank(query_vec, CANDIDATES) if self.sentences is not None else {}
+        asked = frozenset(places_in(chinese_keywords(query) if is_mostly_latin(query) else query))
+        return RankedLists(
+            query=query,
+            query_vec=query_vec,
+            ranks={
+                "dense": dense_rank,
+                "keyword": keyword_rank,
+                "phrase": self.phrase_rank(query, keyword_rank),
+                "sentence": sentence_rank,
+            },
+            dense=dense,
+            kw_scores=kw_scores,
+            asked_places=asked,
+        )
 
+    def fuse(self, lists: RankedLists, k: int, fusion: Fusion | None = None) -> list[Hit]:
+        """Weighted reciprocal rank fusion of ``lists`` (weights learned by ``python -m rag train``),
+        then the passage-level factors: mostly-questions passages and passages of another place
+        than the one asked about go down."""
+        fusion = fusion or self.fusion
+        chunks = self.index.chunks
         rrf_k = self.settings.rrf_k
         fused: dict[int, float] = {}
-        for i, r in dense_rank.items():
-            fused[i] = fused.get(i, 0.0) + 1.0 / (rrf_k + r)
-        for i, r in keyword_rank.items():
-            fused[i] = fused.get(i, 0.0) + KW_WEIGHT / (rrf_k + r)
-        for i, r in self.phrase_rank(query, keyword_rank).items():
-            fused[i] = fused.get(i, 0.0) + PHRASE_WEIGHT / (rrf_k + r)
-        if self.sentences is not None:
-            for i, r in self.sentences.rank(query_vec, CANDIDATES).items():
-                fused[i] = fused.get(i, 0.0) + SENT_WEIGHT / (rrf_k + r)
+        for name, ranks in lists.ranks.items():
+            w = fusion.weights.get(name, 0.0)
+            if w <= 0:
+                continue
+            for i, r in ranks.items():
+                fused[i] = fused.get(i, 0.0) + w / (rrf_k + r)
         order = sorted(fused, key=lambda i: -fused[i])
         # a passage that is mostly questions (an interviewer's, an editor's lead) asks, it does not answer
         for i in order[: max(k, 20) * 2]:
             if self._question_share(i) > 0.5:
-                fused[i] *= QUESTION_PASSAGE
+                fused[i] *= fusion.question_passage
         order = sorted(fused, key=lambda i: -fused[i])
         # a question about one province/city: passages that speak for another one go down
-        asked = set(places_in(chinese_keywords(query) if is_mostly_latin(query) else query))
-        if asked:
+        if lists.asked_places:
             for i in order[: max(k, 20) * 2]:
                 where = self.places.of(chunks[i])
-                if where and not (where & asked):
-                    fused[i] *= PLACE_MISMATCH
+                if where and not (where & lists.asked_places):
+                    fused[i] *= fusion.place_mismatch
             order = sorted(fused, key=lambda i: -fused[i])
+        dense = lists.dense
         missing = [i for i in order[: max(k, 20)] if i not in dense]
         if missing:  # cosine for keyword-only candidates, so every hit carries a dense score
             vecs = np.vstack([self.index.vectors.reconstruct(int(i)) for i in missing])
-            for i, s in zip(missing, vecs @ query_vec):
+            for i, s in zip(missing, vecs @ lists.query_vec):
                 dense[i] = float(s)
-        hits = [
+        return [
             Hit(
                 chunk=chunks[i],
                 score=fused[i],
                 dense_score=dense.get(i, 0.0),
-                keyword_score=float(kw_scores[i]),
-                dense_rank=dense_rank.get(i),
-                keyword_rank=keyword_rank.get(i),
+                keyword_score=float(lists.kw_scores[i]),
+                dense_rank=lists.ranks["dense"].get(i),
+                keyword_rank=lists.ranks["keyword"].get(i),
             )
             for i in order[: max(k, 20)]
         ]
-        if self.reranker is not None and hits:
-            rr = self.reranker.score(query, [h.chunk.text for h in hits])
-            hits = [h for _, h in sorted(zip(rr, hits), key=lambda p: -p[0])]
-        return hits[:k]
+
+    def search(self, query: str, k: int | None = None, *, query_vec: np.ndarray | None = None) -> list[Hit]:
+        k = k or self.settings.top_k
+        if not self.index.chunks:
+            return []
+        return self.rerank(query, self.fuse(self.lists(query, query_vec=query_vec), k))[:k]
+
+    def rerank(self, query: str, hits: list[Hit]) -> list[Hit]:
+        """The optional cross-encoder's order (a local model; none by default)."""
+        if self.reranker is None or not hits:
+            return hits
+        rr = self.reranker.score(query, [h.chunk.text for h in hits])
+        return [h for _, h in sorted(zip(rr, hits), key=lambda p: -p[0])]

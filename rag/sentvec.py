@@ -67,6 +67,11 @@ class SentenceVectorCache:
         with self._lock:
             return [t for t in dict.fromkeys(texts) if _key(t) not in self._vecs]
 
+    def cached(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """The vectors the cache already holds for ``texts`` (nothing is embedded)."""
+        with self._lock:
+            return {t: self._vecs[_key(t)] for t in texts if _key(t) in self._vecs}
+
     def vectors(self, texts: list[str]) -> np.ndarray:
         """Vectors of ``texts`` in order, embedding the ones not cached yet (in one call)."""
         todo = self.missing(texts)

@@ -22,12 +22,12 @@ from .embeddings import VectorEmbeddings, make_embeddings, make_reranker
 from .errors import IndexCorruptError, IndexNotBuiltError, IndexOutdatedError, InputError
 from .extractive import ExtractiveAnswerer, idf_lookup, question_terms, split_subquestions
 from .indexing import BuildReport, Progress, build_index, embedder_cache_dir
-from .retrieval import Retriever
+from .retrieval import Fusion, Retriever
 from .schema import Answer, Hit
 from .sentvec import SentenceIndex, SentenceVectorCache
 from .locking import try_writer_lock
 from .store import Index, live_version, open_index, remove_unfinished
-from .text import norm
+from .text import norm, tokenize
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,25 @@ def question_subject(question: str) -> str:
             break
         out.append(w)
     return "".join(out) if not quote else ""
+
+
+def content_terms(text: str) -> set[str]:
+    """Words of two or more characters that carry content (no stop words, no question words)."""
+    return {t for t in tokenize(text) if len(t) >= 2}
+
+
+def rewrite_keeps(question: str, rewrite: str, context: str) -> bool:
+    """Is a model's standalone rewrite of a follow-up usable? It must keep most of the question's
+    own content words, one of the conversation subject's (when the question depends on it), and
+    read as a question of sensible length; otherwise the extractive history handling is used."""
+    rq = norm(rewrite)
+    own = content_terms(question)
+    if own and sum(norm(t) in rq for t in own) < 0.5 * len(own):
+        return False
+    subject = content_terms(context) - own
+    if subject and not any(norm(t) in rq for t in subject):
+        return False
+    return len(question) // 2 <= len(rewrite) <= 3 * len(question) + len(context) + 40
 
 
 def history_user_turns(history: list[dict] | None) -> list[str]:
@@ -132,7 +151,8 @@ class RagService:
                     sentence_cache=self._sentence_cache,
                 )
                 sentences = SentenceIndex(self._answerer.sentences_with_chunks(), self._sentence_cache)
-                self._retriever = Retriever(idx, emb, self.settings, self._reranker, sentences=sentences)
+                fusion = Fusion.from_dict(self._answerer.model.fusion)
+                self._retriever = Retriever(idx, emb, self.settings, self._reranker, sentences=sentences, fusion=fusion)
                 self._start_warmup(sentences.texts)
                 logger.info("serving index version %s (%d chunks)", idx.version, len(idx.chunks))
             return self._index, self._retriever, self._answerer  # type: ignore[return-value]
@@ -230,20 +250,30 @@ class RagService:
                 return subject
         return turns[-1]
 
-    def search_parts(self, retriever: Retriever, query: str) -> list[Hit]:
-        """Retrieve a many-part question ("…？…？", "山东和湖南…") part by part and interleave the results."""
-        parts = split_subquestions(query)
+    def search_parts(self, retriever: Retriever, query: str, *, fusion=None, lists=None) -> list[Hit]:
+        """Retrieve a many-part question ("…？…？", "山东和湖南…") part by part and interleave the results.
+
+        ``lists``: the ranked lists of the whole query and each part, when already computed
+        (training and cross-validation fuse the same lists under other weights)."""
         k = self.settings.top_k
-        if len(parts) <= 1:
-            return retriever.search(query, k)
-        lists = [retriever.search(query, k)] + [retriever.search(p, k) for p in parts]
+        lists = lists if lists is not None else self.query_lists(retriever, query)
+        fused = [retriever.rerank(lst.query, retriever.fuse(lst, k, fusion))[:k] for lst in lists]
+        if len(fused) == 1:
+            return fused[0]
         out, seen = [], set()
         for rank in range(k):  # the whole question's best first, then each part's
-            for lst in lists:
+            for lst in fused:
                 if rank < len(lst) and lst[rank].chunk.id not in seen:
                     seen.add(lst[rank].chunk.id)
                     out.append(lst[rank])
         return out[: max(k, 10)]
+
+    @staticmethod
+    def query_lists(retriever: Retriever, query: str) -> list:
+        """The ranked lists of the whole query, then of each of its parts (when it has several)."""
+        parts = split_subquestions(query)
+        queries = [query] + (parts if len(parts) > 1 else [])
+        return [retriever.lists(q) for q in queries]
 
     def retrieve(self, question: str, history: list[dict] | None = None, k: int | None = None) -> list[Hit]:
         _, retriever, _ = self.current()
@@ -312,6 +342,9 @@ class RagService:
         if history_user_turns(history):
             try:
                 rq = rewrite_question(model, q, history, deadline=self.settings.llm_deadline)
+                if rq != q and not rewrite_keeps(q, rq, self.followup_context(q, history)):
+                    logger.info("rewrite dropped (loses the question's terms or the conversation's subject): %r", rq[:80])
+                    rq = self.retrieval_query(q, history)
             except Exception as e:  # model down or slow: keep the heuristic, skip generation below
                 logger.warning("follow-up rewrite failed (%s: %s)", type(e).__name__, e)
                 failed = e
@@ -319,6 +352,7 @@ class RagService:
             if rq != q:  # a follow-up (rewritten or joined): gated as ask() answers it, on what is new
                 gate_kwargs["extra_terms"] = question_terms(self.followup_context(q, history), answerer.idf)
                 gate_kwargs["said"] = history_assistant_text(history)
+                gate_kwargs["context"] = self.followup_context(q, history)
         hits = self.search_parts(retriever, rq)
         if failed is not None:
             ans = answerer.answer(q, hits, **gate_kwargs)

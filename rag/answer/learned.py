@@ -1,0 +1,266 @@
+"""Answering with learned weights: candidates -> features -> ranker -> gate -> composition.
+
+``prepare`` does everything that does not depend on the learned weights (candidates, their
+features for every part of the question): it is computed once per question, so cross-validation
+and training can rank and gate the same prepared question under many models. ``decide`` applies a
+model: it ranks the candidates of each part, takes the best one (the items themselves when the
+best candidate is a run of list items), adds a second sentence when the ranker gives it a share
+close to the first's and it covers question terms the first misses, and refuses when the gate's
+probability that the material answers the question is below the learned threshold.
+
+What it does not do: write new sentences. Every sentence of an answer is a sentence (or clause
+run) of a cited passage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..schema import Answer, Hit
+from ..text import norm
+from .features import candidate_features, gate_features
+from .query import Query, build_query
+from .ranker import Model, sigmoid
+
+REFUSAL = "资料中没有找到与该问题直接相关的内容。以下是最接近的原文，供参考。"
+
+
+@dataclass
+class Prepared:
+    """A question made ready for any model: its candidates and each part's features."""
+
+    question: str
+    hits: list[Hit]
+    cands: list
+    parts: list[tuple[Query, np.ndarray]] = field(default_factory=list)
+    sims: np.ndarray | None = None
+
+
+class LearnedAnswering:
+    """Mixed into ExtractiveAnswerer: the learned candidate ranking and refusal gate."""
+
+    model: Model
+
+    # ------------------------------------------------------------ preparing
+    def prepare(
+        self, question: str, hits: list[Hit], *, extra_terms: dict | None = None, said: str = "", context: str = ""
+    ) -> Prepared:
+        from ..extractive import split_subquestions
+
+        prep = Prepared(question=question, hits=hits, cands=[])
+        if not hits:
+            return prep
+        cands = self.candidates(hits)
+        cands += self.label_candidates(hits)
+        cands += self.run_candidates(cands, question, hits)
+        prep.cands = cands
+        parts = split_subquestions(question)
+        whole_terms = self.terms_of(question)
+        extra_terms = dict(extra_terms or {})
+        topic = " ".join(t for t in extra_terms if t not in whole_terms)
+        prep.sims = self.candidate_sims(f"{topic} {question}" if topic else question, cands)
+        coordinated = self.coordinated_cores(question) if len(parts) > 1 else set()
+        for part in parts:
+            extra = dict(extra_terms)
+            if len(parts) > 1:
+                for t, w in whole_terms.items():
+                    extra.setdefault(t, 0.5 * w)
+            q = build_query(
+                part, self.terms_of(part), whole=question, extra_terms=extra, context=context, said=said, parts=len(parts)
+            )
+            self.set_coverage(q, cands)
+            mine = {p for p in coordinated if p in part}
+            other = None
+            if len(mine) == 1:  # "山东和湖南两省…": this part wants the passages of its own province
+                other = np.array([bool(self.places.of(c.hit.chunk)) and not (mine & self.places.of(c.hit.chunk)) for c in cands])
+            prep.parts.append((q, candidate_features(q, cands, prep.sims, self, other_place=other)))
+        return prep
+
+    def set_coverage(self, q: Query, cands: list) -> None:
+        """IDF-weighted share of the query's terms in each candidate (terms only in its heading path or
+        inline heading count 3/4, in the sentence before it 1/2; a term that is only one item of a
+        、-list counts half unless the question asks for a list)."""
+        from ..extractive import _listed_only
+
+        for c in cands:
+            s_norm = norm(c.text).lower()
+            prev_norm = norm(c.prev).lower()
+            lead_norm = norm(c.lead).lower()
+            path_norm = norm(" ".join((c.hit.chunk.title, *c.hit.chunk.heading_path))).lower()
+            got, covered = 0.0, set()
+            for t, w in q.terms.items():
+                tn = norm(t).lower()
+                if not tn:
+                    continue
+                if tn in s_norm:
+                    got += w if q.want["list"] or not _listed_only(c.text, t) else 0.5 * w
+                    covered.add(t)
+                elif tn in path_norm or tn in lead_norm:
+                    got += 0.75 * w
+                elif tn in prev_norm:
+                    got += 0.5 * w
+            c.coverage = got / q.total
+            c.covered = frozenset(covered)
+
+    def candidate_sims(self, text: str, cands: list) -> np.ndarray:
+        """Cosine of the question and each candidate sentence, from the sentence cache only (the
+        warm-up embeds every sentence of an index version: nothing is embedded here); a label, a
+        heading-list run or a sentence not cached yet takes its passage's cosine, a run its best
+        member's."""
+        sims = np.array([c.hit.dense_score for c in cands], dtype=np.float64)
+        if self.embed_query is None or self.sentence_cache is None or not cands:
+            return sims
+        sent = [i for i, c in enumerate(cands) if c.kind == "sent"]
+        have = self.sentence_cache.cached([cands[i].text for i in sent])
+        if have:
+            qv = self._query_vector(text)
+            for i in sent:
+                v = have.get(cands[i].text)
+                if v is not None:
+                    sims[i] = float(v @ qv)
+        by_text = {cands[i].text: sims[i] for i in sent}
+        for i, c in enumerate(cands):
+            if c.kind == "run":
+                vals = [by_text[m.text] for m in c.items if m.text in by_text]
+                if vals:
+                    sims[i] = max(vals)
+        return sims
+
+    def _query_vector(self, text: str) -> np.ndarray:
+        cache = self.__dict__.setdefault("_qvec", {})
+        v = cache.get(text)
+        if v is None:
+            if len(cache) > 256:
+                cache.clear()
+            v = cache[text] = self.embed_query(text)
+        return v
+
+    def coordinated_cores(self, question: str) -> set[str]:
+        from ..extractive import _coordinated_places
+        from ..places import place_core
+
+        return {place_core(p) for p in _coordinated_places(question)} - {""}
+
+    # ------------------------------------------------------------ extra candidates
+    def label_candidates(self, hits: list[Hit]) -> list:
+        """Speaker labels ("山西省政协秘书长 张岐云") and interview by-lines of the passages read:
+        the answer to "who said it / what post does X hold" is often only there."""
+        from ..extractive import Candidate, speaker_of
+
+        out, seen = [], set()
+        for r, h in enumerate(hits[: self.settings.answer_passages]):
+            labels = [speaker_of(h.chunk)]
+            if "——" in h.chunk.title:
+                labels.append(h.chunk.title.split("——", 1)[1].strip())
+            for lab in labels:
+                key = norm(lab)
+                if len(key) >= 4 and key not in seen:
+                    seen.add(key)
+                    out.append(Candidate(lab, r, h, kind="label"))
+        return out
+
+    def run_candidates(self, cands: list, question: str, hits: list[Hit]) -> list:
+        """Runs of list items: the items a short lead-in announces, the siblings of a numbered item,
+        and numbered sub-headings of a section the question names."""
+        from ..extractive import FIRST_ITEM, Candidate
+
+        out = []
+        for c in cands:
+            if c.kind != "sent":
+                continue
+            items = []
+            if c.opens_list:  # "建立完善三项机制。" then 一是…二是…
+                items = self.announced_items(c)
+            elif FIRST_ITEM.match(c.text):  # item 一 and its siblings
+                items = self.enumeration(c, question, force=True)
+            if items:
+                members = [c] + items
+                text = "".join(m.text for m in members)
+                out.append(Candidate(text, c.hit_rank, c.hit, prev=c.prev, pos=c.pos, lead=c.lead, kind="run", items=members))
+        heading_items, _ = self.heading_list(question, hits)
+        if heading_items:
+            h0 = heading_items[0]
+            out.append(Candidate("".join(x.text for x in heading_items), h0.hit_rank, h0.hit, kind="run", items=heading_items))
+        return out
+
+    # ------------------------------------------------------------ deciding
+    def decide(self, prep: Prepared, model: Model | None = None) -> Answer:
+        model = model or self.model
+        question, hits, cands = prep.question, prep.hits, prep.cands
+        if not hits or not cands:
+            return Answer(question=question, text=REFUSAL, refused=True, hits=hits)
+        threshold = self.settings.min_evidence if self.settings.min_evidence >= 0 else model.threshold
+        chosen: list = []
+        probs: list[float] = []
+        lacking: list[str] = []  # parts of a many-part question the material does not answer
+        single = len(prep.parts) == 1
+        for q, X in prep.parts:
+            s = model.ranker(X)
+            order = np.argsort(-s, kind="stable")
+            top = int(order[0])
+            g = gate_features(q, cands, X, s, top, hits, self)
+            p = float(sigmoid(model.gate(g[None])[0]))
+            probs.append(p)
+            if not single and p < threshold:
+                lacking.append(q.text)
+                continue
+            c = cands[top]
+            if any(c is m for m in chosen):
+                continue  # one sentence answers two parts ("谁推出的？办了几期？")
+            if c.kind == "run":
+                chosen.extend(m for m in c.items if not any(m is x for x in chosen))
+                continue
+            chosen.append(c)
+            if single:
+                second = self.second_sentence(q, cands, s, order, c, model.second_ratio)
+                if second is not None:
+                    chosen.append(second)
+        evidence = min(probs) if probs else 0.0
+        answered = max(probs) if not single and probs else evidence
+        if not chosen or answered < threshold:
+            return Answer(question=question, text=REFUSAL, refused=True, hits=hits, evidence=evidence)
+        ans = self.compose(question, chosen, hits, evidence)
+        for part in lacking:  # a comparison: say which side the material lacks
+            ans.text += f"关于“{part.strip('？?。 ')}”，资料中没有找到直接相关的内容。"
+        return ans
+
+    def second_sentence(self, q: Query, cands: list, s: np.ndarray, order: np.ndarray, top, ratio: float):
+        """A second sentence that covers question terms the first misses, when the ranker gives it
+        at least ``ratio`` of the first's softmax share (ratio > 1: never)."""
+        from ..extractive import ANSWER_KIND, _restates, is_inline_heading
+
+        if ratio > 1:
+            return None
+        p = np.exp(s - s.max())
+        p /= p.sum()
+        budget = self.settings.max_answer_chars - len(top.text)
+        top_path = norm(" ".join((top.hit.chunk.title, *top.hit.chunk.heading_path))).lower()
+        for j in order[1:4]:
+            c = cands[int(j)]
+            if c.kind != "sent" or p[int(j)] < ratio * p[int(order[0])]:
+                continue
+            new_terms = {t for t in c.covered - top.covered if norm(t).lower() not in top_path and t not in ANSWER_KIND}
+            if (
+                new_terms
+                and not (is_inline_heading(c.text) and _restates(c.text, q.own_terms))
+                and sum(self.idf(t) for t in new_terms) >= 0.25 * sum(self.idf(t) for t in top.covered | new_terms)
+                and len(c.text) <= budget
+            ):
+                return c
+        return None
+
+    def answer(
+        self,
+        question: str,
+        hits: list[Hit],
+        *,
+        extra_terms: dict[str, float] | None = None,
+        said: str = "",
+        context: str = "",
+    ) -> Answer:
+        """Answer ``question`` from ``hits``; ``said`` is what the conversation already told the user,
+        ``context`` the earlier question a follow-up points back to ("这个行动……" -> “三个一”扶贫行动)."""
+        return self.decide(self.prepare(question, hits, extra_terms=extra_terms, said=said, context=context))
+

