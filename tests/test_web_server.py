@@ -34,3 +34,14 @@ def test_page_and_api_share_one_server(page_site) -> None:
     assert "杭州" in str(hist)
     r = requests.get(url + "/openapi.json", timeout=10)
     assert r.status_code == 200 and "/v1/chat/completions" in r.json()["paths"]
+
+
+def test_article_link_opens_with_the_page_sign_in(page_site) -> None:
+    url = page_site["url"]
+    link = url + "/articles/tea.txt?start=0&end=6"
+    assert requests.get(link, timeout=10).status_code == 401
+    with requests.Session() as browser:
+        r = browser.post(url + "/login", data={"username": "cadre", "password": PASSWORDS["cadre"]}, timeout=10)
+        assert r.status_code == 200
+        page = browser.get(link, timeout=10)
+    assert page.status_code == 200 and '<mark id="passage">龙井茶的故事</mark>' in page.text

@@ -9,6 +9,8 @@ from pathlib import Path
 from argon2 import PasswordHasher
 
 from rag.config import Settings
+from rag.db import open_database
+from rag.db.keys import ApiKeyStore
 from rag.documents import DocumentManager
 from rag.service import RagService
 from rag.users import UserStore
@@ -31,6 +33,13 @@ def make_api_site(root: Path, embeddings, **settings_changes) -> dict:
     service = RagService(settings, embeddings=embeddings)
     service.ensure_index()
     docs = DocumentManager(settings)
-    app = create_app(service, settings, users, docs)
-    return {"settings": settings, "users": users, "docs": docs, "service": service, "app": app,
-            "server": ServerThread(app)}
+    db = open_database(settings)
+    store = ApiKeyStore(db)
+    keys = {name: store.add(name, "tests")[1] for name in PASSWORDS}
+    app = create_app(service, settings, users, docs, db=db)
+    return {"settings": settings, "users": users, "docs": docs, "service": service, "app": app, "db": db,
+            "keys": keys, "key": keys["cadre"], "auth_headers": bearer(keys["cadre"]), "server": ServerThread(app)}
+
+
+def bearer(key: str) -> dict:
+    return {"Authorization": f"Bearer {key}"}

@@ -22,10 +22,13 @@ from fastapi import FastAPI
 
 from .. import __version__
 from ..config import Settings
+from ..db import Database, open_database
+from ..db.keys import ApiKeyStore
 from ..documents import DocumentManager
 from ..service import RagService
 from ..users import UserStore
 from .api import ApiContext, include_routes
+from .auth import Authenticator, RateLimiter
 from .errors import install_error_handlers
 
 logger = logging.getLogger(__name__)
@@ -33,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 def create_app(
     service: RagService, settings: Settings, users: UserStore, docs: DocumentManager, *,
-    demo: Any = None, page_options: dict | None = None, **extra: Any,
+    db: Database | None = None, demo: Any = None, page_options: dict | None = None, **extra: Any,
 ) -> FastAPI:
     """The FastAPI app: ``/v1``, ``/api/v1``, ``/articles``, ``/openapi.json``, and the page at ``/``."""
     app = FastAPI(
@@ -42,14 +45,33 @@ def create_app(
         docs_url="/api/docs", redoc_url=None,
     )
     install_error_handlers(app)
-    ctx = ApiContext(service=service, settings=settings, users=users, docs=docs, extra=dict(extra))
+    db = db or open_database(settings)
+    auth = Authenticator(ApiKeyStore(db), users, RateLimiter(settings.api_rate_limit))
+    ctx = ApiContext(service=service, settings=settings, users=users, docs=docs, db=db, auth=auth, extra=dict(extra))
     app.state.ctx = ctx
     include_routes(app, ctx)
     if demo is not None:
         import gradio as gr
 
         gr.mount_gradio_app(app, demo, path="/", **(page_options or {}))
+        auth.page_user = page_user_lookup(app)
     return app
+
+
+def page_user_lookup(app: FastAPI):
+    """The page's signed-in user of a request (Gradio's session cookie), for the article view."""
+    from starlette.routing import Mount
+
+    page = next((r.app for r in app.routes if isinstance(r, Mount) and hasattr(r.app, "tokens")), None)
+    if page is None:
+        return None
+
+    def lookup(request) -> str | None:
+        cid = page.cookie_id
+        token = request.cookies.get(f"access-token-{cid}") or request.cookies.get(f"access-token-unsecure-{cid}")
+        return page.tokens.get(token) if token else None
+
+    return lookup
 
 
 def serve(app: FastAPI, settings: Settings) -> None:
