@@ -3,6 +3,9 @@ trainer or admin route 403, the allowed roles 2xx. The table must name every rou
 
 from __future__ import annotations
 
+import time
+import uuid
+
 import pytest
 import requests
 
@@ -16,7 +19,27 @@ ROUTES: dict[tuple[str, str], tuple[str, object]] = {
     ("GET", "/v1/models"): ("chat", lambda s: ("/v1/models", {})),
     ("POST", "/v1/chat/completions"): ("chat", lambda s: ("/v1/chat/completions", {"json": Q})),
     ("GET", "/articles/{name}"): ("chat", lambda s: ("/articles/tea.txt?start=0&end=10", {})),
+    ("GET", "/api/v1/documents"): ("manage", lambda s: ("/api/v1/documents", {})),
+    ("POST", "/api/v1/documents"): ("manage", lambda s: ("/api/v1/documents", {"files": [("files", (
+        f"matrix-{uuid.uuid4().hex[:8]}.txt", "矩阵测试文章。\n\n这是一篇用于权限测试的短文。".encode(), "text/plain"))]})),
+    ("PUT", "/api/v1/documents/{name}"): ("manage", lambda s: ("/api/v1/documents/rail.txt", {"files": {"file": (
+        "rail.txt", (s["settings"].corpus_dir / "rail.txt").read_bytes(), "text/plain")}})),
+    ("DELETE", "/api/v1/documents/{name}"): ("manage", lambda s: (f"/api/v1/documents/{spare(s)}", {})),
+    ("POST", "/api/v1/reindex"): ("manage", lambda s: ("/api/v1/reindex", {"json": {}})),
+    ("GET", "/api/v1/reindex"): ("manage", lambda s: ("/api/v1/reindex", {})),
+    ("GET", "/api/v1/index"): ("manage", lambda s: ("/api/v1/index", {})),
+    ("POST", "/api/v1/quiz"): ("quiz", lambda s: ("/api/v1/quiz", {"json": {"n": 1, "types": ["judge"]}})),
+    ("POST", "/api/v1/quiz/export"): ("quiz", lambda s: ("/api/v1/quiz/export", {"json": {"items": [QUIZ_ITEM], "format": "md"}})),
 }
+QUIZ_ITEM = {"type": "true_false", "stem": "龙井茶产于浙江杭州西湖一带。", "options": ["正确", "错误"], "answer": "正确",
+             "evidence": {"file": "tea.txt", "quote": "龙井茶产于浙江杭州西湖一带,是中国著名的绿茶。"}}
+
+
+def spare(site) -> str:
+    """A new article for one DELETE call (each allowed role deletes its own)."""
+    name = f"spare-{uuid.uuid4().hex[:8]}.txt"
+    site["docs"].add(name, "备用文章。\n\n用于删除测试。".encode(), "tests")
+    return name
 ROLES = {"cadre": {"chat"}, "trainer": {"chat", "quiz"}, "admin": {"chat", "quiz", "manage"}}
 
 
@@ -55,6 +78,10 @@ def test_route_checks_key_and_role(site, route) -> None:
         assert r.status_code == 401, (route, r.status_code)
         assert r.json()["error"]["code"] in ("unauthorized", "invalid_api_key")
     for role, actions in ROLES.items():
+        if route == ("POST", "/api/v1/reindex"):  # one build at a time: wait for the previous one
+            while requests.get(site["url"] + "/api/v1/reindex", headers=bearer(site["keys"]["admin"]),
+                               timeout=10).json()["state"] == "running":
+                time.sleep(0.2)
         r = call(bearer(site["keys"][role]))
         if action in actions:
             assert 200 <= r.status_code < 300, (route, role, r.status_code, r.text[:300])

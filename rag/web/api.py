@@ -113,5 +113,8 @@ def article_router(ctx: ApiContext) -> APIRouter:
 
 
 def include_routes(app: FastAPI, ctx: ApiContext) -> None:
+    from .rest import rest_router
+
     app.include_router(openai_router(ctx))
+    app.include_router(rest_router(ctx))
     app.include_router(article_router(ctx))
