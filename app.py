@@ -761,6 +761,12 @@ def blocked_paths(settings: Settings, users: UserStore, docs: DocumentManager) -
     return sorted({str(Path(p).resolve()) for p in paths})
 
 
+def database_files(settings: Settings) -> list[str]:
+    """The SQLite database and its WAL files (keys, conversations, feedback): never served."""
+    db = (Path(settings.data_dir) / "app.db").resolve()
+    return [str(db), f"{db}-wal", f"{db}-shm"]
+
+
 def page_options(settings: Settings, users: UserStore, docs: DocumentManager) -> dict:
     """How the page is served (sign-in on every route, blocked paths, limits): for ``launch`` and for
     ``gr.mount_gradio_app`` alike."""
@@ -772,7 +778,7 @@ def page_options(settings: Settings, users: UserStore, docs: DocumentManager) ->
         auth=check,
         auth_message="党建知识问答：请使用管理员分配的账号登录",
         allowed_paths=[],
-        blocked_paths=blocked_paths(settings, users, docs),
+        blocked_paths=blocked_paths(settings, users, docs) + database_files(settings),
         max_file_size=settings.upload_max_bytes,
         show_error=True,
         css=CSS,

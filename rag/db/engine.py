@@ -102,11 +102,16 @@ class Database:
         self.engine.dispose()
 
 
-def open_database(settings: Settings) -> Database:
-    """Open the configured database and upgrade its schema; ConfigError when it cannot be reached."""
+def open_database(settings: Settings, *, sync: bool = True) -> Database:
+    """Open the configured database, upgrade its schema and (``sync``) copy the JSON stores of
+    ``settings.data_dir`` into it (``rag.db.importer``); ConfigError when it cannot be reached."""
+    from .importer import sync_json
+
     db = Database(database_url(settings))
     try:
         db.upgrade()
+        if sync:
+            sync_json(db, Path(settings.data_dir))
     except SQLAlchemyError as e:
         raise ConfigError(f"无法打开数据库：{db.url.render_as_string(hide_password=True)}", f"database: {e}") from e
     logger.info("database %s at revision %s", db.url.render_as_string(hide_password=True), db.revision())
