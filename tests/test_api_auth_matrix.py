@@ -30,9 +30,28 @@ ROUTES: dict[tuple[str, str], tuple[str, object]] = {
     ("GET", "/api/v1/index"): ("manage", lambda s: ("/api/v1/index", {})),
     ("POST", "/api/v1/quiz"): ("quiz", lambda s: ("/api/v1/quiz", {"json": {"n": 1, "types": ["judge"]}})),
     ("POST", "/api/v1/quiz/export"): ("quiz", lambda s: ("/api/v1/quiz/export", {"json": {"items": [QUIZ_ITEM], "format": "md"}})),
+    ("GET", "/api/v1/conversations"): ("chat", lambda s: ("/api/v1/conversations", {})),
+    ("GET", "/api/v1/conversations/{conversation_id}"): ("chat", lambda s: (f"/api/v1/conversations/{conv(s)}", {})),
+    ("PATCH", "/api/v1/conversations/{conversation_id}"): ("chat", lambda s: (
+        f"/api/v1/conversations/{conv(s)}", {"json": {"title": "改名"}})),
+    ("DELETE", "/api/v1/conversations/{conversation_id}"): ("chat", lambda s: (f"/api/v1/conversations/{conv(s)}", {})),
+    ("POST", "/api/v1/feedback"): ("chat", lambda s: ("/api/v1/feedback", {"json": {
+        "rating": "down", "reason": "其他", "question": "龙井茶产于哪里？", "answer": "……"}})),
+    ("GET", "/api/v1/feedback"): ("manage", lambda s: ("/api/v1/feedback", {})),
 }
 QUIZ_ITEM = {"type": "true_false", "stem": "龙井茶产于浙江杭州西湖一带。", "options": ["正确", "错误"], "answer": "正确",
              "evidence": {"file": "tea.txt", "quote": "龙井茶产于浙江杭州西湖一带,是中国著名的绿茶。"}}
+
+
+class conv:  # noqa: N801 - used like a function in the table
+    """A conversation of whoever calls next: the caller of the matrix row is not known up front, so each
+    role gets its own one and the URL is resolved per call (see ``test_route_checks_key_and_role``)."""
+
+    def __init__(self, site) -> None:
+        self.site = site
+
+    def __str__(self) -> str:
+        return "{conv}"
 
 
 def spare(site) -> str:
@@ -73,6 +92,9 @@ def test_route_checks_key_and_role(site, route) -> None:
     def call(headers: dict) -> requests.Response:
         return requests.request(method, url, headers=headers, timeout=60, **kwargs)
 
+    if "{conv}" in path:  # anonymous and revoked calls: any id (refused before the lookup)
+        url = site["url"] + path.replace("{conv}", "0" * 32)
+
     for headers in ({}, bearer(site["revoked"])):
         r = call(headers)
         assert r.status_code == 401, (route, r.status_code)
@@ -82,6 +104,11 @@ def test_route_checks_key_and_role(site, route) -> None:
             while requests.get(site["url"] + "/api/v1/reindex", headers=bearer(site["keys"]["admin"]),
                                timeout=10).json()["state"] == "running":
                 time.sleep(0.2)
+        if "{conv}" in path:
+            from rag.db.conversations import ConversationStore
+
+            turn = ConversationStore(site["db"]).record_turn(role, "龙井茶产于哪里？", "龙井茶产于杭州。")
+            url = site["url"] + path.replace("{conv}", turn.conversation_id)
         r = call(bearer(site["keys"][role]))
         if action in actions:
             assert 200 <= r.status_code < 300, (route, role, r.status_code, r.text[:300])

@@ -26,6 +26,10 @@ MAX_TITLE_CHARS = 100
 MATCH_RECENT = 20  # conversations of a user looked at to place a turn by its history
 
 
+class NotFoundError(InputError):
+    """A conversation or answer that does not exist for this user (the web layer answers 404)."""
+
+
 @dataclass(frozen=True)
 class Turn:
     conversation_id: str
@@ -63,7 +67,7 @@ class ConversationStore:
     def _owned(self, s, user: str, conversation_id: str) -> Conversation:
         c = s.get(Conversation, conversation_id)
         if c is None or c.user_name != user or c.deleted:
-            raise InputError(f"对话不存在：{conversation_id}", f"no conversation {conversation_id!r} of {user!r}")
+            raise NotFoundError(f"对话不存在：{conversation_id}", f"no conversation {conversation_id!r} of {user!r}")
         return c
 
     def record_turn(
@@ -145,7 +149,7 @@ class FeedbackStore:
             if message_id is not None:
                 m = s.get(MessageRow, message_id)
                 if m is None or m.role != "assistant" or m.conversation.user_name != user or m.conversation.deleted:
-                    raise InputError(f"回答不存在：{message_id}", f"no answer {message_id} of {user!r}")
+                    raise NotFoundError(f"回答不存在：{message_id}", f"no answer {message_id} of {user!r}")
                 prev = [x for x in m.conversation.messages if x.position == m.position - 1]
                 question = prev[0].content if prev else question
                 answer, refused = m.content, m.refused

@@ -40,6 +40,12 @@ class ApiContext:
     auth: Authenticator
     extra: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        from ..db.conversations import ConversationStore, FeedbackStore
+
+        self.conversations = ConversationStore(self.db)
+        self.feedback = FeedbackStore(self.db)
+
     def needs(self, action: str, *, allow_page: bool = False):
         """``Depends`` on a caller allowed to perform ``action`` (chat | quiz | manage)."""
         return Depends(dependency(self.auth, action, allow_page=allow_page))
@@ -56,6 +62,23 @@ def stream_error(e: Exception) -> dict:
     return error_body("internal_error", "服务器内部错误，请联系管理员查看日志")
 
 
+def record_turn(ctx: ApiContext, caller: Caller, question: str, history: list[dict], conversation: str | None,
+                ans, text: str) -> dict:
+    """File the turn under the caller's conversation; a database failure costs the record, not the answer."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        turn = ctx.conversations.record_turn(
+            caller.user.name, question, text, history=history, conversation_id=conversation, refused=ans.refused,
+            references=oa.references(ans, text), index_version=ctx.service.status().get("version"),
+            evidence=float(ans.evidence), source="api",
+        )
+    except SQLAlchemyError as e:
+        logger.error("could not record the turn of %r: %s", caller.user.name, e)
+        return {}
+    return {"conversation_id": turn.conversation_id, "message_id": turn.message_id}
+
+
 def openai_router(ctx: ApiContext) -> APIRouter:
     r = APIRouter(prefix="/v1", tags=["OpenAI 兼容"])
 
@@ -70,15 +93,22 @@ def openai_router(ctx: ApiContext) -> APIRouter:
         question, history = oa.split_messages(body.messages)
         question = ctx.service.check_question(question)
         url = base_url(request)
+        conversation = body.conversation_id or request.headers.get("x-conversation-id") or None
+        if conversation:
+            ctx.conversations.get(caller.user.name, conversation)  # 404 before any work when not the caller's
+
+        def save(ans, text: str) -> dict:
+            return record_turn(ctx, caller, question, history, conversation, ans, text)
+
         if body.stream:
             steps = ctx.service.stream_answer(question, history)
             chunks = oa.stream_chunks(
-                steps, url, llm_mode=ctx.settings.answer_mode == "llm", on_error=stream_error,
+                steps, url, llm_mode=ctx.settings.answer_mode == "llm", on_error=stream_error, on_done=save,
             )
             return StreamingResponse(chunks, media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         ans = ctx.service.ask(question, history)
-        return JSONResponse(oa.completion(ans, url))
+        return JSONResponse(oa.completion(ans, url, extra=save(ans, ans.text)))
 
     return r
 

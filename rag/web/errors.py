@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..db.conversations import NotFoundError
 from ..errors import (
     AuthError, ConfigError, EmptyCorpusError, IndexBusyError, IndexNotBuiltError, InputError, LoaderError,
     QuizError, RagError,
@@ -40,6 +41,7 @@ RAG_STATUS: list[tuple[type[RagError], int, str]] = [
     (IndexNotBuiltError, 503, "index_not_built"),
     (EmptyCorpusError, 409, "empty_corpus"),
     (LoaderError, 400, "bad_document"),
+    (NotFoundError, 404, "not_found"),
     (InputError, 400, "bad_input"),
     (QuizError, 422, "quiz_failed"),
     (ConfigError, 500, "config_error"),

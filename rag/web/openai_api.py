@@ -144,20 +144,21 @@ def sse(obj: dict | str) -> str:
 
 def stream_chunks(
     steps: Iterator[tuple[str, Answer | None]], base_url: str, *, model: str = MODEL_ID, llm_mode: bool = False,
-    extra: dict | None = None, on_done: Callable[[Answer, str], None] | None = None,
+    extra: dict | None = None, on_done: Callable[[Answer, str], dict | None] | None = None,
     on_error: Callable[[Exception], dict] | None = None,
 ) -> Iterator[str]:
     """``chat.completion.chunk`` events for the (text so far, Answer|None) steps of ``stream_answer``.
 
     Only text that extends what was sent is streamed; the last chunk holds the references of the
-    streamed text. ``on_done(answer, streamed_text)`` runs before ``[DONE]`` (saving the turn).
+    streamed text. ``on_done(answer, streamed_text)`` runs before ``[DONE]`` (saving the turn); the
+    fields it returns (``conversation_id``, ``message_id``) go into the last chunk.
     """
     cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
-    def chunk(delta: dict, finish: str | None = None) -> str:
+    def chunk(delta: dict, finish: str | None = None, more: dict | None = None) -> str:
         return sse({"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
                     "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
-                    **(extra or {})})
+                    **(extra or {}), **(more or {})})
 
     yield chunk({"role": "assistant", "content": ""})
     sent, final = "", None
@@ -178,9 +179,8 @@ def stream_chunks(
         yield sse("[DONE]")
         return
     if final is not None:
-        if on_done is not None:
-            on_done(final, sent)
-        yield chunk(answer_fields(final, sent, base_url), "stop")
+        more = on_done(final, sent) if on_done is not None else None
+        yield chunk(answer_fields(final, sent, base_url), "stop", more)
     yield sse("[DONE]")
 
 

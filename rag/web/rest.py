@@ -101,6 +101,19 @@ class ExportRequest(BaseModel):
     title: str = Field("党建知识测验", max_length=100)
 
 
+class RenameRequest(BaseModel):
+    title: str = Field(..., min_length=1, max_length=100)
+
+
+class FeedbackRequest(BaseModel):
+    rating: Literal["up", "down", "👍", "👎"] = Field(..., description="up（👍）或 down（👎）")
+    message_id: int | None = Field(None, description="所评价的回答（/v1/chat/completions 返回的 message_id）")
+    reason: Literal["答案错误", "引用不对", "没有回答", "其他"] | None = None
+    note: str = Field("", max_length=1000)
+    question: str = Field("", max_length=2000, description="没有 message_id 时：问题原文")
+    answer: str = Field("", max_length=20000, description="没有 message_id 时：回答原文")
+
+
 def _doc_row(row) -> dict:
     return dataclasses.asdict(row)
 
@@ -193,5 +206,31 @@ def rest_router(ctx) -> APIRouter:
                                              "format": "." + body.format, "via": "api"})
         return Response(data, media_type=EXPORT_TYPES[body.format],
                         headers={"Content-Disposition": f'attachment; filename="quiz.{body.format}"'})
+
+    @r.get("/conversations", tags=["对话"], summary="本人的对话列表（新的在前）")
+    def list_conversations(caller: Caller = ctx.needs("chat")) -> dict:
+        return {"conversations": ctx.conversations.list(caller.user.name)}
+
+    @r.get("/conversations/{conversation_id}", tags=["对话"], summary="一个对话的全部消息（含引用）")
+    def get_conversation(conversation_id: str, caller: Caller = ctx.needs("chat")) -> dict:
+        return ctx.conversations.get(caller.user.name, conversation_id)
+
+    @r.patch("/conversations/{conversation_id}", tags=["对话"], summary="重命名对话")
+    def rename_conversation(conversation_id: str, body: RenameRequest, caller: Caller = ctx.needs("chat")) -> dict:
+        return ctx.conversations.rename(caller.user.name, conversation_id, body.title)
+
+    @r.delete("/conversations/{conversation_id}", tags=["对话"], summary="删除对话")
+    def delete_conversation(conversation_id: str, caller: Caller = ctx.needs("chat")) -> dict:
+        ctx.conversations.delete(caller.user.name, conversation_id)
+        return {"deleted": conversation_id}
+
+    @r.post("/feedback", status_code=201, tags=["反馈"], summary="评价回答：👍/👎，原因与备注")
+    def add_feedback(body: FeedbackRequest, caller: Caller = ctx.needs("chat")) -> dict:
+        return ctx.feedback.add(caller.user.name, body.rating, reason=body.reason, note=body.note,
+                                message_id=body.message_id, question=body.question, answer=body.answer)
+
+    @r.get("/feedback", tags=["反馈"], summary="待改进的问题：未回答的问题与 👎 的回答，新的在前，按文章计数")
+    def needs_work(caller: Caller = ctx.needs("manage")) -> dict:
+        return ctx.feedback.needs_work()
 
     return r
