@@ -179,6 +179,15 @@ def score_results(gold: list[dict], results: list[dict]) -> dict:
 
 
 def cmd_bench(args, settings: Settings) -> int:
+    if args.api:
+        from .web.bench_api import run_api_bench
+
+        if args.clients < 1 or args.seconds <= 0:
+            print("错误：--clients 至少为 1，--seconds 须大于 0", file=sys.stderr)
+            return 1
+        run_api_bench(settings, clients=args.clients, seconds=args.seconds, solo_seconds=args.solo_seconds,
+                      gold_path=Path(args.gold) if args.gold else None, out=sys.stdout)
+        return 0
     from .bench import run_bench
 
     run_bench(settings, gold_path=Path(args.gold) if args.gold else None, synthetic=args.synthetic, out=sys.stdout)
@@ -272,6 +281,10 @@ def build_parser() -> argparse.ArgumentParser:
     pb = sub.add_parser("bench", help="性能基准：建索引、问答延迟、内存、10 万段落检索")
     pb.add_argument("--gold", default=None, help="计时用的问题集（默认 ../shared/eval/dev.jsonl）")
     pb.add_argument("--synthetic", type=int, default=100_000, help="合成段落数（默认 100000）")
+    pb.add_argument("--api", action="store_true", help="API 基准：并发客户端 + 重建索引，再单个客户端（仅本机回环）")
+    pb.add_argument("--clients", type=int, default=8, help="--api：并发客户端数（默认 8）")
+    pb.add_argument("--seconds", type=float, default=60, help="--api：并发阶段秒数（默认 60）")
+    pb.add_argument("--solo-seconds", type=float, default=None, help="--api：单客户端阶段秒数（默认同 --seconds）")
     sub.add_parser("users", help="用户管理：add/list/remove/reset/role", add_help=False)
     pk = sub.add_parser("keys", help="API 密钥：add/list/revoke")
     ks = pk.add_subparsers(dest="keys_cmd", required=True)
