@@ -8,9 +8,9 @@ import uuid
 
 import pytest
 import requests
+from web_site import bearer, make_api_site
 
 from rag.db.keys import ApiKeyStore
-from web_site import bearer, make_api_site
 
 Q = {"model": "dangjian-rag", "messages": [{"role": "user", "content": "龙井茶产于哪里？"}]}
 
@@ -43,7 +43,7 @@ QUIZ_ITEM = {"type": "true_false", "stem": "龙井茶产于浙江杭州西湖一
              "evidence": {"file": "tea.txt", "quote": "龙井茶产于浙江杭州西湖一带,是中国著名的绿茶。"}}
 
 
-class conv:  # noqa: N801 - used like a function in the table
+class conv:
     """A conversation of whoever calls next: the caller of the matrix row is not known up front, so each
     role gets its own one and the URL is resolved per call (see ``test_route_checks_key_and_role``)."""
 

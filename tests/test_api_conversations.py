@@ -8,7 +8,7 @@ import requests
 
 openai = pytest.importorskip("openai")
 
-from web_site import bearer, make_api_site  # noqa: E402
+from web_site import bearer, make_api_site
 
 MODEL = "dangjian-rag"
 

@@ -8,9 +8,10 @@ import requests
 
 openai = pytest.importorskip("openai")
 
-from rag.cli import main  # noqa: E402
-from rag.web.server import ServerThread, create_app  # noqa: E402
-from web_site import bearer, make_api_site  # noqa: E402
+from web_site import bearer, make_api_site
+
+from rag.cli import main
+from rag.web.server import ServerThread, create_app
 
 
 @pytest.fixture(scope="module")

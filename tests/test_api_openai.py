@@ -10,7 +10,7 @@ import requests
 
 openai = pytest.importorskip("openai")
 
-from web_site import make_api_site  # noqa: E402
+from web_site import make_api_site
 
 MODEL = "dangjian-rag"
 

@@ -8,7 +8,6 @@ import time
 
 import pytest
 import requests
-
 from web_site import bearer, make_api_site
 
 NEW_DOC = "青松县政协机关推行“三色预警”工作法。\n\n三色预警工作法把督办事项分为红、黄、绿三类，红色事项三日内办结。\n"
@@ -87,12 +86,13 @@ def test_bad_uploads_are_refused_with_a_reason(site) -> None:
 @pytest.fixture(scope="module")
 def real_site(tmp_path_factory, real_service, real_settings):
     """The API over the real corpus (the mini corpus is too small to make quiz items from)."""
+    from web_site import CHEAP
+
     from rag.db import open_database
     from rag.db.keys import ApiKeyStore
     from rag.documents import DocumentManager
     from rag.users import UserStore
     from rag.web.server import ServerThread, create_app
-    from web_site import CHEAP
 
     data = tmp_path_factory.mktemp("real-api")
     settings = real_settings.with_(data_dir=data, database_url=f"sqlite:///{data / 'app.db'}")

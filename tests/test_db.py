@@ -4,6 +4,7 @@ database migration (counts and contents compared), keys, conversations, feedback
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
+from web_site import CHEAP
 
 from rag.audit import append_audit
 from rag.config import Settings
@@ -28,7 +30,6 @@ from rag.errors import InputError
 from rag.quiz import Evidence, QuizItem
 from rag.quiz_bank import QuestionBank
 from rag.users import UserStore
-from web_site import CHEAP
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,10 +48,8 @@ def postgres(tmp_path_factory):
     except Exception as e:  # noqa: BLE001 - any failure to start is a reason to skip, shown to the reader
         pytest.skip(f"the embedded PostgreSQL server did not start here: {type(e).__name__}: {e}")
     yield uri
-    try:
+    with contextlib.suppress(Exception):  # the server also stops at exit
         server.cleanup()
-    except Exception:  # noqa: BLE001
-        pass
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

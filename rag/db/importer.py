@@ -62,9 +62,9 @@ def sync_json(db: Database, data_dir: Path) -> dict[str, int]:
                 continue
             try:
                 event = json.loads(line)
-                if not isinstance(event, dict):
-                    raise ValueError("not an object")
             except ValueError:
+                event = None
+            if not isinstance(event, dict):  # kept as it was written: nothing is dropped
                 event = {"raw": line}
             s.add(AuditRow(line=n, time=str(event.get("time", "")), user_name=str(event.get("user", ""))[:64],
                            action=str(event.get("action", ""))[:40], event=event))

@@ -10,9 +10,9 @@ from __future__ import annotations
 import html
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
 from ..config import Settings
@@ -22,7 +22,7 @@ from ..errors import RagError
 from ..service import RagService
 from ..users import UserStore
 from . import openai_api as oa
-from .auth import Authenticator, Caller, dependency
+from .auth import Authenticator, Caller, ChatCaller, ReaderCaller
 from .errors import ApiError, error_body, rag_error_status
 
 logger = logging.getLogger(__name__)
@@ -45,10 +45,6 @@ class ApiContext:
 
         self.conversations = ConversationStore(self.db)
         self.feedback = FeedbackStore(self.db)
-
-    def needs(self, action: str, *, allow_page: bool = False):
-        """``Depends`` on a caller allowed to perform ``action`` (chat | quiz | manage)."""
-        return Depends(dependency(self.auth, action, allow_page=allow_page))
 
 
 def base_url(request: Request) -> str:
@@ -83,11 +79,11 @@ def openai_router(ctx: ApiContext) -> APIRouter:
     r = APIRouter(prefix="/v1", tags=["OpenAI 兼容"])
 
     @r.get("/models", summary="可用模型（OpenAI 格式）")
-    def models(caller: Caller = ctx.needs("chat")) -> dict:
+    def models(caller: ChatCaller) -> dict:
         return oa.models_list()
 
     @r.post("/chat/completions", summary="问答（OpenAI 格式，stream=true 时为 SSE）")
-    def chat_completions(body: oa.ChatRequest, request: Request, caller: Caller = ctx.needs("chat")) -> Any:
+    def chat_completions(body: oa.ChatRequest, request: Request, caller: ChatCaller) -> Any:
         if body.model != oa.MODEL_ID:
             raise ApiError(404, "model_not_found", f"模型不存在：{body.model}（可用：{oa.MODEL_ID}）")
         question, history = oa.split_messages(body.messages)
@@ -124,8 +120,7 @@ def article_router(ctx: ApiContext) -> APIRouter:
 
     @r.get("/articles/{name}", response_class=HTMLResponse, summary="文章全文，引用段落高亮")
     def article(
-        name: str, start: int = Query(0, ge=0), end: int = Query(0, ge=0),
-        caller: Caller = ctx.needs("chat", allow_page=True),
+        name: str, caller: ReaderCaller, start: Annotated[int, Query(ge=0)] = 0, end: Annotated[int, Query(ge=0)] = 0,
     ) -> HTMLResponse:
         index, _, _ = ctx.service.current()
         text = index.document_text(name)

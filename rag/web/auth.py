@@ -14,8 +14,9 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -103,14 +104,22 @@ class Authenticator:
         return c
 
 
-def dependency(auth: Authenticator, action: str, *, allow_page: bool = False):
-    """A FastAPI dependency that returns the ``Caller`` allowed to perform ``action``."""
+def needs(action: str, *, allow_page: bool = False):
+    """A FastAPI dependency that returns the ``Caller`` allowed to perform ``action`` (the app's
+    ``Authenticator`` is ``app.state.ctx.auth``, set by ``server.create_app``)."""
 
     def check(
         request: Request,
-        _declared: HTTPAuthorizationCredentials | None = Depends(BEARER),  # only documents the scheme in OpenAPI
+        _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],  # documents the scheme in OpenAPI
     ) -> Caller:
-        return auth.require(request, action, allow_page=allow_page)
+        return request.app.state.ctx.auth.require(request, action, allow_page=allow_page)
 
     check.__name__ = f"require_{action}"
     return check
+
+
+# what a route declares: ``def route(caller: ChatCaller) -> ...``
+ChatCaller = Annotated[Caller, Depends(needs("chat"))]
+QuizCaller = Annotated[Caller, Depends(needs("quiz"))]
+AdminCaller = Annotated[Caller, Depends(needs("manage"))]
+ReaderCaller = Annotated[Caller, Depends(needs("chat", allow_page=True))]  # a key, or the page's sign-in

@@ -136,7 +136,7 @@ def run_api_bench(
             ("p50（毫秒）", "p50_ms"), ("p95（毫秒）", "p95_ms"), ("每秒请求", "rps")]
     print(f"\n{'':<12}{'并发 + 重建索引':>18}{'单个客户端':>14}", file=out)
     for label, key in rows:
-        print(f"{label:<12}{str(loaded[key]):>18}{str(alone[key]):>14}", file=out)
+        print(f"{label:<12}{loaded[key]!s:>18}{alone[key]!s:>14}", file=out)
     state = f"{rebuild.get('before')} -> {rebuild.get('version')}，用时 {rebuild.get('seconds')} 秒" if rebuild.get("ok") \
         else f"失败：{rebuild.get('error')}"
     print(f"重建索引：{state}（在并发阶段内{'完成' if rebuild.get('seconds', 1e9) <= loaded['seconds'] + 1 else '未完成，等待后才开始阶段二'}）",

@@ -15,8 +15,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..db.conversations import NotFoundError
 from ..errors import (
-    AuthError, ConfigError, EmptyCorpusError, IndexBusyError, IndexNotBuiltError, InputError, LoaderError,
-    QuizError, RagError,
+    AuthError,
+    ConfigError,
+    EmptyCorpusError,
+    IndexBusyError,
+    IndexNotBuiltError,
+    InputError,
+    LoaderError,
+    QuizError,
+    RagError,
 )
 
 logger = logging.getLogger(__name__)

@@ -22,7 +22,8 @@ import logging
 import re
 import time
 import uuid
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import quote as urlquote
 
 from pydantic import BaseModel, ConfigDict, Field

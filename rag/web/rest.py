@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, UploadFile
 from fastapi.responses import Response
@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 
 from ..audit import append_audit
 from ..errors import IndexBusyError, InputError
-from .auth import Caller
+from .auth import AdminCaller, ChatCaller, QuizCaller
 from .errors import ApiError
 
 logger = logging.getLogger(__name__)
@@ -132,11 +132,11 @@ def rest_router(ctx) -> APIRouter:
     docs, limit = ctx.docs, ctx.settings.upload_max_bytes
 
     @r.get("/documents", tags=["文档"], summary="列出文章")
-    def list_documents(caller: Caller = ctx.needs("manage")) -> dict:
+    def list_documents(caller: AdminCaller) -> dict:
         return {"documents": [_doc_row(d) for d in docs.list()]}
 
     @r.post("/documents", status_code=201, tags=["文档"], summary="上传文章（multipart，字段 files，可多个）")
-    async def upload_documents(files: list[UploadFile] = File(...), caller: Caller = ctx.needs("manage")) -> dict:
+    async def upload_documents(files: Annotated[list[UploadFile], File()], caller: AdminCaller) -> dict:
         if len(files) > ctx.settings.upload_max_files:
             raise InputError(f"一次最多上传 {ctx.settings.upload_max_files} 个文件（本次 {len(files)} 个）", "too many files")
         items = [await _read(f, limit) for f in files]
@@ -146,7 +146,7 @@ def rest_router(ctx) -> APIRouter:
         return {"added": names, "message": f"已添加 {len(names)} 篇，重建索引后生效"}
 
     @r.put("/documents/{name}", tags=["文档"], summary="替换文章（multipart，字段 file，类型须相同）")
-    async def replace_document(name: str, file: UploadFile = File(...), caller: Caller = ctx.needs("manage")) -> dict:
+    async def replace_document(name: str, file: Annotated[UploadFile, File()], caller: AdminCaller) -> dict:
         filename, data = await _read(file, limit)
         from starlette.concurrency import run_in_threadpool
 
@@ -154,24 +154,24 @@ def rest_router(ctx) -> APIRouter:
         return {"replaced": name, "message": "已替换，重建索引后生效"}
 
     @r.delete("/documents/{name}", tags=["文档"], summary="删除文章")
-    def delete_document(name: str, caller: Caller = ctx.needs("manage")) -> dict:
+    def delete_document(name: str, caller: AdminCaller) -> dict:
         docs.delete(name, caller.user.name)
         return {"deleted": name, "message": "已删除，重建索引后生效"}
 
     @r.post("/reindex", status_code=202, tags=["索引"], summary="开始重建索引（后台进行）")
-    def start_reindex(body: ReindexRequest | None = None, caller: Caller = ctx.needs("manage")) -> dict:
+    def start_reindex(caller: AdminCaller, body: ReindexRequest | None = None) -> dict:
         return job.start(caller.user.name, bool(body and body.rebuild))
 
     @r.get("/reindex", tags=["索引"], summary="重建进度与报告")
-    def reindex_progress(caller: Caller = ctx.needs("manage")) -> dict:
+    def reindex_progress(caller: AdminCaller) -> dict:
         return job.snapshot()
 
     @r.get("/index", tags=["索引"], summary="当前索引状态")
-    def index_status(caller: Caller = ctx.needs("manage")) -> dict:
+    def index_status(caller: AdminCaller) -> dict:
         return ctx.service.status()
 
     @r.post("/quiz", tags=["测验"], summary="生成测验题")
-    def generate_quiz(body: QuizRequest, caller: Caller = ctx.needs("quiz")) -> dict:
+    def generate_quiz(body: QuizRequest, caller: QuizCaller) -> dict:
         result = ctx.service.quiz(topic=body.topic, article=body.article, n=body.n, types=body.types,
                                   seed=body.seed, exclude_bank=body.exclude_bank)
         append_audit(ctx.settings.data_dir, {"action": "quiz_generate", "user": caller.user.name,
@@ -183,7 +183,7 @@ def rest_router(ctx) -> APIRouter:
 
     @r.post("/quiz/export", tags=["测验"], summary="导出测验（docx/xlsx/json/md；省略 items 导出整个题库）",
             response_class=Response, responses={200: {"content": {t: {} for t in EXPORT_TYPES.values()}}})
-    def export_quiz(body: ExportRequest, caller: Caller = ctx.needs("quiz")) -> Response:
+    def export_quiz(body: ExportRequest, caller: QuizCaller) -> Response:
         from pydantic import ValidationError
 
         from ..quiz import QuizItem
@@ -208,29 +208,29 @@ def rest_router(ctx) -> APIRouter:
                         headers={"Content-Disposition": f'attachment; filename="quiz.{body.format}"'})
 
     @r.get("/conversations", tags=["对话"], summary="本人的对话列表（新的在前）")
-    def list_conversations(caller: Caller = ctx.needs("chat")) -> dict:
+    def list_conversations(caller: ChatCaller) -> dict:
         return {"conversations": ctx.conversations.list(caller.user.name)}
 
     @r.get("/conversations/{conversation_id}", tags=["对话"], summary="一个对话的全部消息（含引用）")
-    def get_conversation(conversation_id: str, caller: Caller = ctx.needs("chat")) -> dict:
+    def get_conversation(conversation_id: str, caller: ChatCaller) -> dict:
         return ctx.conversations.get(caller.user.name, conversation_id)
 
     @r.patch("/conversations/{conversation_id}", tags=["对话"], summary="重命名对话")
-    def rename_conversation(conversation_id: str, body: RenameRequest, caller: Caller = ctx.needs("chat")) -> dict:
+    def rename_conversation(conversation_id: str, body: RenameRequest, caller: ChatCaller) -> dict:
         return ctx.conversations.rename(caller.user.name, conversation_id, body.title)
 
     @r.delete("/conversations/{conversation_id}", tags=["对话"], summary="删除对话")
-    def delete_conversation(conversation_id: str, caller: Caller = ctx.needs("chat")) -> dict:
+    def delete_conversation(conversation_id: str, caller: ChatCaller) -> dict:
         ctx.conversations.delete(caller.user.name, conversation_id)
         return {"deleted": conversation_id}
 
     @r.post("/feedback", status_code=201, tags=["反馈"], summary="评价回答：👍/👎，原因与备注")
-    def add_feedback(body: FeedbackRequest, caller: Caller = ctx.needs("chat")) -> dict:
+    def add_feedback(body: FeedbackRequest, caller: ChatCaller) -> dict:
         return ctx.feedback.add(caller.user.name, body.rating, reason=body.reason, note=body.note,
                                 message_id=body.message_id, question=body.question, answer=body.answer)
 
     @r.get("/feedback", tags=["反馈"], summary="待改进的问题：未回答的问题与 👎 的回答，新的在前，按文章计数")
-    def needs_work(caller: Caller = ctx.needs("manage")) -> dict:
+    def needs_work(caller: AdminCaller) -> dict:
         return ctx.feedback.needs_work()
 
     return r
