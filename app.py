@@ -761,27 +761,46 @@ def blocked_paths(settings: Settings, users: UserStore, docs: DocumentManager) -
     return sorted({str(Path(p).resolve()) for p in paths})
 
 
-def launch(demo: gr.Blocks, settings: Settings, users: UserStore, docs: DocumentManager, **overrides):
-    """Serve ``demo`` with sign-in on every route; keyword ``overrides`` go to ``Blocks.launch``."""
+def database_files(settings: Settings) -> list[str]:
+    """The SQLite database and its WAL files (keys, conversations, feedback): never served."""
+    db = (Path(settings.data_dir) / "app.db").resolve()
+    return [str(db), f"{db}-wal", f"{db}-shm"]
+
+
+def page_options(settings: Settings, users: UserStore, docs: DocumentManager) -> dict:
+    """How the page is served (sign-in on every route, blocked paths, limits): for ``launch`` and for
+    ``gr.mount_gradio_app`` alike."""
 
     def check(name: str, password: str) -> bool:
         return users.verify(name, password) is not None
 
-    kwargs = dict(
-        server_name=settings.host,
-        server_port=settings.port,
+    return dict(
         auth=check,
         auth_message="党建知识问答：请使用管理员分配的账号登录",
         allowed_paths=[],
-        blocked_paths=blocked_paths(settings, users, docs),
+        blocked_paths=blocked_paths(settings, users, docs) + database_files(settings),
         max_file_size=settings.upload_max_bytes,
         show_error=True,
         css=CSS,
         footer_links=[],
         ssr_mode=False,
     )
+
+
+def launch(demo: gr.Blocks, settings: Settings, users: UserStore, docs: DocumentManager, **overrides):
+    """Serve ``demo`` alone (Gradio's own server) with sign-in on every route; ``overrides`` go to ``Blocks.launch``."""
+    kwargs = dict(server_name=settings.host, server_port=settings.port, **page_options(settings, users, docs))
     kwargs.update(overrides)
     return demo.launch(**kwargs)
+
+
+def serve(demo: gr.Blocks, service: RagService, settings: Settings, users: UserStore, docs: DocumentManager) -> None:
+    """Serve the page and the API (``/v1``, ``/api/v1``) in one uvicorn process, one worker."""
+    from rag.web.server import create_app
+    from rag.web.server import serve as serve_app
+
+    app = create_app(service, settings, users, docs, demo=demo, page_options=page_options(settings, users, docs))
+    serve_app(app, settings)
 
 
 def main() -> None:
@@ -815,8 +834,8 @@ def main() -> None:
     except RagError as e:
         print(f"错误：{e}", file=sys.stderr)
         sys.exit(1)
-    logger.info("serving on http://%s:%d", settings.host, settings.port)
-    launch(demo, settings, users, docs)
+    logger.info("serving on http://%s:%d (page at /, API at /v1 and /api/v1)", settings.host, settings.port)
+    serve(demo, service, settings, users, docs)
 
 
 if __name__ == "__main__":

