@@ -39,6 +39,10 @@ class Settings:
     min_evidence: float = 0.20  # below this evidence score the answer is a refusal
     max_answer_chars: int = 150
     max_question_chars: int = 500
+    max_history_turns: int = 10  # user turns of the conversation a follow-up may draw on (rag/limits.py)
+    max_turn_chars: int = 2000  # characters kept of each history message
+    max_history_chars: int = 8000  # characters kept of the whole history, newest first
+    max_context_chars: int = 100  # characters of the conversation joined to a follow-up's retrieval query
     sentence_warmup: bool = True  # embed every sentence in the background after an index loads
 
     # answer mode / LLM (issue 6)

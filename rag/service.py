@@ -21,6 +21,7 @@ from .config import Settings
 from .embeddings import VectorEmbeddings, make_embeddings, make_reranker
 from .errors import IndexCorruptError, IndexNotBuiltError, IndexOutdatedError, InputError
 from .extractive import ExtractiveAnswerer, idf_lookup, question_terms, split_subquestions
+from . import limits
 from .indexing import BuildReport, Progress, build_index, embedder_cache_dir
 from .retrieval import Retriever
 from .schema import Answer, Hit
@@ -202,9 +203,7 @@ class RagService:
 
     # ------------------------------------------------------------ asking
     def check_question(self, question: str) -> str:
-        q = (question or "").strip()
-        if not q:
-            raise InputError("请输入问题", "empty question")
+        q = limits.clean_question(question)  # invisible characters out; no letter or digit: InputError
         if len(q) > self.settings.max_question_chars:
             raise InputError(
                 f"问题过长（{len(q)} 字），请控制在 {self.settings.max_question_chars} 字以内",
@@ -227,8 +226,8 @@ class RagService:
         if CONTRAST.search(question.strip()):
             subject = question_subject(turns[-1])
             if len(norm(subject)) >= 2:
-                return subject
-        return turns[-1]
+                return limits.cap_context(subject, self.settings)
+        return limits.cap_context(turns[-1], self.settings)
 
     def search_parts(self, retriever: Retriever, query: str) -> list[Hit]:
         """Retrieve a many-part question ("…？…？", "山东和湖南…") part by part and interleave the results."""
@@ -257,6 +256,7 @@ class RagService:
             return final  # type: ignore[return-value]
         t0 = time.perf_counter()
         q = self.check_question(question)
+        history = limits.cap_history(history, self.settings)
         idx, retriever, answerer = self.current()
         rq = self.retrieval_query(q, history)
         hits = self.search_parts(retriever, rq)
@@ -306,6 +306,7 @@ class RagService:
 
         t0 = time.perf_counter()
         q = self.check_question(question)
+        history = limits.cap_history(history, self.settings)
         idx, retriever, answerer = self.current()
         model = self.chat_model
         rq, gate_kwargs, failed = q, {}, None
