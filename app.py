@@ -105,6 +105,15 @@ def message_text(content) -> str:
     return ""
 
 
+def rendered_history(history: list[dict]) -> list[dict]:
+    """Plain-text messages as the Chatbot gets them: every one escaped, on every turn.
+
+    The Chatbot renders message HTML even without markdown (sanitised, yet ``<img src=…>`` would
+    still load), so nothing the page sends back, the earlier turns included, goes out unescaped.
+    """
+    return [{"role": m["role"], "content": esc(m["content"])} for m in history]
+
+
 def plain_history(history) -> list[dict]:
     """``history`` (as the Chatbot holds it, escaped) as [{"role", "content": str}] in plain text."""
     return [
@@ -565,20 +574,19 @@ def build_app(service: RagService, settings: Settings, users: UserStore, docs: D
         except RagError as e:  # nothing yielded yet: the message stays in the input box
             logger.info("question failed: %s", e.log_message)
             raise gr.Error(str(e)) from e
-        # the Chatbot renders message HTML even without markdown (sanitised, yet <img src=x> would
-        # still load): every message is escaped here, and plain_history() unescapes it again
-        history += [{"role": "user", "content": esc(q)}, {"role": "assistant", "content": esc(text)}]
-        yield history, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        # history is plain text from here on; rendered_history() escapes all of it for the page
+        history += [{"role": "user", "content": q}, {"role": "assistant", "content": text}]
+        yield rendered_history(history), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         for text, ans in stream:
-            history[-1] = {"role": "assistant", "content": esc(text)}
+            history[-1] = {"role": "assistant", "content": text}
             if ans is None:
-                yield history, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                yield rendered_history(history), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         if ans is None:  # pragma: no cover - stream_answer always ends with the Answer
             return
-        history[-1] = {"role": "assistant", "content": esc(answer_message(ans))}
+        history[-1] = {"role": "assistant", "content": answer_message(ans)}
         refs = source_refs(ans)
         yield (
-            history,
+            rendered_history(history),
             "",
             render_sources(ans),
             refs,
@@ -764,10 +772,28 @@ def blocked_paths(settings: Settings, users: UserStore, docs: DocumentManager) -
 def launch(demo: gr.Blocks, settings: Settings, users: UserStore, docs: DocumentManager, **overrides):
     """Serve ``demo`` with sign-in on every route; keyword ``overrides`` go to ``Blocks.launch``."""
 
-    def check(name: str, password: str) -> bool:
-        return users.verify(name, password) is not None
+    import anyio
+    from starlette.middleware import Middleware
 
+    from rag.sessions import SessionStore
+    from rag.throttle import LoginThrottle
+    from web.guard import Guard
+
+    verifying = anyio.CapacityLimiter(2)  # argon2 costs ~64 MiB and a core for a moment each
+
+    async def check(name: str, password: str) -> bool:
+        # off the event loop: a flood of sign-ins must not stall everyone's chat (web.guard throttles them)
+        user = await anyio.to_thread.run_sync(users.verify, name, password, limiter=verifying)
+        return user is not None
+
+    guard = Middleware(
+        Guard, settings=settings, users=users, sessions=SessionStore.for_settings(settings),
+        throttle=LoginThrottle(limit=settings.login_max_failures, lock_s=settings.login_lock_s,
+                               max_lock_s=settings.login_max_lock_s),
+        tmp_dir=Path(settings.data_dir) / "tmp",
+    )
     kwargs = dict(
+        app_kwargs={"middleware": [guard]},
         server_name=settings.host,
         server_port=settings.port,
         auth=check,
@@ -775,7 +801,7 @@ def launch(demo: gr.Blocks, settings: Settings, users: UserStore, docs: Document
         allowed_paths=[],
         blocked_paths=blocked_paths(settings, users, docs),
         max_file_size=settings.upload_max_bytes,
-        show_error=True,
+        show_error=False,  # gr.Error messages still show; other errors (paths, blocked-path lists) do not
         css=CSS,
         footer_links=[],
         ssr_mode=False,
