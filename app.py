@@ -473,6 +473,9 @@ def build_quiz_tab(demo: gr.Blocks, service: RagService, settings: Settings, use
             raise fail(e, "export") from e
         if not items:
             raise gr.Error("还没有已采用的题目可以导出" if scope != "整个题库" else "题库是空的")
+        from web.guard import sweep
+
+        sweep(exports, settings.export_ttl_s)  # earlier exports (with their answer keys) do not stay
         stamp = time.strftime("%Y%m%d-%H%M%S")
         path = exports / uuid.uuid4().hex[:12] / f"党建测验-{stamp}{ext}"
         try:

@@ -59,7 +59,15 @@ class Settings:
     port: int = 7860
     upload_max_bytes: int = 20 * 1024 * 1024
     upload_max_files: int = 20
+    upload_quota_bytes: int = 200 * 1024 * 1024  # per user and hour through the upload route
+    tmp_max_age_s: float = 3600.0  # files in data_dir/tmp (Gradio's uploads) are deleted after this
+    export_ttl_s: float = 600.0  # quiz exports are deleted after this
     concurrency: int = 4
+    session_idle_s: float = 8 * 3600.0  # a session ends after this long without a request
+    session_lifetime_s: float = 7 * 86400.0  # and this long after sign-in at the latest
+    login_max_failures: int = 5  # wrong passwords per minute per client address / account before a lock
+    login_lock_s: float = 30.0  # first lock; each next one doubles it
+    login_max_lock_s: float = 300.0  # the longest lock (a real user locked out by a guesser waits at most this)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> Settings:

@@ -30,7 +30,6 @@ Not done here: TLS, rate limits on chat events (the service bounds the work of e
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -294,9 +293,18 @@ class Guard:
             await self.app(scope, receive, self._anonymous_page(send))
             return
 
+        state: dict[str, Any] = {}
+
         async def send_with_headers(message) -> None:
             if message["type"] == "http.response.start":
+                if download and message["status"] >= 400:  # Gradio's text echoes the path asked for
+                    state["error"] = message["status"]
+                    return
                 message = {**message, "headers": _with_headers(list(message.get("headers", [])), download=download)}
+            elif state.get("error"):
+                if not message.get("more_body"):
+                    await _send_json(send, state["error"], {"detail": "文件不存在或无权访问"})
+                return
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
