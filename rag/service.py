@@ -22,6 +22,7 @@ from .embeddings import VectorEmbeddings, make_embeddings, make_reranker
 from .errors import IndexCorruptError, IndexNotBuiltError, IndexOutdatedError, InputError
 from .extractive import ExtractiveAnswerer, idf_lookup, question_terms, split_subquestions
 from . import limits
+from .priority import lower_this_thread, run_low_priority
 from .indexing import BuildReport, Progress, build_index, embedder_cache_dir
 from .retrieval import Retriever
 from .schema import Answer, Hit
@@ -85,6 +86,7 @@ class RagService:
         self._sentence_cache: SentenceVectorCache | None = None
         self._warm_stop: threading.Event | None = None
         self._warm_thread: threading.Thread | None = None
+        self._background_embeddings: VectorEmbeddings | None = None
 
     # ------------------------------------------------------------ lazy parts
     @property
@@ -93,6 +95,14 @@ class RagService:
             if self._embeddings is None:
                 self._embeddings = make_embeddings(self.settings)
             return self._embeddings
+
+    @property
+    def background_embeddings(self) -> VectorEmbeddings:
+        """The embedder of background work (reindex, warm-up): not the one questions wait for."""
+        with self._lock:
+            if self._background_embeddings is None:
+                self._background_embeddings = self.embeddings.fork()
+            return self._background_embeddings
 
     def current(self) -> tuple[Index, Retriever, ExtractiveAnswerer]:
         """The live index version and its retriever/answerer; reloads when CURRENT changed.
@@ -147,10 +157,12 @@ class RagService:
         stop = threading.Event()
         self._warm_stop = stop
         cache = self._sentence_cache
+        embed = self.background_embeddings.embed_passages
 
         def run() -> None:
+            lower_this_thread()
             try:
-                cache.warm(texts, stop=stop)
+                cache.warm(texts, stop=stop, embed=embed)
             except Exception as e:  # the warm-up is an optimisation: never let it take the service down
                 logger.warning("sentence warm-up stopped: %s", e)
 
@@ -196,8 +208,15 @@ class RagService:
         return self.recovery_report
 
     def reindex(self, *, progress: Progress | None = None, rebuild: bool = False, user: str | None = None) -> BuildReport:
-        """Build and publish a new version (IndexBusyError when another build runs); serve it at once."""
-        report = build_index(self.settings, self.embeddings, progress=progress, rebuild=rebuild, user=user)
+        """Build and publish a new version (IndexBusyError when another build runs); serve it at once.
+
+        The build runs in a thread at lower CPU priority with an embedder of its own
+        (``background_embeddings``), so questions asked meanwhile do not wait for it.
+        """
+        emb = self.background_embeddings
+        report = run_low_priority(
+            lambda: build_index(self.settings, emb, progress=progress, rebuild=rebuild, user=user), name="reindex"
+        )
         self.current()  # switch this process to the new version at once
         return report
 
