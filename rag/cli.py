@@ -179,8 +179,11 @@ def score_results(gold: list[dict], results: list[dict]) -> dict:
 
 
 def cmd_bench(args, settings: Settings) -> int:
-    from .bench import run_bench
+    from .bench import run_bench, run_load
 
+    if args.load:
+        run_load(settings, sys.stdout, seconds=args.seconds, alone_seconds=min(20.0, args.seconds / 3))
+        return 0
     run_bench(settings, gold_path=Path(args.gold) if args.gold else None, synthetic=args.synthetic, out=sys.stdout)
     return 0
 
@@ -243,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     pb = sub.add_parser("bench", help="性能基准：建索引、问答延迟、内存、10 万段落检索")
     pb.add_argument("--gold", default=None, help="计时用的问题集（默认 ../shared/eval/dev.jsonl）")
     pb.add_argument("--synthetic", type=int, default=100_000, help="合成段落数（默认 100000）")
+    pb.add_argument("--load", action="store_true",
+                    help="负载测试：8 个已登录用户并发提问 60 秒，中途重建索引、另一客户端登录洪泛，对比 1 人单独提问")
+    pb.add_argument("--seconds", type=float, default=60.0, help="--load 的并发阶段时长（秒，默认 60）")
     sub.add_parser("users", help="用户管理：add/list/remove/reset/role", add_help=False)
     pq = sub.add_parser("quiz", help="从语料生成测验题并导出（.docx/.xlsx/.json/.md）")
     pq.add_argument("--topic", default=None, help="主题（检索相关段落出题）")
