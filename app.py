@@ -11,10 +11,16 @@ First start: with no user at all, user ``admin`` is created with a random passwo
 once to the console of whoever starts the server.
 
 Safe rendering: every article text, answer, quote and file name is ``html.escape``d at the render
-boundary; answers are shown as plain text (no markdown, hence no remote images); the Chatbot keeps
-``sanitize_html``. The corpus, index, upload store and user file are in ``blocked_paths``.
+boundary, and every chat message on every turn (``rendered_history``); answers are shown as plain
+text (no markdown, hence no remote images); the Chatbot keeps ``sanitize_html``. The corpus, index,
+upload store and user file are in ``blocked_paths``.
 
-Not done here: password changes from the page (use ``python -m rag users``), login throttling, TLS.
+``web/guard.py`` sits in front of Gradio (installed by :func:`launch`): CSP and nosniff headers,
+sign-in throttling and same-origin checks, server-side sessions that expire and end on
+``users reset|remove|role``, uploads for admins only, quiz exports for trainers and admins only.
+Passwords are checked off the event loop.
+
+Not done here: password changes from the page (use ``python -m rag users``), TLS.
 """
 
 from __future__ import annotations
