@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 logger = logging.getLogger(__name__)
 

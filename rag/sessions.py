@@ -24,9 +24,9 @@ import hashlib
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
-from typing import Callable
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ if not CHROMIUM.exists():
                 allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
 
-from test_app import make_site  # noqa: E402  (tests/ is on sys.path under pytest)
+from test_app import make_site
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]

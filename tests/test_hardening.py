@@ -20,14 +20,13 @@ import pytest
 import requests
 
 pytest.importorskip("gradio")
-from gradio_client import Client  # noqa: E402
+from gradio_client import Client
+from test_app import make_site
 
-from test_app import make_site  # noqa: E402
-
-from rag.sessions import SessionStore  # noqa: E402
-from rag.throttle import LoginThrottle  # noqa: E402
-from rag.users import run_users_cli, UserStore  # noqa: E402
-from web.guard import sweep  # noqa: E402
+from rag.sessions import SessionStore
+from rag.throttle import LoginThrottle
+from rag.users import UserStore, run_users_cli
+from web.guard import sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 QUOTA = 3 * 1024 * 1024

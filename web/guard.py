@@ -78,7 +78,7 @@ DEVICE_COOKIE = "rag_device"
 DEVICE_DAYS = 30
 MAX_LOGIN_BODY = 16 * 1024
 SWEEP_EVERY_S = 30.0
-_API_INFO = re.compile(rb"window\.gradio_api_info\s*=\s*.*?;</script>", re.S)
+_API_INFO = re.compile(rb"window\.gradio_api_info\s*=\s*.*?;</script>", re.DOTALL)
 
 
 def is_file_route(path: str) -> bool:
