@@ -11,10 +11,16 @@ First start: with no user at all, user ``admin`` is created with a random passwo
 once to the console of whoever starts the server.
 
 Safe rendering: every article text, answer, quote and file name is ``html.escape``d at the render
-boundary; answers are shown as plain text (no markdown, hence no remote images); the Chatbot keeps
-``sanitize_html``. The corpus, index, upload store and user file are in ``blocked_paths``.
+boundary, and every chat message on every turn (``rendered_history``); answers are shown as plain
+text (no markdown, hence no remote images); the Chatbot keeps ``sanitize_html``. The corpus, index,
+upload store and user file are in ``blocked_paths``.
 
-Not done here: password changes from the page (use ``python -m rag users``), login throttling, TLS.
+``web/guard.py`` sits in front of Gradio (installed by :func:`launch`): CSP and nosniff headers,
+sign-in throttling and same-origin checks, server-side sessions that expire and end on
+``users reset|remove|role``, uploads for admins only, quiz exports for trainers and admins only.
+Passwords are checked off the event loop.
+
+Not done here: password changes from the page (use ``python -m rag users``), TLS.
 """
 
 from __future__ import annotations
@@ -103,6 +109,15 @@ def message_text(content) -> str:
     if isinstance(content, list):
         return "".join(message_text(c) for c in content)
     return ""
+
+
+def rendered_history(history: list[dict]) -> list[dict]:
+    """Plain-text messages as the Chatbot gets them: every one escaped, on every turn.
+
+    The Chatbot renders message HTML even without markdown (sanitised, yet ``<img src=…>`` would
+    still load), so nothing the page sends back, the earlier turns included, goes out unescaped.
+    """
+    return [{"role": m["role"], "content": esc(m["content"])} for m in history]
 
 
 def plain_history(history) -> list[dict]:
@@ -464,6 +479,9 @@ def build_quiz_tab(demo: gr.Blocks, service: RagService, settings: Settings, use
             raise fail(e, "export") from e
         if not items:
             raise gr.Error("还没有已采用的题目可以导出" if scope != "整个题库" else "题库是空的")
+        from web.guard import sweep
+
+        sweep(exports, settings.export_ttl_s)  # earlier exports (with their answer keys) do not stay
         stamp = time.strftime("%Y%m%d-%H%M%S")
         path = exports / uuid.uuid4().hex[:12] / f"党建测验-{stamp}{ext}"
         try:
@@ -565,20 +583,19 @@ def build_app(service: RagService, settings: Settings, users: UserStore, docs: D
         except RagError as e:  # nothing yielded yet: the message stays in the input box
             logger.info("question failed: %s", e.log_message)
             raise gr.Error(str(e)) from e
-        # the Chatbot renders message HTML even without markdown (sanitised, yet <img src=x> would
-        # still load): every message is escaped here, and plain_history() unescapes it again
-        history += [{"role": "user", "content": esc(q)}, {"role": "assistant", "content": esc(text)}]
-        yield history, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        # history is plain text from here on; rendered_history() escapes all of it for the page
+        history += [{"role": "user", "content": q}, {"role": "assistant", "content": text}]
+        yield rendered_history(history), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         for text, ans in stream:
-            history[-1] = {"role": "assistant", "content": esc(text)}
+            history[-1] = {"role": "assistant", "content": text}
             if ans is None:
-                yield history, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                yield rendered_history(history), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         if ans is None:  # pragma: no cover - stream_answer always ends with the Answer
             return
-        history[-1] = {"role": "assistant", "content": esc(answer_message(ans))}
+        history[-1] = {"role": "assistant", "content": answer_message(ans)}
         refs = source_refs(ans)
         yield (
-            history,
+            rendered_history(history),
             "",
             render_sources(ans),
             refs,
@@ -771,16 +788,34 @@ def page_options(settings: Settings, users: UserStore, docs: DocumentManager) ->
     """How the page is served (sign-in on every route, blocked paths, limits): for ``launch`` and for
     ``gr.mount_gradio_app`` alike."""
 
-    def check(name: str, password: str) -> bool:
-        return users.verify(name, password) is not None
+    import anyio
+    from starlette.middleware import Middleware
 
+    from rag.sessions import SessionStore
+    from rag.throttle import LoginThrottle
+    from web.guard import Guard
+
+    verifying = anyio.CapacityLimiter(2)  # argon2 costs ~64 MiB and a core for a moment each
+
+    async def check(name: str, password: str) -> bool:
+        # off the event loop: a flood of sign-ins must not stall everyone's chat (web.guard throttles them)
+        user = await anyio.to_thread.run_sync(users.verify, name, password, limiter=verifying)
+        return user is not None
+
+    guard = Middleware(
+        Guard, settings=settings, users=users, sessions=SessionStore.for_settings(settings),
+        throttle=LoginThrottle(limit=settings.login_max_failures, lock_s=settings.login_lock_s,
+                               max_lock_s=settings.login_max_lock_s),
+        tmp_dir=Path(settings.data_dir) / "tmp",
+    )
     return dict(
+        app_kwargs={"middleware": [guard]},  # CSP, nosniff, sign-in throttle, sessions, file checks
         auth=check,
         auth_message="党建知识问答：请使用管理员分配的账号登录",
         allowed_paths=[],
         blocked_paths=blocked_paths(settings, users, docs) + database_files(settings),
         max_file_size=settings.upload_max_bytes,
-        show_error=True,
+        show_error=False,  # gr.Error messages still show; other errors (paths, blocked-path lists) do not
         css=CSS,
         footer_links=[],
         ssr_mode=False,

@@ -183,8 +183,11 @@ def cmd_bench(args, settings: Settings) -> int:
         run_api_bench(settings, clients=args.clients, seconds=args.seconds, solo_seconds=args.solo_seconds,
                       gold_path=Path(args.gold) if args.gold else None, out=sys.stdout)
         return 0
-    from .bench import run_bench
+    from .bench import run_bench, run_load
 
+    if args.load:
+        run_load(settings, sys.stdout, seconds=args.seconds, alone_seconds=min(20.0, args.seconds / 3))
+        return 0
     run_bench(settings, gold_path=Path(args.gold) if args.gold else None, synthetic=args.synthetic, out=sys.stdout)
     return 0
 
@@ -277,9 +280,11 @@ def build_parser() -> argparse.ArgumentParser:
     pb = sub.add_parser("bench", help="性能基准：建索引、问答延迟、内存、10 万段落检索")
     pb.add_argument("--gold", default=None, help="计时用的问题集（默认 ../shared/eval/dev.jsonl）")
     pb.add_argument("--synthetic", type=int, default=100_000, help="合成段落数（默认 100000）")
+    pb.add_argument("--load", action="store_true",
+                    help="负载测试：8 个已登录用户并发提问 60 秒，中途重建索引、另一客户端登录洪泛，对比 1 人单独提问")
     pb.add_argument("--api", action="store_true", help="API 基准：并发客户端 + 重建索引，再单个客户端（仅本机回环）")
     pb.add_argument("--clients", type=int, default=8, help="--api：并发客户端数（默认 8）")
-    pb.add_argument("--seconds", type=float, default=60, help="--api：并发阶段秒数（默认 60）")
+    pb.add_argument("--seconds", type=float, default=60, help="--api/--load：并发阶段秒数（默认 60）")
     pb.add_argument("--solo-seconds", type=float, default=None, help="--api：单客户端阶段秒数（默认同 --seconds）")
     pc = sub.add_parser("cv", help="留一篇文章交叉验证（所有标注问题集）")
     pc.add_argument("--sets", nargs="*", help="问题集（默认 eval/*.jsonl 和 ../shared/eval/dev.jsonl）")

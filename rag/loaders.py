@@ -1,6 +1,6 @@
 """Files -> :class:`~rag.schema.SourceText`: decode, extract, refuse what is hostile or broken.
 
-Supported: ``.txt``/``.md`` (UTF-8 with or without BOM, UTF-16 with BOM, GB18030),
+Supported: ``.txt``/``.md`` (UTF-8 with or without BOM, UTF-16 with or without BOM, GB18030),
 ``.docx`` (python-docx), ``.pdf`` (pypdf, in a child process) and ``.html``/``.htm``
 (BeautifulSoup + lxml). A folder may carry ``metadata.json`` mapping file names to
 ``{"title", "outlet", "date", ...}``.
@@ -111,7 +111,7 @@ def strip_invisible(text: str) -> str:
 
 
 def decode_bytes(data: bytes, source: str) -> str:
-    """Decode text bytes: BOM sniffing, then strict UTF-8, then strict GB18030.
+    """Decode text bytes: BOM sniffing, UTF-16 without BOM (NUL bytes), strict UTF-8, strict GB18030.
 
     Newlines are normalised to ``\\n``. Raises :class:`LoaderError` naming ``source`` when no
     encoding decodes cleanly, when a GB18030 decode does not look like Chinese text, or when
@@ -132,6 +132,10 @@ def decode_bytes(data: bytes, source: str) -> str:
                     f"has a {codec} BOM but does not decode: {e}",
                 ) from e
             return _check_text(text, source, codec)
+    if b"\x00" in data and len(data) % 2 == 0:  # UTF-8 and GB18030 text never holds NUL bytes
+        found = safety.utf16_without_bom(data)
+        if found is not None:
+            return _check_text(found[1], source, "utf-16")
     try:
         return _check_text(data.decode("utf-8"), source, "utf-8")
     except UnicodeDecodeError:

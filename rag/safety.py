@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import sys
 import zipfile
@@ -69,6 +70,30 @@ _LABEL_ZH = {name: label for _, name, label in _MAGIC} | {"pdf": "PDF 文档"}
 _WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
+_TEXT_CHAR = re.compile("[\t\n\r\f\x20-\x7e\u00a0-\u00ff\u2000-\u206f\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef]")
+
+
+def utf16_without_bom(data: bytes) -> tuple[str, str] | None:
+    """(codec, text) when ``data`` is plainly UTF-16 text without a BOM, else None.
+
+    Both byte orders are decoded strictly; the one where at least 90 % of the characters are
+    ASCII, CJK, CJK or general punctuation and fullwidth forms wins (the wrong order gives rare
+    ideographs, private-use or unassigned characters). Not tried on odd lengths.
+    """
+    if len(data) % 2 or len(data) < 4:
+        return None
+    best: tuple[float, str, str] | None = None
+    for codec in ("utf-16-le", "utf-16-be"):
+        try:
+            text = data.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        share = len(_TEXT_CHAR.findall(text)) / len(text)
+        if share >= 0.9 and (best is None or share > best[0]):
+            best = (share, codec, text)
+    return (best[1], best[2]) if best else None
+
+
 def is_pdf(data: bytes) -> bool:
     """Whether ``data`` starts with ``%PDF-``, after at most 1 KiB of ASCII whitespace."""
     head = data[: PDF_HEADER_WINDOW + 5]
@@ -108,7 +133,7 @@ def check_magic(data: bytes, kind: str, source: str, suffix: str = "") -> None:
     """Refuse ``data`` whose leading bytes contradict ``kind`` ("txt", "md", "html", "docx", "pdf").
 
     Text kinds must not carry a known binary signature or NUL bytes (UTF-16/32 text with a
-    BOM is let through; its decoding is checked later). This does not prove a file is
+    BOM, and plain UTF-16 text without one, is let through; its decoding is checked later). This does not prove a file is
     well-formed; the parsers and :func:`check_docx_zip` do the rest.
     """
     suffix = suffix or f".{kind}"
@@ -122,7 +147,7 @@ def check_magic(data: bytes, kind: str, source: str, suffix: str = "") -> None:
     else:
         if found is not None:
             raise _mismatch(source, suffix, found)
-        if b"\x00" in data and not data.startswith(_WIDE_BOMS):
+        if b"\x00" in data and not data.startswith(_WIDE_BOMS) and utf16_without_bom(data) is None:
             raise LoaderError(
                 source,
                 f"文件包含二进制内容（NUL 字节），不是 {suffix} 文本文件",

@@ -88,8 +88,12 @@ class SentenceVectorCache:
                 self._vecs[_key(t)] = np.asarray(v, dtype=np.float32)
             self._unsaved += len(texts)
 
-    def warm(self, texts: list[str], *, stop: threading.Event, batch: int = 16) -> int:
-        """Embed the missing ``texts`` in small batches (queries get the embedder in between)."""
+    def warm(self, texts: list[str], *, stop: threading.Event, batch: int = 16, embed=None) -> int:
+        """Embed the missing ``texts`` in small batches (queries get the embedder in between).
+
+        ``embed`` (default: the cache's own function) lets a background caller use an embedder of its own.
+        """
+        embed = embed or self.embed_passages
         todo = self.missing(texts)
         done = 0
         t0 = time.perf_counter()
@@ -98,7 +102,7 @@ class SentenceVectorCache:
                 break
             part = self.missing(todo[i : i + batch])  # a question may have embedded some meanwhile
             if part:
-                self._add(part, self.embed_passages(part))
+                self._add(part, embed(part))
                 done += len(part)
         if done:
             logger.info("sentence vectors warmed: %d embedded in %.1f s (%d cached)", done, time.perf_counter() - t0, len(self))

@@ -21,6 +21,8 @@ from .config import Settings
 from .embeddings import VectorEmbeddings, make_embeddings, make_reranker
 from .errors import IndexCorruptError, IndexNotBuiltError, IndexOutdatedError, InputError
 from .extractive import ExtractiveAnswerer, idf_lookup, question_terms, split_subquestions
+from . import limits
+from .priority import lower_this_thread, run_low_priority
 from .indexing import BuildReport, Progress, build_index, embedder_cache_dir
 from .retrieval import Fusion, Retriever
 from .schema import Answer, Hit
@@ -103,6 +105,7 @@ class RagService:
         self._sentence_cache: SentenceVectorCache | None = None
         self._warm_stop: threading.Event | None = None
         self._warm_thread: threading.Thread | None = None
+        self._background_embeddings: VectorEmbeddings | None = None
 
     # ------------------------------------------------------------ lazy parts
     @property
@@ -111,6 +114,14 @@ class RagService:
             if self._embeddings is None:
                 self._embeddings = make_embeddings(self.settings)
             return self._embeddings
+
+    @property
+    def background_embeddings(self) -> VectorEmbeddings:
+        """The embedder of background work (reindex, warm-up): not the one questions wait for."""
+        with self._lock:
+            if self._background_embeddings is None:
+                self._background_embeddings = self.embeddings.fork()
+            return self._background_embeddings
 
     def current(self) -> tuple[Index, Retriever, ExtractiveAnswerer]:
         """The live index version and its retriever/answerer; reloads when CURRENT changed.
@@ -166,10 +177,12 @@ class RagService:
         stop = threading.Event()
         self._warm_stop = stop
         cache = self._sentence_cache
+        embed = self.background_embeddings.embed_passages
 
         def run() -> None:
+            lower_this_thread()
             try:
-                cache.warm(texts, stop=stop)
+                cache.warm(texts, stop=stop, embed=embed)
             except Exception as e:  # the warm-up is an optimisation: never let it take the service down
                 logger.warning("sentence warm-up stopped: %s", e)
 
@@ -215,16 +228,21 @@ class RagService:
         return self.recovery_report
 
     def reindex(self, *, progress: Progress | None = None, rebuild: bool = False, user: str | None = None) -> BuildReport:
-        """Build and publish a new version (IndexBusyError when another build runs); serve it at once."""
-        report = build_index(self.settings, self.embeddings, progress=progress, rebuild=rebuild, user=user)
+        """Build and publish a new version (IndexBusyError when another build runs); serve it at once.
+
+        The build runs in a thread at lower CPU priority with an embedder of its own
+        (``background_embeddings``), so questions asked meanwhile do not wait for it.
+        """
+        emb = self.background_embeddings
+        report = run_low_priority(
+            lambda: build_index(self.settings, emb, progress=progress, rebuild=rebuild, user=user), name="reindex"
+        )
         self.current()  # switch this process to the new version at once
         return report
 
     # ------------------------------------------------------------ asking
     def check_question(self, question: str) -> str:
-        q = (question or "").strip()
-        if not q:
-            raise InputError("请输入问题", "empty question")
+        q = limits.clean_question(question)  # invisible characters out; no letter or digit: InputError
         if len(q) > self.settings.max_question_chars:
             raise InputError(
                 f"问题过长（{len(q)} 字），请控制在 {self.settings.max_question_chars} 字以内",
@@ -247,8 +265,8 @@ class RagService:
         if CONTRAST.search(question.strip()):
             subject = question_subject(turns[-1])
             if len(norm(subject)) >= 2:
-                return subject
-        return turns[-1]
+                return limits.cap_context(subject, self.settings)
+        return limits.cap_context(turns[-1], self.settings)
 
     def search_parts(self, retriever: Retriever, query: str, *, fusion=None, lists=None) -> list[Hit]:
         """Retrieve a many-part question ("…？…？", "山东和湖南…") part by part and interleave the results.
@@ -287,6 +305,7 @@ class RagService:
             return final  # type: ignore[return-value]
         t0 = time.perf_counter()
         q = self.check_question(question)
+        history = limits.cap_history(history, self.settings)
         idx, retriever, answerer = self.current()
         rq = self.retrieval_query(q, history)
         hits = self.search_parts(retriever, rq)
@@ -336,6 +355,7 @@ class RagService:
 
         t0 = time.perf_counter()
         q = self.check_question(question)
+        history = limits.cap_history(history, self.settings)
         idx, retriever, answerer = self.current()
         model = self.chat_model
         rq, gate_kwargs, failed = q, {}, None

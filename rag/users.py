@@ -12,7 +12,9 @@ Example::
     user = store.verify("张三", password)            # User or None
     require(user, "quiz")                            # AuthError when not allowed
 
-Not done here: sessions, login throttling, password policy beyond a minimum length.
+Resetting a password, removing a user or changing a role ends that user's sessions at once
+(``rag.sessions``, in the same folder as the user file). Not done here: login throttling (the web
+layer), password policy beyond a minimum length.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from filelock import FileLock, Timeout
 
 from .errors import AuthError, InputError, RagError
 from .fsutil import atomic_write
+from .sessions import FILE_NAME as SESSIONS_FILE, SessionStore
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +154,7 @@ class UserStore:
                 )
             del users[name]
         logger.info("removed user %r", name)
+        self.end_sessions(name)
 
     def reset_password(self, name: str, password: str | None = None) -> str:
         """Set a new password and return it (generated when ``password`` is None)."""
@@ -159,6 +163,7 @@ class UserStore:
         with self._transaction() as users:
             self._existing(users, name)["hash"] = new_hash
         logger.info("reset password of user %r", name)
+        self.end_sessions(name)
         return password
 
     def set_role(self, name: str, role: str) -> None:
@@ -173,6 +178,7 @@ class UserStore:
                 )
             record["role"] = role
         logger.info("set role of user %r to %s", name, role)
+        self.end_sessions(name)
 
     def list(self) -> list[User]:
         """Return all users, sorted by name."""
@@ -206,6 +212,10 @@ class UserStore:
         if self._hasher.check_needs_rehash(stored):
             self._rehash(name, stored, password)
         return self._to_user(name, record)
+
+    def end_sessions(self, name: str) -> int:
+        """End every signed-in session of ``name`` (the web app's, kept beside the user file)."""
+        return SessionStore(self.path.parent / SESSIONS_FILE).end_user(name)
 
     def is_empty(self) -> bool:
         """Return True when no user exists (or the file does not exist yet)."""

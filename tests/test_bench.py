@@ -29,3 +29,17 @@ def test_bench_prints_every_figure(mini_corpus, tmp_path):
     for label in ("建索引", "比值", "问答延迟", "冷启动", "内存", "合成语料检索"):
         assert label in text
     assert not (tmp_path / "index").exists()  # the bench never touches the configured index
+
+
+def test_load_bench_prints_both_phases_side_by_side(mini_corpus, tmp_path):
+    from rag.bench import run_load
+
+    settings = Settings(corpus_dir=mini_corpus, index_dir=tmp_path / "index", data_dir=tmp_path / "data")
+    out = io.StringIO()
+    res = run_load(settings, out, seconds=8, alone_seconds=3, askers=2, flooders=1)
+    text = out.getvalue()
+    for label in ("回答数 answers", "错误 errors", "p50 ms", "p95 ms", "重建索引期间 p95 ms", "登录洪泛", "单独", "并发"):
+        assert label in text, label
+    assert res["alone"]["answers"] > 0 and res["load"]["answers"] > 0
+    assert res["load"]["errors"] == 0 and res["load"]["reindex_ok"]
+    assert res["load"]["login_flood"].get(429, 0) > 0  # the flood was throttled

@@ -102,6 +102,8 @@ CONTENT_TYPES = (
         ("utf8bom.md", b"\xef\xbb\xbf" + CHINESE.encode("utf-8")),
         ("utf16le.txt", b"\xff\xfe" + CHINESE.encode("utf-16-le")),
         ("utf16be.txt", b"\xfe\xff" + CHINESE.encode("utf-16-be")),
+        ("utf16le-nobom.txt", CHINESE.encode("utf-16-le")),
+        ("utf16be-nobom.md", CHINESE.encode("utf-16-be")),
     ],
 )
 def test_encodings_decode_to_the_same_text(tmp_path: Path, name: str, encoded: bytes) -> None:

