@@ -89,12 +89,8 @@ class Retriever:
 
     def dense_scores(self, query_vec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Top candidates (ids, cosine scores) by inner product of normalised vectors."""
-        n = self.index.vectors.ntotal
-        if n == 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        scores, ids = self.index.vectors.search(query_vec.reshape(1, -1).astype(np.float32), min(CANDIDATES, n))
-        keep = ids[0] >= 0
-        return ids[0][keep], scores[0][keep]
+        found = self.index.store.dense(query_vec, CANDIDATES)
+        return np.array([i for i, _ in found], dtype=np.int64), np.array([s for _, s in found], dtype=np.float32)
 
     def search(self, query: str, k: int | None = None, *, query_vec: np.ndarray | None = None) -> list[Hit]:
         k = k or self.settings.top_k
@@ -116,9 +112,10 @@ class Retriever:
         else:
             tokens = tokenize(query)
         if tokens:
-            kw_scores = self.index.keywords.scores(tokens)
-            order = np.argsort(-kw_scores)[:CANDIDATES]
-            keyword_rank = {int(i): r for r, i in enumerate(order, 1) if kw_scores[i] > 0}
+            found = self.index.store.keyword(tokens, CANDIDATES)
+            for i, s in found:
+                kw_scores[i] = s
+            keyword_rank = {int(i): r for r, (i, _) in enumerate(found, 1)}
 
         rrf_k = self.settings.rrf_k
         fused: dict[int, float] = {}
@@ -147,7 +144,7 @@ class Retriever:
             order = sorted(fused, key=lambda i: -fused[i])
         missing = [i for i in order[: max(k, 20)] if i not in dense]
         if missing:  # cosine for keyword-only candidates, so every hit carries a dense score
-            vecs = np.vstack([self.index.vectors.reconstruct(int(i)) for i in missing])
+            vecs = self.index.store.vectors([int(i) for i in missing])
             for i, s in zip(missing, vecs @ query_vec):
                 dense[i] = float(s)
         hits = [

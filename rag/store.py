@@ -99,6 +99,12 @@ class KeywordIndex:
                 out[doc] += idf * tf * (BM25_K1 + 1) / (tf + BM25_K1 * (1 - BM25_B + BM25_B * dl / (self.avgdl or 1)))
         return out
 
+    def top(self, terms: list[str], k: int) -> list[tuple[int, float]]:
+        """The ``k`` best-scoring chunks with a score above 0, best first."""
+        scores = self.scores(terms)
+        order = np.argsort(-scores)[:k]
+        return [(int(i), float(scores[i])) for i in order if scores[i] > 0]
+
     def to_json(self) -> dict:
         return {"postings": self.postings, "doc_len": self.doc_len, "avgdl": self.avgdl}
 
@@ -124,14 +130,21 @@ class Index:
     chunks: list[Chunk]
     keywords: KeywordIndex
     documents: dict[str, dict] = field(default_factory=dict)  # source -> {"text", "sha256", "meta", ...}
+    store: object = None  # the search seam (rag/index/store/base.Store); FaissStore over this object by default
     _by_id: dict[str, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._by_id = {c.id: i for i, c in enumerate(self.chunks)}
+        if self.store is None:
+            from .index.store.faiss import FaissStore  # late: that module builds on this one
+
+            self.store = FaissStore(self)
 
     @property
     def dim(self) -> int:
-        return int(self.vectors.d)
+        if self.vectors is not None:
+            return int(self.vectors.d)
+        return int(self.manifest.get("dim") or 0)
 
     def chunk_by_id(self, chunk_id: str) -> Chunk | None:
         i = self._by_id.get(chunk_id)
