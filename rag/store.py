@@ -6,12 +6,12 @@ Layout under ``index_dir``::
     versions/v000007/       one complete build
         vectors.faiss       faiss.IndexFlatIP over L2-normalised vectors (inner product = cosine)
         chunks.jsonl        one Chunk per line, in vector order
-        keywords.json       BM25 postings over rjieba tokens (built here, never per query)
+        keywords.npz        BM25 over rjieba tokens (bm25s sparse matrix, numeric arrays; built here, never per query)
         documents.jsonl     the decoded text of each article, for showing a citation in place
         manifest.json       embedder, dimension, chunker, per-file sha256, sha256 of every artifact
     versions/v000008.tmp/   a build in progress (removed at start-up if a crash left it)
 
-No pickle anywhere: FAISS's own format, JSON and JSONL. ``open_index`` refuses a version built
+No pickle anywhere: FAISS's own format, ``.npz`` read with ``allow_pickle=False``, JSON and JSONL. ``open_index`` refuses a version built
 with another embedder, dimension or chunker (``IndexMismatchError``; an older chunker of ours gives ``IndexOutdatedError``, which the service rebuilds) and checks every artifact
 against the manifest's hashes before loading it; a damaged live version falls back to the
 previous one with a loud log line.
@@ -22,12 +22,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import shutil
 import signal
 import time
-from collections import Counter
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,14 +36,14 @@ import numpy as np
 from .chunking import CHUNKER_VERSION
 from .errors import IndexCorruptError, IndexMismatchError, IndexNotBuiltError, IndexOutdatedError
 from .fsutil import fsync_dir
+from .index.store.keywords import BM25_B, BM25_K1, KeywordIndex  # noqa: F401  (re-exported: the old home)
 from .schema import Chunk, SourceText
 from .text import tokenize
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-ARTIFACTS = ("vectors.faiss", "chunks.jsonl", "keywords.json", "documents.jsonl")
-BM25_K1, BM25_B = 1.5, 0.75
+FORMAT_VERSION = 2  # 2: keywords.npz (bm25s) instead of keywords.json (hand-written postings)
+ARTIFACTS = ("vectors.faiss", "chunks.jsonl", "keywords.npz", "documents.jsonl")
 KEEP_VERSIONS = 2  # the live one and the previous one (rollback)
 CRASH_POINTS = ("after_embed", "after_vectors", "after_chunks", "after_manifest", "before_publish", "after_publish")
 
@@ -63,56 +62,6 @@ def _crash_point(name: str) -> None:
 
 
 # ---------------------------------------------------------------- keyword index
-@dataclass
-class KeywordIndex:
-    """BM25 over token lists; postings map a term to (chunk index, term frequency) pairs."""
-
-    postings: dict[str, list[list[int]]]
-    doc_len: list[int]
-    avgdl: float
-
-    @classmethod
-    def build(cls, token_lists: list[list[str]]) -> KeywordIndex:
-        postings: dict[str, list[list[int]]] = {}
-        for i, toks in enumerate(token_lists):
-            for term, tf in Counter(toks).items():
-                postings.setdefault(term, []).append([i, tf])
-        lens = [len(t) for t in token_lists]
-        return cls(postings, lens, (sum(lens) / len(lens)) if lens else 0.0)
-
-    def idf(self, term: str) -> float:
-        n = len(self.doc_len)
-        df = len(self.postings.get(term, ()))
-        return math.log(1 + (n - df + 0.5) / (df + 0.5))
-
-    def scores(self, terms: list[str]) -> np.ndarray:
-        out = np.zeros(len(self.doc_len), dtype=np.float32)
-        if not self.doc_len:
-            return out
-        for term in set(terms):
-            plist = self.postings.get(term)
-            if not plist:
-                continue
-            idf = self.idf(term)
-            for doc, tf in plist:
-                dl = self.doc_len[doc]
-                out[doc] += idf * tf * (BM25_K1 + 1) / (tf + BM25_K1 * (1 - BM25_B + BM25_B * dl / (self.avgdl or 1)))
-        return out
-
-    def top(self, terms: list[str], k: int) -> list[tuple[int, float]]:
-        """The ``k`` best-scoring chunks with a score above 0, best first."""
-        scores = self.scores(terms)
-        order = np.argsort(-scores)[:k]
-        return [(int(i), float(scores[i])) for i in order if scores[i] > 0]
-
-    def to_json(self) -> dict:
-        return {"postings": self.postings, "doc_len": self.doc_len, "avgdl": self.avgdl}
-
-    @classmethod
-    def from_json(cls, d: dict) -> KeywordIndex:
-        return cls(d["postings"], d["doc_len"], d["avgdl"])
-
-
 def chunk_tokens(chunk: Chunk) -> list[str]:
     """What the keyword index sees of a chunk: title, path, question context and text."""
     return tokenize(" ".join((chunk.title, *chunk.heading_path, chunk.context, chunk.text)))
@@ -154,7 +103,7 @@ class Index:
         return self.documents.get(source, {}).get("text", "")
 
     def vocabulary_has(self, term: str) -> bool:
-        return term in self.keywords.postings
+        return self.keywords.idf(term) < self.keywords.idf("\uffff__never__")
 
 
 # ---------------------------------------------------------------- writing
@@ -262,7 +211,7 @@ def _write_version_files(
     _write_text(tmp / "chunks.jsonl", "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in chunks))
     _crash_point("after_chunks")
     kw = KeywordIndex.build([chunk_tokens(c) for c in chunks])
-    _write_text(tmp / "keywords.json", json.dumps(kw.to_json(), ensure_ascii=False))
+    _write_bytes(tmp / "keywords.npz", kw.to_bytes())
     _write_text(
         tmp / "documents.jsonl",
         "".join(
@@ -384,6 +333,11 @@ def check_compatible(manifest: dict, *, embedder_id: str, dim: int | None) -> No
             f"索引向量维度 {manifest.get('dim')} 与当前模型维度 {dim} 不一致，请重建索引",
             f"index dimension {manifest.get('dim')} != model dimension {dim}",
         )
+    if manifest.get("format") != FORMAT_VERSION and isinstance(manifest.get("format"), int) and manifest["format"] < FORMAT_VERSION:
+        raise IndexOutdatedError(
+            f"索引格式 {manifest.get('format')} 已过期（当前 {FORMAT_VERSION}），请重建索引",
+            f"index format {manifest.get('format')!r} != {FORMAT_VERSION!r}",
+        )
     if manifest.get("chunker") != CHUNKER_VERSION:
         raise IndexOutdatedError(
             f"索引的切分版本 {manifest.get('chunker')} 已过期（当前 {CHUNKER_VERSION}），请重建索引",
@@ -445,13 +399,13 @@ def load_version(path: Path, *, embedder_id: str | None = None, dim: int | None 
             for line in data["chunks.jsonl"].decode("utf-8").splitlines()
             if line.strip()
         ]
-        keywords = KeywordIndex.from_json(json.loads(data["keywords.json"].decode("utf-8")))
+        keywords = KeywordIndex.from_bytes(data["keywords.npz"])
         documents = {}
         for line in data["documents.jsonl"].decode("utf-8").splitlines():
             if line.strip():
                 d = json.loads(line)
                 documents[d["source"]] = d
-    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as e:
+    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError, OSError, zipfile.BadZipFile) as e:
         raise IndexCorruptError(f"索引版本 {path.name} 无法读取", f"{path}: unreadable: {e}") from e
     if vectors.ntotal != len(chunks) or manifest.get("n_chunks") != len(chunks) or len(keywords.doc_len) != len(chunks):
         raise IndexCorruptError(f"索引版本 {path.name} 的向量与段落数量不一致", f"{path}: counts disagree")

@@ -1,4 +1,4 @@
-"""The embedded backend: FAISS vectors + the BM25 keyword index, one folder per version.
+"""The embedded backend: FAISS vectors + the bm25s keyword index, one folder per version.
 
 The files, their checks and the atomic ``CURRENT`` pointer are ``rag/store.py``'s (its
 ``Index`` API is unchanged); this module puts them behind the ``Store``/``VersionStore`` seam.
