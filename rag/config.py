@@ -30,6 +30,7 @@ class Settings:
 
     # where the index lives (issue 15): "faiss" = embedded (index_dir), "milvus" = Milvus / milvus-lite
     store: str = "faiss"
+    hnsw_threshold: int = 100_000  # FAISS: exact search below this many chunks, HNSW from it on
     milvus_uri: str = ""  # a local path = milvus-lite; http(s)://host:19530 = a Milvus server; empty = index_dir/milvus.db
     milvus_token: str = field(default="", repr=False)  # "user:password" or an API key (servers only)
     milvus_collection: str = "rag_chunks"  # the alias readers query; versions are <name>_v000007

@@ -44,6 +44,13 @@ logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2  # 2: keywords.npz (bm25s) instead of keywords.json (hand-written postings)
 ARTIFACTS = ("vectors.faiss", "chunks.jsonl", "keywords.npz", "documents.jsonl")
+# vector search: exact (IndexFlatIP) below this many chunks, HNSW from it on. Exact search grows
+# linearly with the chunks and HNSW logarithmically, at a recall@10 against exact that
+# `python -m rag bench --scale` measures (figures in the README). The choice and its parameters
+# are written in the manifest ("vector_index") and restored at load (efSearch is not a build
+# parameter, so it is set again after reading).
+HNSW_THRESHOLD = 100_000
+HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 128
 KEEP_VERSIONS = 2  # the live one and the previous one (rollback)
 CRASH_POINTS = ("after_embed", "after_vectors", "after_chunks", "after_manifest", "before_publish", "after_publish")
 
@@ -160,6 +167,7 @@ def write_version(
     embedder_id: str,
     chunk_size: int,
     extra: dict | None = None,
+    hnsw_threshold: int = HNSW_THRESHOLD,
 ) -> Path:
     """Write a complete version folder (``vNNNNNN``) and fsync it; does not publish it.
 
@@ -176,7 +184,10 @@ def write_version(
         shutil.rmtree(tmp)
     tmp.mkdir()
     try:
-        _write_version_files(tmp, name, chunks, vectors, docs, embedder_id=embedder_id, chunk_size=chunk_size, extra=extra)
+        _write_version_files(
+            tmp, name, chunks, vectors, docs, embedder_id=embedder_id, chunk_size=chunk_size, extra=extra,
+            hnsw_threshold=hnsw_threshold,
+        )
         _crash_point("after_manifest")
         fsync_dir(tmp, strict=True)
         final = vdir / name
@@ -200,13 +211,12 @@ def _write_version_files(
     embedder_id: str,
     chunk_size: int,
     extra: dict | None,
+    hnsw_threshold: int = HNSW_THRESHOLD,
 ) -> None:
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     dim = int(vectors.shape[1]) if vectors.ndim == 2 and vectors.shape[0] else int(extra.get("dim", 0) if extra else 0)
-    flat = faiss.IndexFlatIP(dim)
-    if len(vectors):
-        flat.add(vectors)
-    _write_bytes(tmp / "vectors.faiss", faiss.serialize_index(flat).tobytes())
+    index, vector_index = build_vector_index(vectors, dim, hnsw_threshold=hnsw_threshold)
+    _write_bytes(tmp / "vectors.faiss", faiss.serialize_index(index).tobytes())
     _crash_point("after_vectors")
     _write_text(tmp / "chunks.jsonl", "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in chunks))
     _crash_point("after_chunks")
@@ -229,6 +239,7 @@ def _write_version_files(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "embedder": embedder_id,
         "dim": dim,
+        "vector_index": vector_index,
         "chunker": CHUNKER_VERSION,
         "chunk_size": chunk_size,
         "n_chunks": len(chunks),
@@ -238,6 +249,28 @@ def _write_version_files(
         **(extra or {}),
     }
     _write_text(tmp / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=1))
+
+
+def build_vector_index(vectors: np.ndarray, dim: int, *, hnsw_threshold: int = HNSW_THRESHOLD) -> tuple[faiss.Index, dict]:
+    """Exact inner-product search below ``hnsw_threshold`` vectors, HNSW from it on.
+
+    Inner product of L2-normalised vectors = cosine, for both. Returns the index and its
+    description for the manifest. Does not train anything: HNSW needs no training pass.
+    """
+    n = len(vectors)
+    if n and n >= hnsw_threshold:
+        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index.hnsw.efSearch = HNSW_EF_SEARCH
+        index.add(vectors)
+        desc = {"kind": "hnsw", "M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, "ef_search": HNSW_EF_SEARCH}
+    else:
+        index = faiss.IndexFlatIP(dim)
+        if n:
+            index.add(vectors)
+        desc = {"kind": "flat"}
+    logger.info("vector index %s over %d vectors (HNSW from %d)", desc["kind"], n, hnsw_threshold)
+    return index, {**desc, "threshold": hnsw_threshold}
 
 
 def publish(index_dir: Path, version: str) -> None:
@@ -394,6 +427,9 @@ def load_version(path: Path, *, embedder_id: str | None = None, dim: int | None 
     data = _read_vouched(path, manifest)
     try:
         vectors = faiss.deserialize_index(np.frombuffer(data["vectors.faiss"], dtype=np.uint8))
+        vi = manifest.get("vector_index") or {}
+        if vi.get("kind") == "hnsw":
+            faiss.downcast_index(vectors).hnsw.efSearch = int(vi.get("ef_search", HNSW_EF_SEARCH))
         chunks = [
             Chunk.from_dict(json.loads(line))
             for line in data["chunks.jsonl"].decode("utf-8").splitlines()

@@ -25,4 +25,4 @@ def open_store(settings: Settings) -> VersionStore:
         return MilvusVersions(settings)
     from .faiss import FaissVersions
 
-    return FaissVersions(settings.index_dir)
+    return FaissVersions(settings.index_dir, hnsw_threshold=settings.hnsw_threshold)

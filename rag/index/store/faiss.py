@@ -55,8 +55,9 @@ class FaissVersions:
 
     kind = "faiss"
 
-    def __init__(self, index_dir: Path) -> None:
+    def __init__(self, index_dir: Path, *, hnsw_threshold: int = files.HNSW_THRESHOLD) -> None:
         self.index_dir = Path(index_dir)
+        self.hnsw_threshold = hnsw_threshold
 
     def live_version(self) -> str | None:
         return files.live_version(self.index_dir)
@@ -75,7 +76,8 @@ class FaissVersions:
         extra: dict | None = None,
     ) -> str:
         path = files.write_version(
-            self.index_dir, chunks, vectors, docs, embedder_id=embedder_id, chunk_size=chunk_size, extra=extra
+            self.index_dir, chunks, vectors, docs, embedder_id=embedder_id, chunk_size=chunk_size, extra=extra,
+            hnsw_threshold=self.hnsw_threshold,
         )
         return path.name
 
