@@ -83,26 +83,28 @@ def cmd_index(args, settings: Settings) -> int:
 
 def _verify_index(settings: Settings) -> int:
     """Check the live version (hashes, counts, embedder) and list the others; 1 when it is damaged."""
-    from .store import check_compatible, list_versions, live_version, load_version, versions_dir
+    from .index.store import open_store
+    from .store import check_compatible
 
-    live = live_version(settings.index_dir)
+    store = open_store(settings)
+    where = settings.index_dir if store.kind == "faiss" else f"Milvus 集合 {settings.milvus_collection}"
+    live = store.live_version()
     if live is None:
-        print(f"错误：{settings.index_dir} 中没有已发布的索引，请先运行 python -m rag index", file=sys.stderr)
+        print(f"错误：{where} 中没有已发布的索引，请先运行 python -m rag index", file=sys.stderr)
         return 1
-    for v in list_versions(settings.index_dir):
+    for v in store.list_versions():
         if v == live:
             continue
         try:
-            load_version(versions_dir(settings.index_dir) / v)
+            store.load(v)
             print(f"  旧版本 {v}：完好")
         except RagError as e:
             print(f"  旧版本 {v}：损坏（{e}）", file=sys.stderr)
-    path = versions_dir(settings.index_dir) / live
-    if not path.is_dir():
-        print(f"错误：当前索引版本 {live} 的文件夹不存在，请运行 python -m rag index --rollback 或 --rebuild", file=sys.stderr)
+    if live not in store.list_versions():
+        print(f"错误：当前索引版本 {live} 不存在，请运行 python -m rag index --rollback 或 --rebuild", file=sys.stderr)
         return 1
     try:
-        idx = load_version(path)
+        idx = store.load(live)
         check_compatible(idx.manifest, embedder_id=settings.embedder_id, dim=None)
     except RagError as e:
         print(f"错误：当前索引版本 {live} 校验失败：{e}；请运行 python -m rag index --rollback 或 --rebuild", file=sys.stderr)
