@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from .config import Settings
-from .errors import RagError
+from .errors import InputError, RagError
 
 logger = logging.getLogger(__name__)
 
@@ -181,6 +181,19 @@ def score_results(gold: list[dict], results: list[dict]) -> dict:
 
 
 def cmd_bench(args, settings: Settings) -> int:
+    if args.scale:
+        from .scalebench import run_scale
+
+        try:
+            sizes = [int(float(x)) for x in args.scale.split(",") if x.strip()]
+        except ValueError:
+            raise InputError(f"--scale 应为逗号分隔的段落数，例如 100000,1000000：{args.scale}", "bad --scale") from None
+        stores = [x.strip() for x in args.store.split(",") if x.strip()]
+        bad = [x for x in stores if x not in ("faiss", "milvus")]
+        if bad or not sizes or min(sizes) < 1:
+            raise InputError(f"--store 只能是 faiss、milvus：{args.store}" if bad else "--scale 至少一个正数", "bad --store/--scale")
+        results = run_scale(settings, sizes, stores, sys.stdout, as_json=args.json, queries=max(1, args.queries))
+        return 1 if any("error" in r for r in results) else 0
     from .bench import run_bench
 
     run_bench(settings, gold_path=Path(args.gold) if args.gold else None, synthetic=args.synthetic, out=sys.stdout)
@@ -245,6 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     pb = sub.add_parser("bench", help="性能基准：建索引、问答延迟、内存、10 万段落检索")
     pb.add_argument("--gold", default=None, help="计时用的问题集（默认 ../shared/eval/dev.jsonl）")
     pb.add_argument("--synthetic", type=int, default=100_000, help="合成段落数（默认 100000）")
+    pb.add_argument("--scale", default="", help="只测存储：合成段落数，逗号分隔，如 100000,1000000")
+    pb.add_argument("--store", default="faiss,milvus", help="--scale 时测哪些存储（faiss,milvus）")
+    pb.add_argument("--json", action="store_true", help="--scale 时每行输出一个 JSON 对象")
+    pb.add_argument("--queries", type=int, default=200, help="--scale 时每个存储的查询数（默认 200）")
     sub.add_parser("users", help="用户管理：add/list/remove/reset/role", add_help=False)
     pq = sub.add_parser("quiz", help="从语料生成测验题并导出（.docx/.xlsx/.json/.md）")
     pq.add_argument("--topic", default=None, help="主题（检索相关段落出题）")
