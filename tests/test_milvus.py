@@ -247,7 +247,7 @@ def test_dev_set_on_milvus_within_002_of_faiss(keywords, real_service, real_sett
         assert milvus.wait_warm(900)
         m = score_results(gold, [milvus.ask(g["question"], g.get("history")).to_result(g["id"]) for g in gold])
         f = score_results(gold, [real_service.ask(g["question"], g.get("history")).to_result(g["id"]) for g in gold])
-        for key in ("hit@5", "mrr@10", "key_facts"):
+        for key in ("hit@5", "mrr@10", "key_fact_coverage"):
             assert abs(m[key] - f[key]) <= 0.02, (key, m[key], f[key])
     finally:
         release(milvus_uri(s))
