@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from .config import Settings
-from .errors import RagError
+from .errors import InputError, RagError
 
 logger = logging.getLogger(__name__)
 
@@ -83,26 +83,28 @@ def cmd_index(args, settings: Settings) -> int:
 
 def _verify_index(settings: Settings) -> int:
     """Check the live version (hashes, counts, embedder) and list the others; 1 when it is damaged."""
-    from .store import check_compatible, list_versions, live_version, load_version, versions_dir
+    from .index.store import open_store
+    from .store import check_compatible
 
-    live = live_version(settings.index_dir)
+    store = open_store(settings)
+    where = settings.index_dir if store.kind == "faiss" else f"Milvus 集合 {settings.milvus_collection}"
+    live = store.live_version()
     if live is None:
-        print(f"错误：{settings.index_dir} 中没有已发布的索引，请先运行 python -m rag index", file=sys.stderr)
+        print(f"错误：{where} 中没有已发布的索引，请先运行 python -m rag index", file=sys.stderr)
         return 1
-    for v in list_versions(settings.index_dir):
+    for v in store.list_versions():
         if v == live:
             continue
         try:
-            load_version(versions_dir(settings.index_dir) / v)
+            store.load(v)
             print(f"  旧版本 {v}：完好")
         except RagError as e:
             print(f"  旧版本 {v}：损坏（{e}）", file=sys.stderr)
-    path = versions_dir(settings.index_dir) / live
-    if not path.is_dir():
-        print(f"错误：当前索引版本 {live} 的文件夹不存在，请运行 python -m rag index --rollback 或 --rebuild", file=sys.stderr)
+    if live not in store.list_versions():
+        print(f"错误：当前索引版本 {live} 不存在，请运行 python -m rag index --rollback 或 --rebuild", file=sys.stderr)
         return 1
     try:
-        idx = load_version(path)
+        idx = store.load(live)
         check_compatible(idx.manifest, embedder_id=settings.embedder_id, dim=None)
     except RagError as e:
         print(f"错误：当前索引版本 {live} 校验失败：{e}；请运行 python -m rag index --rollback 或 --rebuild", file=sys.stderr)
@@ -174,6 +176,19 @@ def score_results(gold: list[dict], results: list[dict]) -> dict:
 
 
 def cmd_bench(args, settings: Settings) -> int:
+    if args.scale:
+        from .scalebench import run_scale
+
+        try:
+            sizes = [int(float(x)) for x in args.scale.split(",") if x.strip()]
+        except ValueError:
+            raise InputError(f"--scale 应为逗号分隔的段落数，例如 100000,1000000：{args.scale}", "bad --scale") from None
+        stores = [x.strip() for x in args.store.split(",") if x.strip()]
+        bad = [x for x in stores if x not in ("faiss", "milvus")]
+        if bad or not sizes or min(sizes) < 1:
+            raise InputError(f"--store 只能是 faiss、milvus：{args.store}" if bad else "--scale 至少一个正数", "bad --store/--scale")
+        results = run_scale(settings, sizes, stores, sys.stdout, as_json=args.json, queries=max(1, args.queries))
+        return 1 if any("error" in r for r in results) else 0
     if args.api:
         from .web.bench_api import run_api_bench
 
@@ -280,6 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
     pb = sub.add_parser("bench", help="性能基准：建索引、问答延迟、内存、10 万段落检索")
     pb.add_argument("--gold", default=None, help="计时用的问题集（默认 ../shared/eval/dev.jsonl）")
     pb.add_argument("--synthetic", type=int, default=100_000, help="合成段落数（默认 100000）")
+    pb.add_argument("--scale", default="", help="只测存储：合成段落数，逗号分隔，如 100000,1000000")
+    pb.add_argument("--store", default="faiss,milvus", help="--scale 时测哪些存储（faiss,milvus）")
+    pb.add_argument("--json", action="store_true", help="--scale 时每行输出一个 JSON 对象")
+    pb.add_argument("--queries", type=int, default=200, help="--scale 时每个存储的查询数（默认 200）")
     pb.add_argument("--load", action="store_true",
                     help="负载测试：8 个已登录用户并发提问 60 秒，中途重建索引、另一客户端登录洪泛，对比 1 人单独提问")
     pb.add_argument("--api", action="store_true", help="API 基准：并发客户端 + 重建索引，再单个客户端（仅本机回环）")

@@ -28,6 +28,15 @@ class Settings:
     embed_batch_size: int = 16
     reranker_model: str = ""  # local cross-encoder folder; empty = no reranking
 
+    # where the index lives (issue 15): "faiss" = embedded (index_dir), "milvus" = Milvus / milvus-lite
+    store: str = "faiss"
+    hnsw_threshold: int = 100_000  # FAISS: exact search below this many chunks, HNSW from it on
+    milvus_uri: str = ""  # a local path = milvus-lite; http(s)://host:19530 = a Milvus server; empty = index_dir/milvus.db
+    milvus_token: str = field(default="", repr=False)  # "user:password" or an API key (servers only)
+    milvus_collection: str = "rag_chunks"  # the alias readers query; versions are <name>_v000007
+    milvus_keep_versions: int = 3  # collections kept (the live one, the rollback target, one more)
+    milvus_keywords: str = "sparse"  # "sparse" = our rjieba tokens with global IDF; "bm25" = Milvus BM25 + jieba
+
     # chunking (characters, not tokens)
     chunk_size: int = 260
     chunk_overlap_sentences: int = 1
@@ -122,6 +131,15 @@ class Settings:
                 f"不支持的回答模式：{self.answer_mode}（可选 extractive、llm）",
                 f"unknown answer mode {self.answer_mode!r}",
             )
+        if self.store not in {"faiss", "milvus"}:
+            raise ConfigError(f"不支持的索引存储：{self.store}（可选 faiss、milvus）", f"unknown store {self.store!r}")
+        if self.milvus_keywords not in {"sparse", "bm25"}:
+            raise ConfigError(
+                f"不支持的 Milvus 关键词检索方式：{self.milvus_keywords}（可选 sparse、bm25）",
+                f"unknown RAG_MILVUS_KEYWORDS {self.milvus_keywords!r}",
+            )
+        if self.milvus_keep_versions < 2:
+            raise ConfigError("RAG_MILVUS_KEEP_VERSIONS 至少为 2（当前版本和回滚用的上一版本）", "RAG_MILVUS_KEEP_VERSIONS below 2")
         if self.chunk_size < 50:
             raise ConfigError("RAG_CHUNK_SIZE 过小（至少 50 字）", "RAG_CHUNK_SIZE below 50")
 

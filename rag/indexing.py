@@ -22,7 +22,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import stat
 import time
 from dataclasses import dataclass, field
@@ -39,21 +38,8 @@ from .errors import IndexBusyError, IndexCorruptError, LoaderError, RagError
 from .loaders import load_corpus
 from .locking import writer_lock
 from .schema import Chunk, SourceText
-from .store import (
-    Index,
-    _crash_point,
-    check_compatible,
-    chunk_tokens,
-    list_versions,
-    live_version,
-    load_version,
-    open_index,
-    prune_versions,
-    publish,
-    remove_unfinished,
-    versions_dir,
-    write_version,
-)
+from .index.store import VersionStore, open_store
+from .store import KEEP_VERSIONS, Index, _crash_point, check_compatible, chunk_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -310,11 +296,11 @@ def build_index(
     return report
 
 
-def _previous_index(index_dir: Path) -> Index | None:
-    if live_version(index_dir) is None and not list_versions(index_dir):
+def _previous_index(store: VersionStore) -> Index | None:
+    if store.live_version() is None and not store.list_versions():
         return None
     try:
-        return open_index(index_dir)
+        return store.open()
     except RagError as e:  # a damaged old index only means "everything is new"
         logger.warning("previous index not usable for an incremental build: %s", e.log_message)
         return None
@@ -324,10 +310,11 @@ def _build_locked(
     settings: Settings, embeddings: VectorEmbeddings, *, progress: Progress | None, rebuild: bool, t0: float
 ) -> BuildReport:
     index_dir = Path(settings.index_dir)
-    unfinished = remove_unfinished(index_dir)
+    store = open_store(settings)
+    unfinished = store.remove_unfinished()
     if unfinished:
         logger.warning("removed unfinished index builds left by a crash: %s", ", ".join(unfinished))
-    prev = _previous_index(index_dir)
+    prev = _previous_index(store)
     prev_m = prev.manifest if prev else {}
     old_files: dict[str, str] = dict(prev_m.get("files") or {})
     prev_docs = {s: _doc_from_record(d) for s, d in (prev.documents if prev else {}).items()}
@@ -387,10 +374,10 @@ def _build_locked(
     ):
         # the previous version's vectors are a second cache (e.g. when the cache folder is gone);
         # keyed by today's embed text, so only when the chunker (which makes that text) is the same
-        for i, c in enumerate(prev.chunks):
-            k = text_key(c.embed_text())
-            if k not in cache.vectors:
-                cache.vectors[k] = prev.vectors.reconstruct(i)
+        wanted = [(i, k) for i, k in enumerate(text_key(c.embed_text()) for c in prev.chunks) if k not in cache.vectors]
+        if wanted:
+            for (_, k), v in zip(wanted, prev.store.vectors([i for i, _ in wanted])):
+                cache.vectors[k] = v
     te = time.perf_counter()
     vectors, embedded = embed_chunks(chunks, embeddings, settings, cache=cache, progress=progress)
     embed_seconds = time.perf_counter() - te
@@ -400,8 +387,7 @@ def _build_locked(
         cache.vectors = {text_key(c.embed_text()): v for c, v in zip(chunks, vectors)}
     if progress:
         progress(embedded, max(embedded, 1), "写入索引")
-    path = write_version(
-        index_dir,
+    name = store.write_version(
         chunks,
         vectors,
         docs,
@@ -410,19 +396,20 @@ def _build_locked(
         extra={"dim": embeddings.dim, "chunk_overlap": settings.chunk_overlap_sentences, "file_keys": keys},
     )
     try:
-        validate_version(path, embeddings, chunks, vectors)
+        validate_version(store, name, embeddings, chunks, vectors)
     except BaseException:
-        shutil.rmtree(path, ignore_errors=True)
+        store.drop(name)
         raise
     _crash_point("before_publish")
-    before = live_version(index_dir)
-    publish(index_dir, path.name)
+    before = store.live_version()
+    store.publish(name)
     _crash_point("after_publish")
-    prune_versions(index_dir, also_keep=tuple(v for v in (prev.version if prev else None, before) if v)[:1])
+    keep = settings.milvus_keep_versions if store.kind == "milvus" else KEEP_VERSIONS
+    store.prune(keep, also_keep=tuple(v for v in (prev.version if prev else None, before) if v)[:1])
     if cache is not None:
         cache.save({text_key(c.embed_text()) for c in chunks})
     report = BuildReport(
-        version=path.name,
+        version=name,
         n_documents=len(docs),
         n_chunks=len(chunks),
         embedded=embedded,
@@ -439,29 +426,33 @@ def _build_locked(
     )
     logger.info(
         "index %s built: %d docs (%d parsed), %d chunks, %d embedded in %.1fs",
-        path.name, len(docs), len(parsed), len(chunks), embedded, report.seconds,
+        name, len(docs), len(parsed), len(chunks), embedded, report.seconds,
     )
     return report
 
 
-def validate_version(path: Path, embeddings: VectorEmbeddings, chunks: list[Chunk], vectors: np.ndarray) -> Index:
+def validate_version(
+    store: VersionStore, name: str, embeddings: VectorEmbeddings, chunks: list[Chunk], vectors: np.ndarray
+) -> Index:
     """Reload a written version and check it before it may be published.
 
-    Hashes, counts, embedder and dimension (``load_version``), the chunk ids in order, and a
+    Hashes, counts, embedder and dimension (``store.load``), the chunk ids in order, and a
     few sanity queries: a chunk's own vector must find itself (cosine ~ 1) and its words must
-    score in the keyword index.
+    find it in the keyword index.
     """
-    idx = load_version(path, embedder_id=embeddings.model_id, dim=embeddings.dim)
+    idx = store.load(name, embedder_id=embeddings.model_id, dim=embeddings.dim)
     if [c.id for c in idx.chunks] != [c.id for c in chunks]:
-        raise IndexCorruptError(f"新索引版本 {path.name} 的段落与写入的不一致", f"{path}: chunk ids differ after reload")
+        raise IndexCorruptError(f"新索引版本 {name} 的段落与写入的不一致", f"{name}: chunk ids differ after reload")
     n = len(chunks)
     for i in sorted({0, n // 2, n - 1}) if n else []:
-        scores, _ = idx.vectors.search(np.ascontiguousarray(vectors[i : i + 1], dtype=np.float32), 1)
-        if not scores.size or scores[0][0] < 0.99:
-            raise IndexCorruptError(f"新索引版本 {path.name} 未通过检索自检", f"{path}: vector sanity query failed for chunk {i}")
+        found = idx.store.dense(np.ascontiguousarray(vectors[i], dtype=np.float32), 1)
+        if not found or found[0][1] < 0.99:
+            raise IndexCorruptError(f"新索引版本 {name} 未通过检索自检", f"{name}: vector sanity query failed for chunk {i}")
         toks = chunk_tokens(chunks[i])
-        if toks and float(idx.keywords.scores(toks)[i]) <= 0:
-            raise IndexCorruptError(f"新索引版本 {path.name} 未通过关键词自检", f"{path}: keyword sanity query failed for chunk {i}")
+        # a chunk's own tokens may tie with near-duplicates, so it need only be among the best
+        found = idx.store.keyword(toks, 50) if toks else [(i, 1.0)]
+        if not found or (i not in {j for j, _ in found} and len(found) < 50):
+            raise IndexCorruptError(f"新索引版本 {name} 未通过关键词自检", f"{name}: keyword sanity query failed for chunk {i}")
     return idx
 
 
@@ -475,18 +466,19 @@ def rollback_index(settings: Settings, *, user: str | None = None) -> str:
     base = {"action": "rollback", "user": user or "system"}
     try:
         with writer_lock(index_dir):
-            live = live_version(index_dir)
-            older = [v for v in list_versions(index_dir) if live is None or v < live]
+            store = open_store(settings)
+            live = store.live_version()
+            older = [v for v in store.list_versions() if live is None or v < live]
             errors = []
             for v in reversed(older):
                 try:
-                    idx = load_version(versions_dir(index_dir) / v)
+                    idx = store.load(v)
                     check_compatible(idx.manifest, embedder_id=settings.embedder_id, dim=None)
                 except RagError as e:
                     logger.error("cannot roll back to %s: %s", v, e.log_message)
                     errors.append(f"{v}: {e}")
                     continue
-                publish(index_dir, v)
+                store.publish(v)
                 _audit(settings, {**base, "result": "ok", "from": live, "version": v})
                 return v
             raise RagError(

@@ -117,12 +117,8 @@ class Retriever:
 
     def dense_scores(self, query_vec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Top candidates (ids, cosine scores) by inner product of normalised vectors."""
-        n = self.index.vectors.ntotal
-        if n == 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        scores, ids = self.index.vectors.search(query_vec.reshape(1, -1).astype(np.float32), min(CANDIDATES, n))
-        keep = ids[0] >= 0
-        return ids[0][keep], scores[0][keep]
+        found = self.index.store.dense(query_vec, CANDIDATES)
+        return np.array([i for i, _ in found], dtype=np.int64), np.array([s for _, s in found], dtype=np.float32)
 
     def lists(self, query: str, *, query_vec: np.ndarray | None = None) -> RankedLists:
         """The ranked lists that fusion combines: chunk index -> rank (1 = best) in each, plus the
@@ -141,9 +137,10 @@ class Retriever:
         else:
             tokens = tokenize(query)
         if tokens:
-            kw_scores = self.index.keywords.scores(tokens)
-            order = np.argsort(-kw_scores)[:CANDIDATES]
-            keyword_rank = {int(i): r for r, i in enumerate(order, 1) if kw_scores[i] > 0}
+            found = self.index.store.keyword(tokens, CANDIDATES)
+            for i, s in found:
+                kw_scores[i] = s
+            keyword_rank = {int(i): r for r, (i, _) in enumerate(found, 1)}
         sentence_rank = self.sentences.rank(query_vec, CANDIDATES) if self.sentences is not None else {}
         asked = frozenset(places_in(chinese_keywords(query) if is_mostly_latin(query) else query))
         return RankedLists(
@@ -190,7 +187,7 @@ class Retriever:
         dense = lists.dense
         missing = [i for i in order[: max(k, 20)] if i not in dense]
         if missing:  # cosine for keyword-only candidates, so every hit carries a dense score
-            vecs = np.vstack([self.index.vectors.reconstruct(int(i)) for i in missing])
+            vecs = self.index.store.vectors([int(i) for i in missing])
             for i, s in zip(missing, vecs @ lists.query_vec):
                 dense[i] = float(s)
         return [

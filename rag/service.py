@@ -28,7 +28,8 @@ from .retrieval import Fusion, Retriever
 from .schema import Answer, Hit
 from .sentvec import SentenceIndex, SentenceVectorCache
 from .locking import try_writer_lock
-from .store import Index, live_version, open_index, remove_unfinished
+from .index.store import VersionStore, open_store
+from .store import Index
 from .text import norm, tokenize
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ class RagService:
         self._embeddings = embeddings
         self._reranker = None
         self._lock = threading.RLock()
+        self._store: VersionStore | None = None
         self._index: Index | None = None
         self._index_version: str | None = None
         self._retriever: Retriever | None = None
@@ -108,6 +110,14 @@ class RagService:
         self._background_embeddings: VectorEmbeddings | None = None
 
     # ------------------------------------------------------------ lazy parts
+    @property
+    def store(self) -> VersionStore:
+        """The configured index store (``RAG_STORE``): FAISS folders or Milvus collections."""
+        with self._lock:
+            if self._store is None:
+                self._store = open_store(self.settings)
+            return self._store
+
     @property
     def embeddings(self) -> VectorEmbeddings:
         with self._lock:
@@ -132,7 +142,7 @@ class RagService:
         corpus before any query is answered. Callers keep the ``Index`` they got: a newer
         version never changes it under them.
         """
-        live = live_version(self.settings.index_dir)
+        live = self.store.live_version()
         with self._lock:
             if self._index is None or live != self._index_version:
                 if self._index is None:
@@ -144,12 +154,12 @@ class RagService:
                     )
                 emb = self.embeddings
                 try:
-                    idx = open_index(self.settings.index_dir, embedder_id=emb.model_id, dim=emb.dim)
+                    idx = self.store.open(embedder_id=emb.model_id, dim=emb.dim)
                 except IndexCorruptError as e:
                     logger.error("NO GOOD INDEX VERSION (%s): rebuilding from %s", e.log_message, self.settings.corpus_dir)
                     self.recovery_report = build_index(self.settings, emb, user="recovery")
-                    live = live_version(self.settings.index_dir)
-                    idx = open_index(self.settings.index_dir, embedder_id=emb.model_id, dim=emb.dim)
+                    live = self.store.live_version()
+                    idx = self.store.open(embedder_id=emb.model_id, dim=emb.dim)
                 if self._reranker is None and self.settings.reranker_model:
                     self._reranker = make_reranker(self.settings)
                 self._index, self._index_version = idx, live
@@ -204,7 +214,7 @@ class RagService:
     def _remove_unfinished(self) -> None:
         with try_writer_lock(self.settings.index_dir) as mine:
             if mine:  # a running build owns its .tmp folder: leave it alone
-                removed = remove_unfinished(self.settings.index_dir)
+                removed = self.store.remove_unfinished()
                 if removed:
                     logger.warning("removed unfinished index builds left by a crash: %s", ", ".join(removed))
 
@@ -216,7 +226,7 @@ class RagService:
         :meth:`current`); a damaged live version with a good previous one is served
         from the previous one without a build.
         """
-        if live_version(self.settings.index_dir) is None:
+        if self.store.live_version() is None:
             logger.info("no index yet: building it from %s", self.settings.corpus_dir)
             return self.reindex(progress=progress)
         self.recovery_report = None

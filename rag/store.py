@@ -6,12 +6,12 @@ Layout under ``index_dir``::
     versions/v000007/       one complete build
         vectors.faiss       faiss.IndexFlatIP over L2-normalised vectors (inner product = cosine)
         chunks.jsonl        one Chunk per line, in vector order
-        keywords.json       BM25 postings over rjieba tokens (built here, never per query)
+        keywords.npz        BM25 over rjieba tokens (bm25s sparse matrix, numeric arrays; built here, never per query)
         documents.jsonl     the decoded text of each article, for showing a citation in place
         manifest.json       embedder, dimension, chunker, per-file sha256, sha256 of every artifact
     versions/v000008.tmp/   a build in progress (removed at start-up if a crash left it)
 
-No pickle anywhere: FAISS's own format, JSON and JSONL. ``open_index`` refuses a version built
+No pickle anywhere: FAISS's own format, ``.npz`` read with ``allow_pickle=False``, JSON and JSONL. ``open_index`` refuses a version built
 with another embedder, dimension or chunker (``IndexMismatchError``; an older chunker of ours gives ``IndexOutdatedError``, which the service rebuilds) and checks every artifact
 against the manifest's hashes before loading it; a damaged live version falls back to the
 previous one with a loud log line.
@@ -22,12 +22,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import shutil
 import signal
 import time
-from collections import Counter
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,14 +36,21 @@ import numpy as np
 from .chunking import CHUNKER_VERSION
 from .errors import IndexCorruptError, IndexMismatchError, IndexNotBuiltError, IndexOutdatedError
 from .fsutil import fsync_dir
+from .index.store.keywords import BM25_B, BM25_K1, KeywordIndex  # noqa: F401  (re-exported: the old home)
 from .schema import Chunk, SourceText
 from .text import tokenize
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-ARTIFACTS = ("vectors.faiss", "chunks.jsonl", "keywords.json", "documents.jsonl")
-BM25_K1, BM25_B = 1.5, 0.75
+FORMAT_VERSION = 2  # 2: keywords.npz (bm25s) instead of keywords.json (hand-written postings)
+ARTIFACTS = ("vectors.faiss", "chunks.jsonl", "keywords.npz", "documents.jsonl")
+# vector search: exact (IndexFlatIP) below this many chunks, HNSW from it on. Exact search grows
+# linearly with the chunks and HNSW logarithmically, at a recall@10 against exact that
+# `python -m rag bench --scale` measures (figures in the README). The choice and its parameters
+# are written in the manifest ("vector_index") and restored at load (efSearch is not a build
+# parameter, so it is set again after reading).
+HNSW_THRESHOLD = 100_000
+HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 128
 KEEP_VERSIONS = 2  # the live one and the previous one (rollback)
 CRASH_POINTS = ("after_embed", "after_vectors", "after_chunks", "after_manifest", "before_publish", "after_publish")
 
@@ -63,50 +69,6 @@ def _crash_point(name: str) -> None:
 
 
 # ---------------------------------------------------------------- keyword index
-@dataclass
-class KeywordIndex:
-    """BM25 over token lists; postings map a term to (chunk index, term frequency) pairs."""
-
-    postings: dict[str, list[list[int]]]
-    doc_len: list[int]
-    avgdl: float
-
-    @classmethod
-    def build(cls, token_lists: list[list[str]]) -> KeywordIndex:
-        postings: dict[str, list[list[int]]] = {}
-        for i, toks in enumerate(token_lists):
-            for term, tf in Counter(toks).items():
-                postings.setdefault(term, []).append([i, tf])
-        lens = [len(t) for t in token_lists]
-        return cls(postings, lens, (sum(lens) / len(lens)) if lens else 0.0)
-
-    def idf(self, term: str) -> float:
-        n = len(self.doc_len)
-        df = len(self.postings.get(term, ()))
-        return math.log(1 + (n - df + 0.5) / (df + 0.5))
-
-    def scores(self, terms: list[str]) -> np.ndarray:
-        out = np.zeros(len(self.doc_len), dtype=np.float32)
-        if not self.doc_len:
-            return out
-        for term in set(terms):
-            plist = self.postings.get(term)
-            if not plist:
-                continue
-            idf = self.idf(term)
-            for doc, tf in plist:
-                dl = self.doc_len[doc]
-                out[doc] += idf * tf * (BM25_K1 + 1) / (tf + BM25_K1 * (1 - BM25_B + BM25_B * dl / (self.avgdl or 1)))
-        return out
-
-    def to_json(self) -> dict:
-        return {"postings": self.postings, "doc_len": self.doc_len, "avgdl": self.avgdl}
-
-    @classmethod
-    def from_json(cls, d: dict) -> KeywordIndex:
-        return cls(d["postings"], d["doc_len"], d["avgdl"])
-
-
 def chunk_tokens(chunk: Chunk) -> list[str]:
     """What the keyword index sees of a chunk: title, path, question context and text."""
     return tokenize(" ".join((chunk.title, *chunk.heading_path, chunk.context, chunk.text)))
@@ -124,14 +86,21 @@ class Index:
     chunks: list[Chunk]
     keywords: KeywordIndex
     documents: dict[str, dict] = field(default_factory=dict)  # source -> {"text", "sha256", "meta", ...}
+    store: object = None  # the search seam (rag/index/store/base.Store); FaissStore over this object by default
     _by_id: dict[str, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._by_id = {c.id: i for i, c in enumerate(self.chunks)}
+        if self.store is None:
+            from .index.store.faiss import FaissStore  # late: that module builds on this one
+
+            self.store = FaissStore(self)
 
     @property
     def dim(self) -> int:
-        return int(self.vectors.d)
+        if self.vectors is not None:
+            return int(self.vectors.d)
+        return int(self.manifest.get("dim") or 0)
 
     def chunk_by_id(self, chunk_id: str) -> Chunk | None:
         i = self._by_id.get(chunk_id)
@@ -141,7 +110,7 @@ class Index:
         return self.documents.get(source, {}).get("text", "")
 
     def vocabulary_has(self, term: str) -> bool:
-        return term in self.keywords.postings
+        return self.keywords.idf(term) < self.keywords.idf("\uffff__never__")
 
 
 # ---------------------------------------------------------------- writing
@@ -198,6 +167,7 @@ def write_version(
     embedder_id: str,
     chunk_size: int,
     extra: dict | None = None,
+    hnsw_threshold: int = HNSW_THRESHOLD,
 ) -> Path:
     """Write a complete version folder (``vNNNNNN``) and fsync it; does not publish it.
 
@@ -214,7 +184,10 @@ def write_version(
         shutil.rmtree(tmp)
     tmp.mkdir()
     try:
-        _write_version_files(tmp, name, chunks, vectors, docs, embedder_id=embedder_id, chunk_size=chunk_size, extra=extra)
+        _write_version_files(
+            tmp, name, chunks, vectors, docs, embedder_id=embedder_id, chunk_size=chunk_size, extra=extra,
+            hnsw_threshold=hnsw_threshold,
+        )
         _crash_point("after_manifest")
         fsync_dir(tmp, strict=True)
         final = vdir / name
@@ -238,18 +211,17 @@ def _write_version_files(
     embedder_id: str,
     chunk_size: int,
     extra: dict | None,
+    hnsw_threshold: int = HNSW_THRESHOLD,
 ) -> None:
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     dim = int(vectors.shape[1]) if vectors.ndim == 2 and vectors.shape[0] else int(extra.get("dim", 0) if extra else 0)
-    flat = faiss.IndexFlatIP(dim)
-    if len(vectors):
-        flat.add(vectors)
-    _write_bytes(tmp / "vectors.faiss", faiss.serialize_index(flat).tobytes())
+    index, vector_index = build_vector_index(vectors, dim, hnsw_threshold=hnsw_threshold)
+    _write_bytes(tmp / "vectors.faiss", faiss.serialize_index(index).tobytes())
     _crash_point("after_vectors")
     _write_text(tmp / "chunks.jsonl", "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in chunks))
     _crash_point("after_chunks")
     kw = KeywordIndex.build([chunk_tokens(c) for c in chunks])
-    _write_text(tmp / "keywords.json", json.dumps(kw.to_json(), ensure_ascii=False))
+    _write_bytes(tmp / "keywords.npz", kw.to_bytes())
     _write_text(
         tmp / "documents.jsonl",
         "".join(
@@ -267,6 +239,7 @@ def _write_version_files(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "embedder": embedder_id,
         "dim": dim,
+        "vector_index": vector_index,
         "chunker": CHUNKER_VERSION,
         "chunk_size": chunk_size,
         "n_chunks": len(chunks),
@@ -276,6 +249,28 @@ def _write_version_files(
         **(extra or {}),
     }
     _write_text(tmp / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=1))
+
+
+def build_vector_index(vectors: np.ndarray, dim: int, *, hnsw_threshold: int = HNSW_THRESHOLD) -> tuple[faiss.Index, dict]:
+    """Exact inner-product search below ``hnsw_threshold`` vectors, HNSW from it on.
+
+    Inner product of L2-normalised vectors = cosine, for both. Returns the index and its
+    description for the manifest. Does not train anything: HNSW needs no training pass.
+    """
+    n = len(vectors)
+    if n and n >= hnsw_threshold:
+        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index.hnsw.efSearch = HNSW_EF_SEARCH
+        index.add(vectors)
+        desc = {"kind": "hnsw", "M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, "ef_search": HNSW_EF_SEARCH}
+    else:
+        index = faiss.IndexFlatIP(dim)
+        if n:
+            index.add(vectors)
+        desc = {"kind": "flat"}
+    logger.info("vector index %s over %d vectors (HNSW from %d)", desc["kind"], n, hnsw_threshold)
+    return index, {**desc, "threshold": hnsw_threshold}
 
 
 def publish(index_dir: Path, version: str) -> None:
@@ -371,6 +366,11 @@ def check_compatible(manifest: dict, *, embedder_id: str, dim: int | None) -> No
             f"索引向量维度 {manifest.get('dim')} 与当前模型维度 {dim} 不一致，请重建索引",
             f"index dimension {manifest.get('dim')} != model dimension {dim}",
         )
+    if manifest.get("format") != FORMAT_VERSION and isinstance(manifest.get("format"), int) and manifest["format"] < FORMAT_VERSION:
+        raise IndexOutdatedError(
+            f"索引格式 {manifest.get('format')} 已过期（当前 {FORMAT_VERSION}），请重建索引",
+            f"index format {manifest.get('format')!r} != {FORMAT_VERSION!r}",
+        )
     if manifest.get("chunker") != CHUNKER_VERSION:
         raise IndexOutdatedError(
             f"索引的切分版本 {manifest.get('chunker')} 已过期（当前 {CHUNKER_VERSION}），请重建索引",
@@ -427,18 +427,21 @@ def load_version(path: Path, *, embedder_id: str | None = None, dim: int | None 
     data = _read_vouched(path, manifest)
     try:
         vectors = faiss.deserialize_index(np.frombuffer(data["vectors.faiss"], dtype=np.uint8))
+        vi = manifest.get("vector_index") or {}
+        if vi.get("kind") == "hnsw":
+            faiss.downcast_index(vectors).hnsw.efSearch = int(vi.get("ef_search", HNSW_EF_SEARCH))
         chunks = [
             Chunk.from_dict(json.loads(line))
             for line in data["chunks.jsonl"].decode("utf-8").splitlines()
             if line.strip()
         ]
-        keywords = KeywordIndex.from_json(json.loads(data["keywords.json"].decode("utf-8")))
+        keywords = KeywordIndex.from_bytes(data["keywords.npz"])
         documents = {}
         for line in data["documents.jsonl"].decode("utf-8").splitlines():
             if line.strip():
                 d = json.loads(line)
                 documents[d["source"]] = d
-    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as e:
+    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError, OSError, zipfile.BadZipFile) as e:
         raise IndexCorruptError(f"索引版本 {path.name} 无法读取", f"{path}: unreadable: {e}") from e
     if vectors.ntotal != len(chunks) or manifest.get("n_chunks") != len(chunks) or len(keywords.doc_len) != len(chunks):
         raise IndexCorruptError(f"索引版本 {path.name} 的向量与段落数量不一致", f"{path}: counts disagree")

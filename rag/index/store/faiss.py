@@ -1,0 +1,102 @@
+"""The embedded backend: FAISS vectors + the bm25s keyword index, one folder per version.
+
+The files, their checks and the atomic ``CURRENT`` pointer are ``rag/store.py``'s (its
+``Index`` API is unchanged); this module puts them behind the ``Store``/``VersionStore`` seam.
+Everything runs in-process: another process sees a new version when it next reads ``CURRENT``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ... import store as files
+from ...schema import Chunk, SourceText
+
+
+class FaissStore:
+    """Search one loaded ``rag.store.Index`` (FAISS + keyword index in memory)."""
+
+    def __init__(self, index: files.Index) -> None:
+        self.index = index
+        self.version = index.version
+
+    def __len__(self) -> int:
+        return len(self.index.chunks)
+
+    def dense(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+        vectors = self.index.vectors
+        n = vectors.ntotal
+        if n == 0 or k <= 0:
+            return []
+        scores, ids = vectors.search(np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1), min(k, n))
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+    def keyword(self, tokens: list[str], k: int) -> list[tuple[int, float]]:
+        return self.index.keywords.top(tokens, k)
+
+    def vectors(self, ids: Sequence[int]) -> np.ndarray:
+        dim = self.index.dim
+        if not len(ids):
+            return np.zeros((0, dim), dtype=np.float32)
+        return np.vstack([self.index.vectors.reconstruct(int(i)) for i in ids])
+
+    def chunk(self, i: int) -> Chunk:
+        return self.index.chunks[i]
+
+    def idf(self, term: str) -> float:
+        return self.index.keywords.idf(term)
+
+
+class FaissVersions:
+    """Versions under ``index_dir/versions`` with the ``CURRENT`` pointer (see ``rag/store.py``)."""
+
+    kind = "faiss"
+
+    def __init__(self, index_dir: Path, *, hnsw_threshold: int = files.HNSW_THRESHOLD) -> None:
+        self.index_dir = Path(index_dir)
+        self.hnsw_threshold = hnsw_threshold
+
+    def live_version(self) -> str | None:
+        return files.live_version(self.index_dir)
+
+    def list_versions(self) -> list[str]:
+        return files.list_versions(self.index_dir)
+
+    def write_version(
+        self,
+        chunks: list[Chunk],
+        vectors: np.ndarray,
+        docs: list[SourceText],
+        *,
+        embedder_id: str,
+        chunk_size: int,
+        extra: dict | None = None,
+    ) -> str:
+        path = files.write_version(
+            self.index_dir, chunks, vectors, docs, embedder_id=embedder_id, chunk_size=chunk_size, extra=extra,
+            hnsw_threshold=self.hnsw_threshold,
+        )
+        return path.name
+
+    def load(self, version: str, *, embedder_id: str | None = None, dim: int | None = None) -> files.Index:
+        return files.load_version(files.versions_dir(self.index_dir) / version, embedder_id=embedder_id, dim=dim)
+
+    def open(self, *, embedder_id: str | None = None, dim: int | None = None) -> files.Index:
+        return files.open_index(self.index_dir, embedder_id=embedder_id, dim=dim)
+
+    def publish(self, version: str) -> None:
+        files.publish(self.index_dir, version)
+
+    def drop(self, version: str) -> None:
+        import shutil
+
+        shutil.rmtree(files.versions_dir(self.index_dir) / version, ignore_errors=True)
+
+    def prune(self, keep: int = files.KEEP_VERSIONS, *, also_keep: tuple[str, ...] = ()) -> list[str]:
+        return files.prune_versions(self.index_dir, keep, also_keep=also_keep)
+
+    def remove_unfinished(self) -> list[str]:
+        return files.remove_unfinished(self.index_dir)
