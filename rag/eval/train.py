@@ -31,7 +31,7 @@ FUSION_GRID = {
 SECOND_RATIOS = (0.5, 0.8, 1.01)  # 1.01: never a second sentence
 RANKER_L2 = 1.0
 GATE_L2 = 1.0
-NEGATIVE_WEIGHT = 0.2  # weight of a "without its own article" refusal row in the gate's fit
+NEGATIVE_WEIGHT = 0.05  # weight of a "without its own article" refusal row in the gate's fit
 MAX_FALSE_REFUSAL = 0.04  # in-sample target; the CV checks it holds (<= 0.05) on held-out articles
 
 
