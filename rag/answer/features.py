@@ -51,7 +51,7 @@ def names_person(text: str) -> bool:
 GATE_FEATURES = (
     "top_score", "top_prob", "margin", "top_cov", "top_cov_sent", "top_sent_cos", "top_hit_dense", "top_type_ok",
     "top_overlap", "best_cov", "missing_entity", "uncovered_max_idf", "uncovered_share", "year_missing",
-    "num_missing", "list_missing", "latin", "many_parts", "dense_top", "kw_top", "quoted_missing",
+    "num_missing", "list_missing", "latin", "many_parts", "dense_top", "quoted_missing",
     "top_num_given", "detail_missing", "top_items",
 )
 # "具体是哪七个方面？" "分别在哪里？" "各占多少？": the question asks for the parts or a breakdown
@@ -228,7 +228,6 @@ def gate_features(q: Query, cands: list, X: np.ndarray, scores: np.ndarray, top:
     g[idx["latin"]] = float(q.latin)
     g[idx["many_parts"]] = float(q.parts > 1)
     g[idx["dense_top"]] = hits[0].dense_score if hits else 0.0
-    g[idx["kw_top"]] = float(np.log1p(hits[0].keyword_score)) if hits else 0.0
     if q.quoted:
         g[idx["quoted_missing"]] = sum(norm(x).lower() not in read for x in q.quoted) / len(q.quoted)
     # near misses of the "named, not spelled out" kind: the best candidate repeats a figure the

@@ -18,12 +18,14 @@ model over general signals is what the data supports.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 WEIGHTS = Path(__file__).with_name("weights.json")
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -164,7 +166,11 @@ def load_model(path: Path | None = None) -> Model | None:
     p = path or WEIGHTS
     if not p.exists():
         return None
-    return Model.from_json(p.read_text(encoding="utf-8"))
+    try:
+        return Model.from_json(p.read_text(encoding="utf-8"))
+    except (ValueError, KeyError) as e:  # weights of another feature set: answer with the defaults, loudly
+        logger.error("ignoring %s (%s); answers use untrained defaults until python -m rag train", p, e)
+        return None
 
 
 def default_model() -> Model:
