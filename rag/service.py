@@ -25,6 +25,7 @@ from . import limits
 from .priority import lower_this_thread, run_low_priority
 from .indexing import BuildReport, Progress, build_index, embedder_cache_dir
 from .retrieval import Fusion, Retriever
+from .answer.learned import REFUSAL
 from .schema import Answer, Hit
 from .sentvec import SentenceIndex, SentenceVectorCache
 from .locking import try_writer_lock
@@ -36,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 # words that point back to the conversation: "它", "这个", "那……呢"
 DEPENDENT = re.compile(r"它|他们|她们|其[中他]?|这个|那个|这些|那些|这项|那项|该|此项|上述|这方面|这一|^那|^还有|^那么")
+# a question whose subject is a pronoun ("它的……", "他们……"): without a conversation it has no referent
+DANGLING = re.compile(r"^(?:那么?|那)?(?:它们?|他们?|她们?|其|该)")
 # "那督办落实这一块呢？": the same subject, another topic; the last question's topic is left behind
 CONTRAST = re.compile(r"^(?:那么?|还有|另外|至于)[^，,。？?]{1,30}?呢")
 
@@ -325,6 +328,9 @@ class RagService:
             extra = question_terms(context, answerer.idf)
             said = history_assistant_text(history)
         ans = answerer.answer(q, hits, extra_terms=extra, said=said, context=context)
+        if not ans.refused and DANGLING.match(q) and not history_user_turns(history):
+            # "它的采摘时间是什么时候？" with no conversation: what "它" is, the material cannot say
+            ans = Answer(question=q, text=REFUSAL, refused=True, hits=ans.hits, evidence=ans.evidence)
         ans.retrieval_query = rq
         ans.latency_ms = (time.perf_counter() - t0) * 1000
         logger.info(

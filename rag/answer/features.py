@@ -32,7 +32,7 @@ FEATURES = (
     "restates", "is_question", "definition", "listed_only", "length", "too_long", "pos0", "has_lead",
     "is_run", "run_items", "run_count_ok", "is_label", "quoted_in", "quoted_ctx", "said_overlap",
     "type_ok", "num_given", "latin_cos", "latin_cov", "subj_ok", "place_other", "cov_local", "rare_hit",
-    "cov_rank", "overlap_rank", "local_rank", "cos_rank", "density", "has_person", "who_person", "list_run",
+    "cov_rank", "overlap_rank", "local_rank", "cos_rank", "density", "has_person", "who_person", "list_run", "part_own",
 )
 # a post followed by a name ("组织部部长周蔓", "秘书长 贺文涛"): a person the sentence names
 POST_NAME = re.compile(
@@ -110,6 +110,11 @@ def candidate_features(q: Query, cands: list, sims: np.ndarray, answerer, other_
         row[idx["cov"]] = c.coverage
         row[idx["cov_local"]] = sum(w for tn, w in local.items() if tn in s_norm) / local_total
         row[idx["rare_hit"]] = float(bool(rare) and rare in s_norm)
+        if q.exclusive:  # a part of "A和B各自……": A's own words, in the candidate or its heading path
+            ex_total = sum(q.exclusive.values()) or 1.0
+            row[idx["part_own"]] = sum(
+                w for t, w in q.exclusive.items() if norm(t).lower() in s_norm or norm(t).lower() in ctx_norm
+            ) / ex_total
         person = names_person(text)
         row[idx["has_person"]] = float(person)
         row[idx["who_person"]] = float(person and (q.want["who"] or q.want["role"]))

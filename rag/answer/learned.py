@@ -20,10 +20,11 @@ import numpy as np
 
 from ..schema import Answer, Hit
 from ..text import norm
-from .features import candidate_features, gate_features
+from .features import FEATURES, candidate_features, gate_features
 from .query import Query, build_query
 from .ranker import Model, sigmoid
 
+SAID_MAX = 0.8  # a candidate whose bigrams are mostly in what the conversation already said is not new
 REFUSAL = "资料中没有找到与该问题直接相关的内容。以下是最接近的原文，供参考。"
 
 
@@ -68,7 +69,8 @@ class LearnedAnswering:
                 for t, w in whole_terms.items():
                     extra.setdefault(t, 0.5 * w)
             q = build_query(
-                part, self.terms_of(part), whole=question, extra_terms=extra, context=context, said=said, parts=len(parts)
+                part, self.terms_of(part), whole=question, extra_terms=extra, context=context, said=said, parts=len(parts),
+                others=tuple(p for p in parts if p != part) if len(parts) > 1 else (),
             )
             self.set_coverage(q, cands)
             mine = {p for p in coordinated if p in part}
@@ -200,6 +202,10 @@ class LearnedAnswering:
             s = model.ranker(X)
             order = np.argsort(-s, kind="stable")
             top = int(order[0])
+            if q.said_bigrams:  # a follow-up wants something new: not a sentence the last answer already gave
+                said = X[:, FEATURES.index("said_overlap")]
+                fresh = [int(j) for j in order if said[int(j)] < SAID_MAX]
+                top = fresh[0] if fresh else top
             g = gate_features(q, cands, X, s, top, hits, self)
             p = float(sigmoid(model.gate(g[None])[0]))
             probs.append(p)

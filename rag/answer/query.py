@@ -105,6 +105,7 @@ class Query:
     topic: str = ""  # follow-up terms not in the question (embedded with it)
     said_bigrams: set = field(default_factory=set)  # what the conversation already told the user
     parts: int = 1
+    exclusive: dict = field(default_factory=dict)  # a part's terms that no other part of the question has
 
     @property
     def total(self) -> float:
@@ -120,6 +121,7 @@ def build_query(
     context: str = "",
     said: str = "",
     parts: int = 1,
+    others: tuple[str, ...] = (),
 ) -> Query:
     """Build the Query of ``text`` (own_terms from the answerer: English questions map to Chinese)."""
     whole = whole or text
@@ -156,6 +158,7 @@ def build_query(
         topic=" ".join(t for t in (extra_terms or {}) if t not in own_terms),
         said_bigrams=cjk_bigrams(said) if said else set(),
         parts=parts,
+        exclusive={t: w for t, w in own_terms.items() if norm(t) and not any(norm(t) in norm(o) for o in others)},
     )
 
 
