@@ -142,7 +142,8 @@ def test_chat_upload_reindex_delete_and_inert_html(site, page, tmp_path) -> None
     page.wait_for_timeout(1000)
     shown = page.locator("#sources").inner_text() + page.locator("#article-view").inner_text()
     assert "<script>alert(2)</script>" in shown  # shown as text
-    assert "<img src=x onerror=alert(1)>" in page.locator("#chatbot").inner_text()
+    # the answer quotes some of the article's markup (which sentence is the ranker's choice): as text
+    assert re.search(r"<(?:img src=x onerror=alert\(1\)|script|iframe src=http://example\.invalid)", page.locator("#chatbot").inner_text())
     for sel in ("#sources", "#article-view", "#chatbot"):
         assert page.locator(f"{sel} script, {sel} iframe, {sel} img[src='x'], {sel} img[src*='example']").count() == 0
     page.screenshot(path=str(OUT / "chat-hostile.png"))
