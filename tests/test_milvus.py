@@ -226,7 +226,7 @@ def _copy_embedding_cache(src: Settings, dst: Path, model_id: str) -> None:
 
 
 def _gold() -> list[dict]:
-    from rag.cli import read_gold
+    from rag.eval.data import read_gold
 
     dev = ROOT.parent / "shared" / "eval" / "dev.jsonl"
     return read_gold(dev if dev.is_file() else ROOT / "eval" / "probe5.jsonl")
