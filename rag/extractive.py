@@ -43,7 +43,7 @@ from .schema import Answer, Chunk, Citation, Hit
 from .sentvec import SentenceVectorCache
 from .answer.learned import REFUSAL, LearnedAnswering
 from .answer.query import (  # noqa: F401 - re-exported: the question's patterns live with the Query
-    AGENT_Q, CJK4, CLASSIFIER_Q, CN_NUM, FREQ_Q, LIST_Q, MONEY_Q, NAME_GATE_Q, NAME_Q, NUMBER_Q, QUOTED, RESULT_Q, TIME_Q,
+    AGENT_Q, CLASSIFIER_Q, CN_NUM, FREQ_Q, LIST_Q, MONEY_Q, NAME_GATE_Q, NAME_Q, NUMBER_Q, QUOTED, RESULT_Q, TIME_Q,
     WHO_Q, expected_count, question_classifier, question_terms,
 )
 from .answer.ranker import Model, default_model, load_model
@@ -54,10 +54,7 @@ ENUMERATOR = re.compile(r"^(?:[（(][一二三四五六七八九十]+[)）]|[一
 PLACE_SUFFIX = re.compile(r"(?:省|市|县|区|镇|乡|村|州|盟|旗|岛)$")
 ORG_NAME = re.compile(r"[\u4e00-\u9fff]{2,12}(?:处|室|中心|平台|系统|工程|品牌|讲堂|讲坛|专栏|栏目|频道|App|APP|小程序|公众号|云)(?![\u4e00-\u9fff])")
 QUOTED_NAME = re.compile(r"[“\"「『]([^”\"」』]{2,16})[”\"」』]")
-ENUM_IN_Q = re.compile(r"[“\"]?([一二三四五六七八九十两]+)[个项条张大]?[\u4e00-\u9fff]{1,4}[”\"]?")
 ENUM_MARK = re.compile(r"[一二三四五六七八九十]是|、|（[一二三四五六七八九十]）|\([一二三四五六七八九十]\)|第[一二三四五六七八九十]|《")
-POOL_HITS = 5  # the dense sentence check reads the sentences of this many top passages
-POOL_SENTENCES = 24  # … at most this many sentences (each embedded once, then cached)
 SENT_MAX = 120  # longer sentences are cut to their best clause run
 SENT_ENDS = ("。", "！", "？", "；", "!", "?", ";", "”", "…")
 
@@ -71,7 +68,6 @@ class Candidate:
     pos: int = 0  # sentence position in its passage
     coverage: float = 0.0
     score: float = 0.0
-    typ: float = 1.0  # answer-type factor (wants a number, a year, a list …)
     covered: frozenset = frozenset()
     lead: str = ""  # the inline heading it follows ("一是创新实施“党建链动”行动。"): its topic
     opens_list: bool = False  # the next sentence of its passage is item 一 of a list
