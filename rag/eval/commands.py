@@ -24,7 +24,13 @@ def eval_service(settings: Settings, progress=None):
     es = eval_settings(settings)
     emb = QueryVectorCache(make_embeddings(es), Path(es.index_dir).parent / "query-vectors")
     service = RagService(es, embeddings=emb)
-    service.ensure_index(progress=progress)
+    if service.ensure_index(progress=progress) is None:
+        # a test article added to (or removed from) eval/newcorpus/ since the last build: reindex
+        idx = service.current()[0]
+        indexed = {c.source for c in idx.chunks}
+        present = {p.name for p in Path(es.corpus_dir).iterdir() if p.is_file() and p.name != "metadata.json"}
+        if indexed != present:
+            service.reindex(progress=progress)
     service.current()
     if not service.wait_warm(timeout=1800):
         print("警告：句向量预热未完成", file=sys.stderr)
