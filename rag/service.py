@@ -100,6 +100,7 @@ class RagService:
         self._embeddings = embeddings
         self._reranker = None
         self._lock = threading.RLock()
+        self.slots = limits.AnswerSlots.for_settings(settings)
         self._store: VersionStore | None = None
         self._index: Index | None = None
         self._index_version: str | None = None
@@ -310,12 +311,18 @@ class RagService:
         _, retriever, _ = self.current()
         return retriever.search(self.retrieval_query(question, history), k or self.settings.top_k)
 
-    def ask(self, question: str, history: list[dict] | None = None) -> Answer:
-        if self.settings.answer_mode == "llm":
-            final = None
-            for _, final in self.stream_llm(question, history):
-                pass
-            return final  # type: ignore[return-value]
+    def ask(self, question: str, history: list[dict] | None = None, *, user: str | None = None) -> Answer:
+        """Answer ``question``; ``user`` holds one of the answer slots meanwhile (``limits.AnswerSlots``:
+        BusyError when that user already has ``max_answers_per_user`` questions in flight)."""
+        with self.slots.hold(user):
+            if self.settings.answer_mode == "llm":
+                final = None
+                for _, final in self.stream_llm(question, history):
+                    pass
+                return final  # type: ignore[return-value]
+            return self._ask_extractive(question, history)
+
+    def _ask_extractive(self, question: str, history: list[dict] | None) -> Answer:
         t0 = time.perf_counter()
         q = self.check_question(question)
         history = limits.cap_history(history, self.settings)
@@ -339,12 +346,17 @@ class RagService:
         )
         return ans
 
-    def stream_answer(self, question: str, history: list[dict] | None = None) -> Iterator[tuple[str, Answer | None]]:
-        """Yield (text so far, None) while composing, then (full text, Answer)."""
-        if self.settings.answer_mode == "llm":
-            yield from self.stream_llm(question, history)
-            return
-        ans = self.ask(question, history)
+    def stream_answer(
+        self, question: str, history: list[dict] | None = None, *, user: str | None = None
+    ) -> Iterator[tuple[str, Answer | None]]:
+        """Yield (text so far, None) while composing, then (full text, Answer). The answer slot is
+        held while the answer is computed (an LLM's: until its stream ends or the client leaves,
+        which closes this generator)."""
+        with self.slots.hold(user):
+            if self.settings.answer_mode == "llm":
+                yield from self.stream_llm(question, history)
+                return
+            ans = self._ask_extractive(question, history)
         text = ans.text
         step = 6
         for i in range(step, len(text), step):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..limits import embedding_text
 from ..schema import Answer, Hit
 from ..text import norm
 from .features import FEATURES, candidate_features, gate_features
@@ -136,7 +137,7 @@ class LearnedAnswering:
         if v is None:
             if len(cache) > 256:
                 cache.clear()
-            v = cache[text] = self.embed_query(text)
+            v = cache[text] = self.embed_query(embedding_text(text, self.settings))
         return v
 
     def coordinated_cores(self, question: str) -> set[str]:

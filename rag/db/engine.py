@@ -110,6 +110,9 @@ def open_database(settings: Settings, *, sync: bool = True) -> Database:
     db = Database(database_url(settings))
     try:
         db.upgrade()
+        if db.url.get_backend_name() == "sqlite" and db.url.database not in (None, "", ":memory:"):
+            # conversations and key hashes: readable by this user only (SQLite's WAL files take the same mode)
+            Path(db.url.database).chmod(0o600)
         if sync:
             sync_json(db, Path(settings.data_dir))
     except SQLAlchemyError as e:

@@ -8,12 +8,14 @@ functions: FastAPI runs them in its thread pool, so a slow answer never blocks t
 from __future__ import annotations
 
 import html
+import itertools
 import logging
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from starlette.routing import Mount
 
 from ..config import Settings
 from ..db import Database
@@ -97,13 +99,15 @@ def openai_router(ctx: ApiContext) -> APIRouter:
             return record_turn(ctx, caller, question, history, conversation, ans, text)
 
         if body.stream:
-            steps = ctx.service.stream_answer(question, history)
+            steps = ctx.service.stream_answer(question, history, user=caller.user.name)
+            first = next(steps)  # the answer slot is taken here: a busy caller gets its 429 before any stream
+            steps = itertools.chain([first], steps)
             chunks = oa.stream_chunks(
                 steps, url, llm_mode=ctx.settings.answer_mode == "llm", on_error=stream_error, on_done=save,
             )
             return StreamingResponse(chunks, media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-        ans = ctx.service.ask(question, history)
+        ans = ctx.service.ask(question, history, user=caller.user.name)
         return JSONResponse(oa.completion(ans, url, extra=save(ans, ans.text)))
 
     return r
@@ -143,3 +147,14 @@ def include_routes(app: FastAPI, ctx: ApiContext) -> None:
     app.include_router(openai_router(ctx))
     app.include_router(rest_router(ctx))
     app.include_router(article_router(ctx))
+
+    # anything else under the API prefixes: the API's JSON 404, not the page's
+    @app.api_route("/v1/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+    @app.api_route("/api/v1/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+    def unknown_route(rest: str, request: Request) -> None:
+        from starlette.routing import Match
+
+        others = [r for r in app.router.routes if getattr(r, "endpoint", None) is not unknown_route]
+        if any(r.matches(request.scope)[0] != Match.NONE for r in others if not isinstance(r, Mount)):
+            raise ApiError(405, "method_not_allowed", "不支持该请求方法")  # the path exists, with other methods
+        raise ApiError(404, "not_found", "接口不存在")

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..db.conversations import NotFoundError
 from ..errors import (
     AuthError,
+    BusyError,
     ConfigError,
     EmptyCorpusError,
     IndexBusyError,
@@ -44,6 +45,7 @@ HTTP_MESSAGES = {
 # typed errors of the core -> HTTP status and code
 RAG_STATUS: list[tuple[type[RagError], int, str]] = [
     (AuthError, 403, "forbidden"),
+    (BusyError, 429, "busy"),
     (IndexBusyError, 409, "index_busy"),
     (IndexNotBuiltError, 503, "index_not_built"),
     (EmptyCorpusError, 409, "empty_corpus"),
@@ -85,7 +87,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def rag_error(request: Request, e: RagError) -> JSONResponse:
         status, code = rag_error_status(e)
         logger.info("%s %s -> %d: %s", request.method, request.url.path, status, e.log_message)
-        return JSONResponse(error_body(code, str(e)), status_code=status)
+        headers = {"Retry-After": str(e.retry_after)} if isinstance(e, BusyError) else None
+        return JSONResponse(error_body(code, str(e)), status_code=status, headers=headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, e: StarletteHTTPException) -> JSONResponse:
@@ -94,7 +97,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, e: RequestValidationError) -> JSONResponse:
-        fields = sorted({".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body" for err in e.errors()})
+        errs = e.errors()
+        if any(err.get("type") == "json_invalid" for err in errs):
+            return JSONResponse(error_body("invalid_json", "请求内容不是合法的 JSON"), status_code=422)
+        fields = sorted({".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body" for err in errs})
         return JSONResponse(
             error_body("invalid_request", f"请求参数无效：{'、'.join(fields)}", fields=fields), status_code=422
         )

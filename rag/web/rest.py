@@ -107,7 +107,7 @@ class RenameRequest(BaseModel):
 
 class FeedbackRequest(BaseModel):
     rating: Literal["up", "down", "👍", "👎"] = Field(..., description="up（👍）或 down（👎）")
-    message_id: int | None = Field(None, description="所评价的回答（/v1/chat/completions 返回的 message_id）")
+    message_id: int | None = Field(None, ge=1, le=2**63 - 1, description="所评价的回答（/v1/chat/completions 返回的 message_id）")
     reason: Literal["答案错误", "引用不对", "没有回答", "其他"] | None = None
     note: str = Field("", max_length=1000)
     question: str = Field("", max_length=2000, description="没有 message_id 时：问题原文")

@@ -29,6 +29,8 @@ from ..service import RagService
 from ..users import UserStore
 from .api import ApiContext, include_routes
 from .auth import Authenticator, RateLimiter
+from ..sessions import SessionStore
+from .edge import Edge
 from .errors import install_error_handlers
 
 logger = logging.getLogger(__name__)
@@ -42,7 +44,7 @@ def create_app(
     app = FastAPI(
         title="党建知识问答 API", version=__version__,
         description="OpenAI 兼容的问答接口（/v1）与管理接口（/api/v1）。所有接口需 Authorization: Bearer KEY。",
-        docs_url="/api/docs", redoc_url=None,
+        docs_url=None, redoc_url=None,  # Swagger UI would load its script from a CDN: the schema is at /openapi.json
     )
     install_error_handlers(app)
     db = db or open_database(settings)
@@ -50,16 +52,22 @@ def create_app(
     ctx = ApiContext(service=service, settings=settings, users=users, docs=docs, db=db, auth=auth, extra=dict(extra))
     app.state.ctx = ctx
     include_routes(app, ctx)
+    app.add_middleware(
+        Edge, upload_max_bytes=settings.upload_max_bytes, upload_max_files=settings.upload_max_files,
+        key_ok=lambda token: auth.keys.verify(token) is not None,
+    )
     if demo is not None:
         import gradio as gr
 
         gr.mount_gradio_app(app, demo, path="/", **(page_options or {}))
-        auth.page_user = page_user_lookup(app)
+        auth.page_user = page_user_lookup(app, SessionStore.for_settings(settings))
     return app
 
 
-def page_user_lookup(app: FastAPI):
-    """The page's signed-in user of a request (Gradio's session cookie), for the article view."""
+def page_user_lookup(app: FastAPI, sessions: SessionStore):
+    """The page's signed-in user of a request (Gradio's session cookie, checked against the live
+    sessions: a session ended by ``users reset|remove|role``, by its idle time or its lifetime
+    opens nothing), for the article view."""
     from starlette.routing import Mount
 
     page = next((r.app for r in app.routes if isinstance(r, Mount) and hasattr(r.app, "tokens")), None)
@@ -69,14 +77,22 @@ def page_user_lookup(app: FastAPI):
     def lookup(request) -> str | None:
         cid = page.cookie_id
         token = request.cookies.get(f"access-token-{cid}") or request.cookies.get(f"access-token-unsecure-{cid}")
-        return page.tokens.get(token) if token else None
+        if not token:
+            return None
+        user = sessions.user_of(token)
+        return user if user is not None and page.tokens.get(token) in (None, user) else None
 
     return lookup
 
 
 def serve(app: FastAPI, settings: Settings) -> None:
     """Serve ``app`` on ``settings.host:settings.port`` until interrupted (one worker)."""
-    uvicorn.run(app, host=settings.host, port=settings.port, workers=1, log_level="info", timeout_graceful_shutdown=5)
+    # proxy_headers off: X-Forwarded-For from a local client must not pick the address the sign-in
+    # throttle counts; limit_concurrency bounds the connections a slow client can hold open (503)
+    uvicorn.run(
+        app, host=settings.host, port=settings.port, workers=1, log_level="info", timeout_graceful_shutdown=5,
+        proxy_headers=False, limit_concurrency=settings.max_connections, timeout_keep_alive=5,
+    )
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -90,7 +106,7 @@ class ServerThread:
 
     def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int | None = None) -> None:
         self.host, self.port = host, port or free_port(host)
-        config = uvicorn.Config(app, host=self.host, port=self.port, log_level="warning", lifespan="on")
+        config = uvicorn.Config(app, host=self.host, port=self.port, log_level="warning", lifespan="on", proxy_headers=False)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
 

@@ -1,0 +1,117 @@
+"""The outermost ASGI middleware: what every request meets before any route reads it.
+
+- **Bodies are bounded before they are read.** A request whose ``Content-Length`` is over the
+  limit of its route is refused with 413 at once; a body without a length (chunked) is counted
+  as it arrives and cut off at the limit. Limits: uploads to ``/api/v1/documents`` the upload
+  limit times the file count; Gradio's own upload route the same; every other route
+  ``MAX_BODY_BYTES`` (a chat request with the whole history allowed is far below it).
+- **API keys are checked before the body.** ``/v1`` and ``/api/v1`` need ``Authorization: Bearer
+  KEY``; a request without a valid key gets its 401 without the server reading (or spooling to
+  disk) a single byte of its body.
+- **Security headers on every response** that lacks them: ``X-Content-Type-Options: nosniff``,
+  ``X-Frame-Options: DENY``, and for HTML outside the page (the article view) a strict
+  Content-Security-Policy with ``frame-ancestors 'none'``. The page's own, stricter headers are
+  set by ``web/guard.py`` and kept.
+
+Not done here: roles and rate limits (``rag.web.auth``), sign-in (``web/guard.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+API_PREFIXES = ("/v1/", "/api/v1/")
+ARTICLE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def send_error(send, status: int, code: str, message: str, headers: list | None = None) -> None:
+    body = json.dumps({"error": {"code": code, "message": message, "type": code}}, ensure_ascii=False).encode()
+    await send({
+        "type": "http.response.start", "status": status,
+        "headers": [(b"content-type", b"application/json; charset=utf-8"), (b"content-length", str(len(body)).encode()),
+                    (b"x-content-type-options", b"nosniff"), *(headers or [])],
+    })
+    await send({"type": "http.response.body", "body": body})
+
+
+class Edge:
+    """See the module docstring. ``key_ok(token) -> bool`` tells a valid API key."""
+
+    def __init__(self, app, *, upload_max_bytes: int, upload_max_files: int, key_ok: Callable[[str], bool]) -> None:
+        self.app = app
+        self.upload_limit = upload_max_bytes * upload_max_files + 64 * 1024  # the multipart framing
+        self.key_ok = key_ok
+
+    def limit_for(self, path: str) -> int:
+        if path.rstrip("/").startswith("/api/v1/documents") or path.rstrip("/").endswith("/upload"):
+            return self.upload_limit
+        return MAX_BODY_BYTES
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path, method = scope.get("path", ""), scope.get("method", "GET")
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        limit = self.limit_for(path)
+        try:
+            length = int(headers.get("content-length", "0") or 0)
+        except ValueError:
+            length = -1
+        if length < 0 or length > limit:
+            logger.info("%s %s refused: body of %s bytes (limit %d)", method, path, headers.get("content-length"), limit)
+            await send_error(send, 413, "too_large", f"请求内容过大（上限 {limit // 1024} KB）")
+            return
+        if path.startswith(API_PREFIXES) and method != "OPTIONS":
+            scheme, _, token = headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not token.strip() or not self.key_ok(token.strip()):
+                await send_error(send, 401, "unauthorized", "API 密钥缺失、无效或已被吊销（Authorization: Bearer KEY）",
+                                 [(b"www-authenticate", b"Bearer")])
+                return
+        state = {"started": False, "read": 0, "cut": False}
+
+        async def bounded_receive():
+            message = await receive()
+            if message["type"] == "http.request":
+                state["read"] += len(message.get("body", b""))
+                if state["read"] > limit:
+                    state["cut"] = True
+                    return {"type": "http.disconnect"}  # the route stops reading; the 413 is sent below
+            return message
+
+        async def send_with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                if state["cut"]:
+                    return
+                state["started"] = True
+                hs = list(message.get("headers", []))
+                have = {k.lower() for k, _ in hs}
+                if b"x-content-type-options" not in have:
+                    hs.append((b"x-content-type-options", b"nosniff"))
+                if b"x-frame-options" not in have:
+                    hs.append((b"x-frame-options", b"DENY"))
+                ctype = next((v for k, v in hs if k.lower() == b"content-type"), b"")
+                if b"content-security-policy" not in have and ctype.startswith(b"text/html"):
+                    hs.append((b"content-security-policy", ARTICLE_CSP.encode()))
+                message = {**message, "headers": hs}
+            elif state["cut"]:
+                return
+            await send(message)
+
+        try:
+            await self.app(scope, bounded_receive, send_with_headers)
+        except Exception:
+            if not state["cut"]:
+                raise
+        if state["cut"] and not state["started"]:
+            logger.info("%s %s refused: body over %d bytes", method, path, limit)
+            await send_error(send, 413, "too_large", f"请求内容过大（上限 {limit // 1024} KB）")
