@@ -40,7 +40,7 @@ from rag.audit import append_audit  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.documents import DocumentManager  # noqa: E402
 from rag.errors import RagError  # noqa: E402
-from rag.loaders import SUPPORTED_SUFFIXES  # noqa: E402
+from rag.ingest.loaders import SUPPORTED_SUFFIXES  # noqa: E402
 from rag.schema import Answer  # noqa: E402
 from rag.service import RagService  # noqa: E402
 from rag.users import ROLE_LABELS, User, UserStore, allowed, require  # noqa: E402

@@ -92,10 +92,10 @@ def load_questions(gold_path: Path | None) -> tuple[list[tuple[str, list | None]
 
 def bench_build(settings: Settings, out: TextIO) -> tuple[dict, Path, tempfile.TemporaryDirectory]:
     """Full build into a temporary index folder; returns figures, the folder and its owner."""
-    from .chunking import chunk_documents
+    from .ingest.chunking import chunk_documents
     from .embeddings import make_embeddings
     from .indexing import build_index
-    from .loaders import load_corpus
+    from .ingest.loaders import load_corpus
 
     tmp = tempfile.TemporaryDirectory(prefix="rag-bench-")
     index_dir = Path(tmp.name) / "index"
@@ -349,7 +349,7 @@ def bench_incremental(settings: Settings) -> dict:
 
     from .embeddings import make_embeddings
     from .indexing import build_index
-    from .loaders import _corpus_files
+    from .ingest.loaders import _corpus_files
 
     files = [(n, p) for n, p in _corpus_files(Path(settings.corpus_dir)) if not n.startswith("metadata")]
     if len(files) < 2:

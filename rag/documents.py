@@ -1,6 +1,6 @@
 """Document management for the web page: list, add, replace and delete articles in the corpus folder.
 
-Every upload is validated with :func:`rag.loaders.load_bytes` (size, allowed type, content that
+Every upload is validated with :func:`rag.ingest.loaders.load_bytes` (size, allowed type, content that
 matches the suffix, decodable text) *before* anything is written. The original upload is kept
 under ``<data_dir>/uploads/<uuid>`` (its original name only as metadata, never served); the article
 itself goes into the corpus folder under a safe name: the uploaded name when it is a plain safe
@@ -40,7 +40,7 @@ from .audit import append_audit
 from .config import Settings
 from .errors import InputError, LoaderError, RagError
 from .fsutil import atomic_write, fsync_dir, write_temp
-from .loaders import METADATA_FILE, SUPPORTED_SUFFIXES, load_bytes, read_metadata, sha256_bytes
+from .ingest.loaders import METADATA_FILE, SUPPORTED_SUFFIXES, load_bytes, read_metadata, sha256_bytes
 from .store import live_version, versions_dir
 
 logger = logging.getLogger(__name__)

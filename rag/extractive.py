@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .chunking import split_sentences
+from .ingest.chunking import split_sentences
 from .config import Settings
 from .glossary import chinese_keywords
 from .names import PinyinNames

@@ -61,7 +61,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from . import prompts
-from .chunking import split_sentences
+from .ingest.chunking import split_sentences
 from .config import Settings
 from .extractive import ExtractiveAnswerer
 from .schema import Answer, Chunk, Citation, Hit

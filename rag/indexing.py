@@ -31,11 +31,11 @@ from typing import Callable
 import numpy as np
 
 from .audit import append_audit
-from .chunking import CHUNKER_VERSION, chunk_document
+from .ingest.chunking import CHUNKER_VERSION, chunk_document
 from .config import Settings
 from .embeddings import VectorEmbeddings
 from .errors import IndexBusyError, IndexCorruptError, LoaderError, RagError
-from .loaders import load_corpus
+from .ingest.loaders import load_corpus
 from .locking import writer_lock
 from .schema import Chunk, SourceText
 from .index.store import VersionStore, open_store
@@ -202,7 +202,7 @@ class _Loaded:
 def load_corpus_incremental(
     corpus_dir: Path, *, max_bytes: int, previous: dict[str, tuple[str, SourceText]] | None
 ) -> _Loaded:
-    """:func:`rag.loaders.load_corpus`, reusing ``previous[source] = (file_key, text)``.
+    """:func:`rag.ingest.loaders.load_corpus`, reusing ``previous[source] = (file_key, text)``.
 
     A file is reused only when its bytes hash and its sidecar entry give the same key as in
     the previous version; everything else goes through ``load_file`` and its safety checks.

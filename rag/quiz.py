@@ -52,7 +52,7 @@ from typing import Any, Callable, Iterable, Literal, Sequence, Union
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
-from .chunking import split_sentences
+from .ingest.chunking import split_sentences
 from .errors import QuizError
 from .schema import Chunk
 from .text import norm

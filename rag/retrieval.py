@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .config import Settings
-from .chunking import split_sentences
+from .ingest.chunking import split_sentences
 from .embeddings import CrossEncoderReranker, VectorEmbeddings
 from .schema import Hit
 from .store import Index

@@ -33,7 +33,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from .chunking import CHUNKER_VERSION
+from .ingest.chunking import CHUNKER_VERSION
 from .errors import IndexCorruptError, IndexMismatchError, IndexNotBuiltError, IndexOutdatedError
 from .fsutil import fsync_dir
 from .index.store.keywords import BM25_B, BM25_K1, KeywordIndex  # noqa: F401  (re-exported: the old home)

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.chunking import chunk_documents
+from rag.ingest.chunking import chunk_documents
 from rag.errors import InputError
-from rag.loaders import load_corpus
+from rag.ingest.loaders import load_corpus
 from rag.config import Settings
 from rag.service import RagService
 from rag.store import open_index

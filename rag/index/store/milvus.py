@@ -39,7 +39,7 @@ from typing import Sequence
 import numpy as np
 from pymilvus import DataType, Function, FunctionType, MilvusClient
 
-from ...chunking import CHUNKER_VERSION
+from ...ingest.chunking import CHUNKER_VERSION
 from ...config import Settings
 from ...errors import IndexCorruptError, IndexNotBuiltError, RagError
 from ...schema import Chunk, SourceText

@@ -9,7 +9,7 @@ Every loaded text has zero-width, bidi-override and tag characters removed and n
 normalised to ``\\n``; nothing else is touched (no NFKC, no punctuation folding: the corpus
 mixes ASCII ``,:;?`` with full-width ``。、“”`` on purpose and citations quote it verbatim).
 
-What this module does *not* do: split or clean text into paragraphs (``rag.chunking``),
+What this module does *not* do: split or clean text into paragraphs (``rag.ingest.chunking``),
 OCR scanned PDFs, read ``.doc``/``.rtf``/``.epub``, or act on anything an article says.
 Text that looks like an instruction ("忽略以上指令……") is kept as inert text.
 
@@ -34,8 +34,8 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from . import safety
-from .errors import EmptyCorpusError, LoaderError
-from .schema import SourceText
+from ..errors import EmptyCorpusError, LoaderError
+from ..schema import SourceText
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ What it does, line by line over the decoded text:
   source text, so a citation can name the speaker even when the passage only says "我们".
 
 It does not change characters: ASCII ``,:;?`` and full-width ``。、“”`` stay as they are, so quotes
-are verbatim. It does not split paragraphs into sentences (see ``rag.chunking``).
+are verbatim. It does not split paragraphs into sentences (see ``rag.ingest.chunking``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .schema import Block, SourceText
+from ..schema import Block, SourceText
 
 # Sentence-final punctuation, full-width and the ASCII forms this corpus uses.
 TERMINALS = "。！？!?…；;"

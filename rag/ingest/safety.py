@@ -1,11 +1,11 @@
 """Checks that keep hostile or broken files away from the parsers.
 
 Every check raises :class:`~rag.errors.LoaderError` (Chinese for people, English for logs)
-and returns nothing useful otherwise; ``rag.loaders`` calls them before python-docx,
+and returns nothing useful otherwise; ``rag.ingest.loaders`` calls them before python-docx,
 pypdf or BeautifulSoup ever see a byte.
 
 The limits are module constants so that a deployment (or a test) can tighten them:
-``rag.safety.PDF_TIMEOUT_SECONDS = 5``. Functions read them at call time.
+``rag.ingest.safety.PDF_TIMEOUT_SECONDS = 5``. Functions read them at call time.
 
 What this module does *not* do: it does not sanitise content. Text that reads like an
 instruction ("忽略以上指令……") is data and is passed through untouched; nothing downstream
@@ -25,7 +25,7 @@ from io import BytesIO
 
 from defusedxml.ElementTree import fromstring as defused_fromstring
 
-from .errors import LoaderError
+from ..errors import LoaderError
 
 logger = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from .config import Settings
-from .schema import Block, Chunk, SourceText
+from ..config import Settings
+from ..schema import Block, Chunk, SourceText
 from .structure import CLOSERS, detect_title, parse_blocks
 
 # v3: shorter embed text (title without subtitle, last two headings)
