@@ -38,7 +38,7 @@ import gradio as gr  # noqa: E402
 
 from rag.audit import append_audit  # noqa: E402
 from rag.config import Settings  # noqa: E402
-from rag.documents import DocumentManager  # noqa: E402
+from rag.index.documents import DocumentManager  # noqa: E402
 from rag.errors import RagError  # noqa: E402
 from rag.ingest.loaders import SUPPORTED_SUFFIXES  # noqa: E402
 from rag.schema import Answer  # noqa: E402

@@ -93,8 +93,8 @@ def load_questions(gold_path: Path | None) -> tuple[list[tuple[str, list | None]
 def bench_build(settings: Settings, out: TextIO) -> tuple[dict, Path, tempfile.TemporaryDirectory]:
     """Full build into a temporary index folder; returns figures, the folder and its owner."""
     from .ingest.chunking import chunk_documents
-    from .embeddings import make_embeddings
-    from .indexing import build_index
+    from .index.embeddings import make_embeddings
+    from .index.indexing import build_index
     from .ingest.loaders import load_corpus
 
     tmp = tempfile.TemporaryDirectory(prefix="rag-bench-")
@@ -170,7 +170,7 @@ def bench_ask(settings: Settings, index_dir: Path, gold_path: Path | None, out: 
 
     cold — right after the index is loaded, no sentence vectors cached yet (each question that
     needs the dense sentence check embeds its sentences on the spot); warm — after the
-    background sentence warm-up a running server does (rag/sentvec.py), i.e. steady state.
+    background sentence warm-up a running server does (rag/index/sentvec.py), i.e. steady state.
     """
     from .service import RagService
 
@@ -226,9 +226,10 @@ def bench_synthetic(settings: Settings, n: int, dim: int, out: TextIO, *, seed: 
     """Retriever.search on ``n`` synthetic chunks: random unit vectors + Zipf token lists."""
     import faiss
 
-    from .retrieval import Retriever
+    from .index.retrieval import Retriever
     from .schema import Chunk
-    from .store import Index, KeywordIndex
+    from .index.store.loaded import Index
+    from .index.store.keywords import KeywordIndex
 
     rng = np.random.default_rng(seed)
     rss0 = _rss_mb()
@@ -290,8 +291,8 @@ def bench_synthetic(settings: Settings, n: int, dim: int, out: TextIO, *, seed: 
 
 
 def _incremental(settings: Settings, out: TextIO) -> dict | None:
-    """Figures of ``bench_incremental(settings)`` when rag.indexing or this module offers it."""
-    from . import indexing
+    """Figures of ``bench_incremental(settings)`` when rag.index.indexing or this module offers it."""
+    from .index import indexing
 
     fn = getattr(indexing, "bench_incremental", None) or globals().get("bench_incremental")
     if fn is None:
@@ -316,7 +317,7 @@ def run_bench(settings: Settings, gold_path: Path | None, synthetic: int, out: T
         file=out,
     )
     if synthetic > 0:
-        from .embeddings import make_embeddings
+        from .index.embeddings import make_embeddings
 
         dim = make_embeddings(settings).dim
         result["synthetic"] = bench_synthetic(settings, synthetic, dim, out)
@@ -347,8 +348,8 @@ def bench_incremental(settings: Settings) -> dict:
     """
     import shutil
 
-    from .embeddings import make_embeddings
-    from .indexing import build_index
+    from .index.embeddings import make_embeddings
+    from .index.indexing import build_index
     from .ingest.loaders import _corpus_files
 
     files = [(n, p) for n, p in _corpus_files(Path(settings.corpus_dir)) if not n.startswith("metadata")]
@@ -426,7 +427,7 @@ def run_load(settings: Settings, out: TextIO, *, seconds: float = 60.0, alone_se
 
     import app as webapp
 
-    from .documents import DocumentManager
+    from .index.documents import DocumentManager
     from .service import RagService
     from .users import UserStore
 

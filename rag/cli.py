@@ -65,7 +65,7 @@ def cmd_index(args, settings: Settings) -> int:
     if args.verify:
         return _verify_index(settings)
     if args.rollback:
-        from .indexing import rollback_index
+        from .index.indexing import rollback_index
 
         v = rollback_index(settings, user="cli")
         print(f"已回滚到索引版本 {v}")
@@ -84,7 +84,7 @@ def cmd_index(args, settings: Settings) -> int:
 def _verify_index(settings: Settings) -> int:
     """Check the live version (hashes, counts, embedder) and list the others; 1 when it is damaged."""
     from .index.store import open_store
-    from .store import check_compatible
+    from .index.store.reader import check_compatible
 
     store = open_store(settings)
     where = settings.index_dir if store.kind == "faiss" else f"Milvus 集合 {settings.milvus_collection}"

@@ -40,7 +40,7 @@ from .glossary import chinese_keywords
 from .names import PinyinNames
 from .places import PlaceResolver, place_core, place_mentions, places_in
 from .schema import Answer, Chunk, Citation, Hit
-from .sentvec import SentenceVectorCache
+from .index.sentvec import SentenceVectorCache
 from .answer.learned import REFUSAL, LearnedAnswering
 from .answer.query import (  # noqa: F401 - re-exported: the question's patterns live with the Query
     AGENT_Q, CLASSIFIER_Q, CN_NUM, FREQ_Q, LIST_Q, MONEY_Q, NAME_GATE_Q, NAME_Q, NUMBER_Q, QUOTED, RESULT_Q, TIME_Q,
@@ -305,7 +305,7 @@ class ExtractiveAnswerer(LearnedAnswering):
         return question_terms(question, self.idf)
 
     def sentence_vectors(self, texts: list[str]) -> np.ndarray:
-        """Passage vectors of sentences (cached; see rag/sentvec.py)."""
+        """Passage vectors of sentences (cached; see rag/index/sentvec.py)."""
         return self.sentence_cache.vectors(texts)
 
     def sentences_with_chunks(self) -> list[tuple[str, int]]:

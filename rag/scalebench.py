@@ -89,7 +89,7 @@ def bench_one(store_kind: str, n: int, *, dim: int = 384, seed: int = 0, setting
 
     from .bench import SYNTH_VOCAB, _zipf_tokens
     from .index.store import open_store
-    from .retrieval import Retriever
+    from .index.retrieval import Retriever
     from .schema import Chunk, SourceText
     from .text import tokenize
 

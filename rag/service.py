@@ -18,19 +18,19 @@ from pathlib import Path
 from typing import Iterator
 
 from .config import Settings
-from .embeddings import VectorEmbeddings, make_embeddings, make_reranker
+from .index.embeddings import VectorEmbeddings, make_embeddings, make_reranker
 from .errors import IndexCorruptError, IndexNotBuiltError, IndexOutdatedError, InputError
 from .extractive import ExtractiveAnswerer, idf_lookup, question_terms, split_subquestions
 from . import limits
 from .priority import lower_this_thread, run_low_priority
-from .indexing import BuildReport, Progress, build_index, embedder_cache_dir
-from .retrieval import Fusion, Retriever
+from .index.indexing import BuildReport, Progress, build_index, embedder_cache_dir
+from .index.retrieval import Fusion, Retriever
 from .answer.learned import REFUSAL
 from .schema import Answer, Hit
-from .sentvec import SentenceIndex, SentenceVectorCache
-from .locking import try_writer_lock
+from .index.sentvec import SentenceIndex, SentenceVectorCache
+from .index.locking import try_writer_lock
 from .index.store import VersionStore, open_store
-from .store import Index
+from .index.store.loaded import Index
 from .text import norm, tokenize
 
 logger = logging.getLogger(__name__)

@@ -90,7 +90,7 @@ def real_site(tmp_path_factory, real_service, real_settings):
 
     from rag.db import open_database
     from rag.db.keys import ApiKeyStore
-    from rag.documents import DocumentManager
+    from rag.index.documents import DocumentManager
     from rag.users import UserStore
     from rag.web.server import ServerThread, create_app
 

@@ -23,7 +23,7 @@ import app as webapp  # noqa: E402
 from app import plain_history  # noqa: E402
 from rag.audit import read_audit  # noqa: E402
 from rag.config import Settings  # noqa: E402
-from rag.documents import DocumentManager  # noqa: E402
+from rag.index.documents import DocumentManager  # noqa: E402
 from rag.service import RagService  # noqa: E402
 from rag.users import UserStore  # noqa: E402
 

@@ -25,7 +25,7 @@ from rag.db import Database, open_database
 from rag.db.conversations import ConversationStore, FeedbackStore
 from rag.db.keys import ApiKeyStore
 from rag.db.models import AuditRow, BankItemRow, DocumentRow, UserRow
-from rag.documents import DocumentManager
+from rag.index.documents import DocumentManager
 from rag.errors import InputError
 from rag.quiz import Evidence, QuizItem
 from rag.quiz_bank import QuestionBank

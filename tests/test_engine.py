@@ -19,7 +19,7 @@ from rag.errors import InputError
 from rag.ingest.loaders import load_corpus
 from rag.config import Settings
 from rag.service import RagService
-from rag.store import open_index
+from rag.index.store.reader import open_index
 
 WS = re.compile(r"\s+")
 # Cases the hand-written rules answered (each was fitted to one probe question) and the learned ranker

@@ -18,7 +18,7 @@ from argon2 import PasswordHasher
 gr = pytest.importorskip("gradio")
 
 import app as webapp  # noqa: E402
-from rag.documents import DocumentManager  # noqa: E402
+from rag.index.documents import DocumentManager  # noqa: E402
 from rag.quiz import QuizItem, corpus_texts_of, validate_item  # noqa: E402
 from rag.quiz_bank import QuestionBank  # noqa: E402
 from rag.quiz_export import XLSX_COLUMNS  # noqa: E402

@@ -11,7 +11,7 @@ from argon2 import PasswordHasher
 from rag.config import Settings
 from rag.db import open_database
 from rag.db.keys import ApiKeyStore
-from rag.documents import DocumentManager
+from rag.index.documents import DocumentManager
 from rag.service import RagService
 from rag.users import UserStore
 

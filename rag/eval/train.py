@@ -15,7 +15,7 @@ import numpy as np
 from ..answer.features import FEATURES, GATE_FEATURES, gate_features
 from ..answer.ranker import Model, choose_threshold, fit_listwise, fit_logistic, sigmoid
 from ..evaluation import score
-from ..retrieval import Fusion
+from ..index.retrieval import Fusion
 from .data import Item, gains
 
 logger = logging.getLogger(__name__)

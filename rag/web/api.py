@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
 from ..config import Settings
 from ..db import Database
-from ..documents import DocumentManager
+from ..index.documents import DocumentManager
 from ..errors import RagError
 from ..service import RagService
 from ..users import UserStore

@@ -84,7 +84,7 @@ def run_api_bench(
 
     from ..db import open_database
     from ..db.keys import ApiKeyStore
-    from ..documents import DocumentManager
+    from ..index.documents import DocumentManager
     from ..service import RagService
     from ..users import UserStore
     from .server import ServerThread, create_app

@@ -24,7 +24,7 @@ from .. import __version__
 from ..config import Settings
 from ..db import Database, open_database
 from ..db.keys import ApiKeyStore
-from ..documents import DocumentManager
+from ..index.documents import DocumentManager
 from ..service import RagService
 from ..users import UserStore
 from .api import ApiContext, include_routes

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .errors import IndexBusyError
+from ..errors import IndexBusyError
 
 logger = logging.getLogger(__name__)
 

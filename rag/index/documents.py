@@ -36,12 +36,12 @@ from pathlib import Path, PurePosixPath
 
 from filelock import FileLock, Timeout
 
-from .audit import append_audit
-from .config import Settings
-from .errors import InputError, LoaderError, RagError
-from .fsutil import atomic_write, fsync_dir, write_temp
-from .ingest.loaders import METADATA_FILE, SUPPORTED_SUFFIXES, load_bytes, read_metadata, sha256_bytes
-from .store import live_version, versions_dir
+from ..audit import append_audit
+from ..config import Settings
+from ..errors import InputError, LoaderError, RagError
+from ..fsutil import atomic_write, fsync_dir, write_temp
+from ..ingest.loaders import METADATA_FILE, SUPPORTED_SUFFIXES, load_bytes, read_metadata, sha256_bytes
+from .store.files import live_version, versions_dir
 
 logger = logging.getLogger(__name__)
 

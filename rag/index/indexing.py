@@ -1,6 +1,6 @@
 """Build an index version from the corpus folder: load -> chunk -> embed -> write -> verify -> publish.
 
-A build is a transaction under the writer lock (``rag/locking.py``): it writes a new version
+A build is a transaction under the writer lock (``rag/index/locking.py``): it writes a new version
 folder, reloads and checks it, and only then flips CURRENT; whatever happens before the flip,
 the live version is untouched, and a killed build leaves a ``.tmp`` folder the next one removes.
 
@@ -30,16 +30,18 @@ from typing import Callable
 
 import numpy as np
 
-from .audit import append_audit
-from .ingest.chunking import CHUNKER_VERSION, chunk_document
-from .config import Settings
+from ..audit import append_audit
+from ..ingest.chunking import CHUNKER_VERSION, chunk_document
+from ..config import Settings
 from .embeddings import VectorEmbeddings
-from .errors import IndexBusyError, IndexCorruptError, LoaderError, RagError
-from .ingest.loaders import load_corpus
+from ..errors import IndexBusyError, IndexCorruptError, LoaderError, RagError
+from ..ingest.loaders import load_corpus
 from .locking import writer_lock
-from .schema import Chunk, SourceText
-from .index.store import VersionStore, open_store
-from .store import KEEP_VERSIONS, Index, _crash_point, check_compatible, chunk_tokens
+from ..schema import Chunk, SourceText
+from .store import VersionStore, open_store
+from .store.files import KEEP_VERSIONS, _crash_point
+from .store.loaded import Index, chunk_tokens
+from .store.reader import check_compatible
 
 logger = logging.getLogger(__name__)
 

@@ -14,15 +14,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .config import Settings
-from .ingest.chunking import split_sentences
+from ..config import Settings
+from ..ingest.chunking import split_sentences
 from .embeddings import CrossEncoderReranker, VectorEmbeddings
-from .schema import Hit
-from .store import Index
-from .glossary import chinese_keywords
-from .names import PinyinNames
-from .places import PlaceResolver, places_in
-from .text import is_mostly_latin, norm, tokenize
+from ..schema import Hit
+from .store.loaded import Index
+from ..glossary import chinese_keywords
+from ..names import PinyinNames
+from ..places import PlaceResolver, places_in
+from ..text import is_mostly_latin, norm, tokenize
 
 logger = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from typing import Sequence
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from .config import Settings
-from .errors import ConfigError
+from ..config import Settings
+from ..errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
