@@ -327,7 +327,7 @@ def run_bench(settings: Settings, gold_path: Path | None, synthetic: int, out: T
     if inc is not None:
         result["incremental"] = inc
     if settings.llm_base_url or settings.llm_gguf_path:  # time to first token and tokens/s (issue 6)
-        from .generation import bench_llm
+        from .llm.generation import bench_llm
 
         try:
             result["llm"] = llm = bench_llm(settings)

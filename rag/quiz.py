@@ -12,7 +12,7 @@ Two ways to make items:
   verbatim (正确) or with one figure, term or list member swapped for one from elsewhere
   (错误); 填空 items blank a quoted term, a figure or a list item whose context admits no other
   filler in the corpus.
-- ``generate_with_llm(chat_model, hits, ...)``: asks a langchain chat model (``rag.llm.make_chat_model``
+- ``generate_with_llm(chat_model, hits, ...)``: asks a langchain chat model (``rag.llm.models.make_chat_model``
   through ``RagService.chat_model``) for one JSON item per passage, validates it, retries once
   with the problems, then drops and reports it. ``make_quiz(mode="llm")`` tops up with rule-made items.
 

@@ -213,7 +213,7 @@ def test_cli_quiz_writes_docx_and_prints_stats(real_settings, tmp_path: Path, mo
 class ScriptedServer:
     """A loopback OpenAI-compatible chat-completions server (JSON and streamed SSE replies) that
     answers from a per-test script of callables ``(request_body) -> reply text`` and records every
-    request. The client is the real ChatOpenAI from ``rag.llm.make_chat_model`` (as tests/test_llm.py)."""
+    request. The client is the real ChatOpenAI from ``rag.llm.models.make_chat_model`` (as tests/test_llm.py)."""
 
     def __init__(self) -> None:
         import threading

@@ -5,7 +5,7 @@ Keeping them in one module makes the wording reviewable in one place and keeps c
 
 The answer prompt puts the retrieved passages in a delimited, numbered block marked as reference
 material; text inside that block is data, never instructions. The prompt alone does not make an
-answer trustworthy: ``rag/generation.py`` checks every sentence's [n] markers against the passages
+answer trustworthy: ``rag/llm/citations.py`` checks every sentence's [n] markers against the passages
 after generation, whatever the model was told.
 """
 

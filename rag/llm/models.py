@@ -23,8 +23,8 @@ from pathlib import Path
 
 from langchain_core.language_models import BaseChatModel
 
-from .config import Settings
-from .errors import ConfigError
+from ..config import Settings
+from ..errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
