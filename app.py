@@ -225,7 +225,7 @@ QUIZ_MAX_ITEMS = 40
 
 def render_quiz_item(i: int, item, status: str) -> str:
     """One generated item as a card: stem, options, answer, explanation and its source; all escaped."""
-    from rag.quiz import TYPE_LABELS
+    from rag.quiz.items import TYPE_LABELS
 
     opts = item.options.items() if isinstance(item.options, dict) else []
     answer = "、".join(item.answer) if isinstance(item.answer, list) else item.answer
@@ -244,7 +244,7 @@ def render_quiz_item(i: int, item, status: str) -> str:
 def render_quiz(entries: list[dict]) -> str:
     if not entries:
         return "<p>（还没有生成题目）</p>"
-    from rag.quiz import QuizItem
+    from rag.quiz.items import QuizItem
 
     return "".join(render_quiz_item(i, QuizItem.model_validate(e["item"]), e["status"]) for i, e in enumerate(entries))
 
@@ -257,9 +257,11 @@ def build_quiz_tab(demo: gr.Blocks, service: RagService, settings: Settings, use
     import uuid
 
     from rag.errors import QuizError
-    from rag.quiz import QuizItem, answer_for_edit, apply_edit, corpus_texts_of, options_text
-    from rag.quiz_bank import QuestionBank
-    from rag.quiz_export import export_quiz
+    from rag.quiz.items import QuizItem
+    from rag.quiz.edit import answer_for_edit, apply_edit, options_text
+    from rag.quiz.llm_items import corpus_texts_of
+    from rag.quiz.bank import QuestionBank
+    from rag.quiz.export import export_quiz
 
     bank = QuestionBank.for_settings(settings)
     exports = tmp / "exports"

@@ -243,9 +243,10 @@ def cmd_keys(args, settings: Settings) -> int:
 
 
 def cmd_quiz(args, settings: Settings) -> int:
-    from .quiz import make_quiz, parse_types
-    from .quiz_bank import QuestionBank
-    from .quiz_export import check_format, export_quiz
+    from .quiz.make import make_quiz
+    from .quiz.items import parse_types
+    from .quiz.bank import QuestionBank
+    from .quiz.export import check_format, export_quiz
     from .service import RagService
 
     t0 = time.perf_counter()
@@ -267,7 +268,7 @@ def cmd_quiz(args, settings: Settings) -> int:
     added = bank.add(result.items) if bank is not None else []
     print(f"已生成 {len(result.items)} 题，写入 {args.out}" + (f"；题库新增 {len(added)} 题" if bank else ""))
     if args.stats:
-        from .quiz import format_stats
+        from .quiz.sentences import format_stats
 
         result.stats["seconds"] = round(time.perf_counter() - t0, 3)
         print(format_stats(result.stats))

@@ -432,6 +432,6 @@ class RagService:
     # ------------------------------------------------------------ quiz
     def quiz(self, **kwargs):
         """Generate a quiz (see ``rag.quiz.make_quiz``: topic, article, n, types, exclude_bank)."""
-        from .quiz import make_quiz
+        from .quiz.make import make_quiz
 
         return make_quiz(self, **kwargs)

@@ -27,8 +27,8 @@ from rag.db.keys import ApiKeyStore
 from rag.db.models import AuditRow, BankItemRow, DocumentRow, UserRow
 from rag.index.documents import DocumentManager
 from rag.errors import InputError
-from rag.quiz import Evidence, QuizItem
-from rag.quiz_bank import QuestionBank
+from rag.quiz.items import Evidence, QuizItem
+from rag.quiz.bank import QuestionBank
 from rag.users import UserStore
 
 ROOT = Path(__file__).resolve().parent.parent

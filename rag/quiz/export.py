@@ -15,8 +15,8 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from .errors import QuizError
-from .quiz import TYPE_LABELS, QuizItem
+from ..errors import QuizError
+from .items import TYPE_LABELS, QuizItem
 
 XLSX_COLUMNS = ["题型", "题干", "选项A", "选项B", "选项C", "选项D", "答案", "解析", "出处"]
 FORMATS = (".docx", ".xlsx", ".json", ".jsonl", ".md")

@@ -15,9 +15,9 @@ from typing import Iterable
 
 from filelock import FileLock
 
-from .errors import QuizError
-from .fsutil import atomic_write
-from .quiz import QuizItem, stem_key
+from ..errors import QuizError
+from ..fsutil import atomic_write
+from .items import QuizItem
 
 logger = logging.getLogger(__name__)
 
