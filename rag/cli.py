@@ -170,14 +170,14 @@ def cmd_eval(args, settings: Settings) -> int:
 
 def score_results(gold: list[dict], results: list[dict]) -> dict:
     """Metrics in the reference scorer's terms (same normalisation and matching)."""
-    from .evaluation import score
+    from .eval.evaluation import score
 
     return score(gold, {r["id"]: r for r in results})
 
 
 def cmd_bench(args, settings: Settings) -> int:
     if args.scale:
-        from .scalebench import run_scale
+        from .eval.scalebench import run_scale
 
         try:
             sizes = [int(float(x)) for x in args.scale.split(",") if x.strip()]
@@ -198,7 +198,8 @@ def cmd_bench(args, settings: Settings) -> int:
         run_api_bench(settings, clients=args.clients, seconds=args.seconds, solo_seconds=args.solo_seconds,
                       gold_path=Path(args.gold) if args.gold else None, out=sys.stdout)
         return 0
-    from .bench import run_bench, run_load
+    from .eval.bench import run_bench
+    from .web.bench_load import run_load
 
     if args.load:
         run_load(settings, sys.stdout, seconds=args.seconds, alone_seconds=min(20.0, args.seconds / 3))
@@ -208,7 +209,7 @@ def cmd_bench(args, settings: Settings) -> int:
 
 
 def cmd_users(argv: list[str], settings: Settings) -> int:
-    from .users import UserStore, run_users_cli
+    from .auth.users import UserStore, run_users_cli
 
     return run_users_cli(argv, UserStore(Path(settings.data_dir) / "users.json"))
 
@@ -218,7 +219,7 @@ def cmd_keys(args, settings: Settings) -> int:
     from .db import open_database
     from .db.keys import ApiKeyStore
     from .errors import InputError
-    from .users import UserStore
+    from .auth.users import UserStore
 
     store = ApiKeyStore(open_database(settings))
     if args.keys_cmd == "add":

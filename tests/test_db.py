@@ -29,7 +29,7 @@ from rag.index.documents import DocumentManager
 from rag.errors import InputError
 from rag.quiz.items import Evidence, QuizItem
 from rag.quiz.bank import QuestionBank
-from rag.users import UserStore
+from rag.auth.users import UserStore
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,7 +17,7 @@ from argon2 import PasswordHasher
 
 gr = pytest.importorskip("gradio")
 
-import app as webapp  # noqa: E402
+from rag.web import page as webapp  # noqa: E402
 from rag.index.documents import DocumentManager  # noqa: E402
 from rag.quiz.items import QuizItem
 from rag.quiz.llm_items import corpus_texts_of
@@ -25,7 +25,7 @@ from rag.quiz.validator import validate_item  # noqa: E402
 from rag.quiz.bank import QuestionBank  # noqa: E402
 from rag.quiz.export import XLSX_COLUMNS  # noqa: E402
 from rag.service import RagService  # noqa: E402
-from rag.users import UserStore  # noqa: E402
+from rag.auth.users import UserStore  # noqa: E402
 
 CHEAP = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 ALL_TYPES = ["单选", "多选", "判断", "填空"]

@@ -20,7 +20,7 @@ from ..db import Database
 from ..index.documents import DocumentManager
 from ..errors import RagError
 from ..service import RagService
-from ..users import UserStore
+from ..auth.users import UserStore
 from . import openai_api as oa
 from .auth import Authenticator, Caller, ChatCaller, ReaderCaller
 from .errors import ApiError, error_body, rag_error_status

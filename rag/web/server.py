@@ -26,7 +26,7 @@ from ..db import Database, open_database
 from ..db.keys import ApiKeyStore
 from ..index.documents import DocumentManager
 from ..service import RagService
-from ..users import UserStore
+from ..auth.users import UserStore
 from .api import ApiContext, include_routes
 from .auth import Authenticator, RateLimiter
 from .errors import install_error_handlers

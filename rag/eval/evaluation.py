@@ -10,7 +10,7 @@ from __future__ import annotations
 import statistics
 from difflib import SequenceMatcher
 
-from .text import norm
+from ..text import norm
 
 
 def holds(passage: str, quote: str) -> bool:

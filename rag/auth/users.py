@@ -13,7 +13,7 @@ Example::
     require(user, "quiz")                            # AuthError when not allowed
 
 Resetting a password, removing a user or changing a role ends that user's sessions at once
-(``rag.sessions``, in the same folder as the user file). Not done here: login throttling (the web
+(``rag.auth.sessions``, in the same folder as the user file). Not done here: login throttling (the web
 layer), password policy beyond a minimum length.
 """
 
@@ -36,8 +36,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from filelock import FileLock, Timeout
 
-from .errors import AuthError, InputError, RagError
-from .fsutil import atomic_write
+from ..errors import AuthError, InputError, RagError
+from ..fsutil import atomic_write
 from .sessions import FILE_NAME as SESSIONS_FILE, SessionStore
 
 logger = logging.getLogger(__name__)

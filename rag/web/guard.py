@@ -1,6 +1,6 @@
 """The guard in front of the Gradio app: one ASGI middleware for what Gradio's routes do not do.
 
-``launch()`` in ``app.py`` installs it with ``app_kwargs={"middleware": [Middleware(Guard, …)]}``,
+``launch()`` in ``rag/web/page.py`` installs it with ``app_kwargs={"middleware": [Middleware(Guard, …)]}``,
 so it sees every HTTP request before Gradio does and every response before it leaves:
 
 - **Headers** on every response: a strict Content-Security-Policy (scripts and styles from the app
@@ -8,12 +8,12 @@ so it sees every HTTP request before Gradio does and every response before it le
   connections), ``X-Content-Type-Options: nosniff``, no framing, no referrer to other sites;
   file routes (``/gradio_api/file=…``) answer as downloads (``Content-Disposition: attachment``).
 - **Sign-in** (``POST /login``): same-origin check (CSRF); throttled per client address and per
-  account (``rag.throttle``: 5 failures a minute, then 429 with a Chinese message, locks growing
+  account (``rag.auth.throttle``: 5 failures a minute, then 429 with a Chinese message, locks growing
   to at most 5 minutes). A browser that signed in to an account before carries a signed
   ``rag_device`` cookie and is throttled under its own key instead, so a guesser cannot lock the
   real user out of the browser they use. The password check itself runs off the event loop
-  (``app.launch`` passes an async ``auth``).
-- **Sessions** (``rag.sessions.SessionStore``): every session cookie is checked against the store
+  (``page.launch`` passes an async ``auth``).
+- **Sessions** (``rag.auth.sessions.SessionStore``): every session cookie is checked against the store
   on every request; one that expired (idle, lifetime) or was ended (``users reset|remove|role``,
   from any process) is dropped from Gradio's table at once, so the caller is signed out.
   ``GET /logout`` is refused cross-site and ends the sessions in the store too.
@@ -44,9 +44,9 @@ from pathlib import Path
 from typing import Any
 
 from rag.fsutil import atomic_write
-from rag.sessions import SessionStore
-from rag.throttle import LoginThrottle
-from rag.users import UserStore, allowed
+from rag.auth.sessions import SessionStore
+from rag.auth.throttle import LoginThrottle
+from rag.auth.users import UserStore, allowed
 
 logger = logging.getLogger(__name__)
 

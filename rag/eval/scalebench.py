@@ -43,7 +43,7 @@ from typing import TextIO
 
 import numpy as np
 
-from .config import Settings
+from ..config import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -88,10 +88,10 @@ def bench_one(store_kind: str, n: int, *, dim: int = 384, seed: int = 0, setting
     import faiss
 
     from .bench import SYNTH_VOCAB, _zipf_tokens
-    from .index.store import open_store
-    from .index.retrieval import Retriever
-    from .schema import Chunk, SourceText
-    from .text import tokenize
+    from ..index.store import open_store
+    from ..index.retrieval import Retriever
+    from ..schema import Chunk, SourceText
+    from ..text import tokenize
 
     rng = np.random.default_rng(seed)
     proj = rng.standard_normal((LATENT_DIM, dim), dtype=np.float32)
@@ -184,7 +184,7 @@ def bench_one(store_kind: str, n: int, *, dim: int = 384, seed: int = 0, setting
         }
     finally:
         if store_kind == "milvus":
-            from .index.store.milvus import release
+            from ..index.store.milvus import release
 
             release(str((tmp / "index" / "milvus.db").resolve()))
         shutil.rmtree(tmp, ignore_errors=True)
