@@ -61,7 +61,7 @@ class Index:
 
 
 class FaissStore:
-    """Search one loaded ``rag.store.Index`` (FAISS + keyword index in memory)."""
+    """Search one loaded ``Index`` (FAISS + keyword index in memory)."""
 
     def __init__(self, index: Index) -> None:
         self.index = index
