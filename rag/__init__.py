@@ -12,13 +12,21 @@ _os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 __version__ = "0.1.0"
 
-__all__ = ["RagRetriever"]
+__all__ = ["RagRetriever", "RagService", "Settings"]
 
 
 def __getattr__(name: str):
-    # langchain is imported only when the retriever is asked for: `import rag` stays light
+    # imported only when asked for (`from rag import RagService, Settings`): `import rag` stays light
     if name == "RagRetriever":
         from .langchain_retriever import RagRetriever
 
         return RagRetriever
+    if name == "RagService":
+        from .service import RagService
+
+        return RagService
+    if name == "Settings":
+        from .config import Settings
+
+        return Settings
     raise AttributeError(f"module 'rag' has no attribute {name!r}")

@@ -65,7 +65,7 @@ def cmd_index(args, settings: Settings) -> int:
     if args.verify:
         return _verify_index(settings)
     if args.rollback:
-        from .indexing import rollback_index
+        from .index.indexing import rollback_index
 
         v = rollback_index(settings, user="cli")
         print(f"已回滚到索引版本 {v}")
@@ -84,7 +84,7 @@ def cmd_index(args, settings: Settings) -> int:
 def _verify_index(settings: Settings) -> int:
     """Check the live version (hashes, counts, embedder) and list the others; 1 when it is damaged."""
     from .index.store import open_store
-    from .store import check_compatible
+    from .index.store.reader import check_compatible
 
     store = open_store(settings)
     where = settings.index_dir if store.kind == "faiss" else f"Milvus 集合 {settings.milvus_collection}"
@@ -170,14 +170,14 @@ def cmd_eval(args, settings: Settings) -> int:
 
 def score_results(gold: list[dict], results: list[dict]) -> dict:
     """Metrics in the reference scorer's terms (same normalisation and matching)."""
-    from .evaluation import score
+    from .eval.evaluation import score
 
     return score(gold, {r["id"]: r for r in results})
 
 
 def cmd_bench(args, settings: Settings) -> int:
     if args.scale:
-        from .scalebench import run_scale
+        from .eval.scalebench import run_scale
 
         try:
             sizes = [int(float(x)) for x in args.scale.split(",") if x.strip()]
@@ -198,7 +198,8 @@ def cmd_bench(args, settings: Settings) -> int:
         run_api_bench(settings, clients=args.clients, seconds=args.seconds, solo_seconds=args.solo_seconds,
                       gold_path=Path(args.gold) if args.gold else None, out=sys.stdout)
         return 0
-    from .bench import run_bench, run_load
+    from .eval.bench import run_bench
+    from .web.bench_load import run_load
 
     if args.load:
         run_load(settings, sys.stdout, seconds=args.seconds, alone_seconds=min(20.0, args.seconds / 3))
@@ -208,7 +209,7 @@ def cmd_bench(args, settings: Settings) -> int:
 
 
 def cmd_users(argv: list[str], settings: Settings) -> int:
-    from .users import UserStore, run_users_cli
+    from .auth.users import UserStore, run_users_cli
 
     return run_users_cli(argv, UserStore(Path(settings.data_dir) / "users.json"))
 
@@ -218,7 +219,7 @@ def cmd_keys(args, settings: Settings) -> int:
     from .db import open_database
     from .db.keys import ApiKeyStore
     from .errors import InputError
-    from .users import UserStore
+    from .auth.users import UserStore
 
     store = ApiKeyStore(open_database(settings))
     if args.keys_cmd == "add":
@@ -243,9 +244,10 @@ def cmd_keys(args, settings: Settings) -> int:
 
 
 def cmd_quiz(args, settings: Settings) -> int:
-    from .quiz import make_quiz, parse_types
-    from .quiz_bank import QuestionBank
-    from .quiz_export import check_format, export_quiz
+    from .quiz.make import make_quiz
+    from .quiz.items import parse_types
+    from .quiz.bank import QuestionBank
+    from .quiz.export import check_format, export_quiz
     from .service import RagService
 
     t0 = time.perf_counter()
@@ -267,7 +269,7 @@ def cmd_quiz(args, settings: Settings) -> int:
     added = bank.add(result.items) if bank is not None else []
     print(f"已生成 {len(result.items)} 题，写入 {args.out}" + (f"；题库新增 {len(added)} 题" if bank else ""))
     if args.stats:
-        from .quiz import format_stats
+        from .quiz.sentences import format_stats
 
         result.stats["seconds"] = round(time.perf_counter() - t0, 3)
         print(format_stats(result.stats))

@@ -18,19 +18,21 @@ from pathlib import Path
 from typing import Iterator
 
 from .config import Settings
-from .embeddings import VectorEmbeddings, make_embeddings, make_reranker
+from .index.embeddings import VectorEmbeddings, make_embeddings, make_reranker
 from .errors import IndexCorruptError, IndexNotBuiltError, IndexOutdatedError, InputError
-from .extractive import ExtractiveAnswerer, idf_lookup, question_terms, split_subquestions
+from .answer.extractive import ExtractiveAnswerer
+from .answer.spans import idf_lookup, split_subquestions
+from .answer.query import question_terms
 from . import limits
 from .priority import lower_this_thread, run_low_priority
-from .indexing import BuildReport, Progress, build_index, embedder_cache_dir
-from .retrieval import Fusion, Retriever
+from .index.indexing import BuildReport, Progress, build_index, embedder_cache_dir
+from .index.retrieval import Fusion, Retriever
 from .answer.learned import REFUSAL
 from .schema import Answer, Hit
-from .sentvec import SentenceIndex, SentenceVectorCache
-from .locking import try_writer_lock
+from .index.sentvec import SentenceIndex, SentenceVectorCache
+from .index.locking import try_writer_lock
 from .index.store import VersionStore, open_store
-from .store import Index
+from .index.store.loaded import Index
 from .text import norm, tokenize
 
 logger = logging.getLogger(__name__)
@@ -368,7 +370,7 @@ class RagService:
     def chat_model(self):
         with self._lock:
             if self._llm is None:
-                from .llm import make_chat_model
+                from .llm.models import make_chat_model
 
                 self._llm = make_chat_model(self.settings)
             return self._llm
@@ -377,9 +379,9 @@ class RagService:
         """LLM mode: rewrite a follow-up, retrieve, gate, generate (streamed), check citations.
 
         Yields (text so far, None) as tokens arrive, then (checked text, Answer). Model failures
-        end in the extractive answer with a notice (rag/generation.py), never in an exception.
+        end in the extractive answer with a notice (rag/llm/generation.py), never in an exception.
         """
-        from .generation import LLMAnswerer, failure_notice, rewrite_question
+        from .llm.generation import LLMAnswerer, failure_notice, rewrite_question
 
         t0 = time.perf_counter()
         q = self.check_question(question)
@@ -442,6 +444,6 @@ class RagService:
     # ------------------------------------------------------------ quiz
     def quiz(self, **kwargs):
         """Generate a quiz (see ``rag.quiz.make_quiz``: topic, article, n, types, exclude_bank)."""
-        from .quiz import make_quiz
+        from .quiz.make import make_quiz
 
         return make_quiz(self, **kwargs)

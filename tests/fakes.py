@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from rag.embeddings import VectorEmbeddings
+from rag.index.embeddings import VectorEmbeddings
 
 
 class CharBigramEmbeddings(VectorEmbeddings):

@@ -90,8 +90,8 @@ def real_site(tmp_path_factory, real_service, real_settings):
 
     from rag.db import open_database
     from rag.db.keys import ApiKeyStore
-    from rag.documents import DocumentManager
-    from rag.users import UserStore
+    from rag.index.documents import DocumentManager
+    from rag.auth.users import UserStore
     from rag.web.server import ServerThread, create_app
 
     data = tmp_path_factory.mktemp("real-api")

@@ -19,13 +19,13 @@ from argon2 import PasswordHasher
 gr = pytest.importorskip("gradio")
 from gradio_client import Client, handle_file  # noqa: E402
 
-import app as webapp  # noqa: E402
-from app import plain_history  # noqa: E402
+from rag.web import page as webapp  # noqa: E402
+from rag.web.page import plain_history  # noqa: E402
 from rag.audit import read_audit  # noqa: E402
 from rag.config import Settings  # noqa: E402
-from rag.documents import DocumentManager  # noqa: E402
+from rag.index.documents import DocumentManager  # noqa: E402
 from rag.service import RagService  # noqa: E402
-from rag.users import UserStore  # noqa: E402
+from rag.auth.users import UserStore  # noqa: E402
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 FILES = ["000_aa051e8584efc7b6.txt", "003_407e79abe79f1b58.txt"]
@@ -94,7 +94,7 @@ def test_cadre_may_chat_but_not_manage(site, tmp_path) -> None:
     f = tmp_path / "x.txt"
     f.write_text("青松县政协机关推行“三色预警”工作法。\n", encoding="utf-8")
     before = sorted(p.name for p in site["settings"].corpus_dir.iterdir())
-    with pytest.raises(Exception, match="403"):  # refused at Gradio's upload route already (web.guard)
+    with pytest.raises(Exception, match="403"):  # refused at Gradio's upload route already (rag.web.guard)
         c.predict([handle_file(str(f))], api_name="/upload")
     with pytest.raises(Exception, match="无权"):
         c.predict(FILES[1], api_name="/delete")

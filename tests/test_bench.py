@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 
-from rag.bench import run_bench
+from rag.eval.bench import run_bench
 from rag.config import Settings
 
 
@@ -32,7 +32,7 @@ def test_bench_prints_every_figure(mini_corpus, tmp_path):
 
 
 def test_load_bench_prints_both_phases_side_by_side(mini_corpus, tmp_path):
-    from rag.bench import run_load
+    from rag.web.bench_load import run_load
 
     settings = Settings(corpus_dir=mini_corpus, index_dir=tmp_path / "index", data_dir=tmp_path / "data")
     out = io.StringIO()

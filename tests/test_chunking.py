@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from rag import chunking
-from rag.chunking import block_sentences, chunk_document, split_sentences
+from rag.ingest import chunking
+from rag.ingest.chunking import block_sentences, chunk_document, split_sentences
 from rag.config import Settings
-from rag.loaders import load_file, read_metadata
+from rag.ingest.loaders import load_file, read_metadata
 from rag.schema import SourceText
-from rag.structure import parse_blocks
+from rag.ingest.structure import parse_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"

@@ -47,7 +47,7 @@ def cli_env(built, monkeypatch) -> dict:
 
 
 def n_chunks(built) -> int:
-    from rag.store import open_index
+    from rag.index.store.reader import open_index
 
     return len(open_index(Path(built["env"]["RAG_INDEX_DIR"])).chunks)
 

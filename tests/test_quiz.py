@@ -11,18 +11,12 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from rag.cli import main
 from rag.errors import QuizError
-from rag.quiz import (
-    TYPES,
-    Evidence,
-    QuizItem,
-    corpus_texts_of,
-    format_stats,
-    generate_with_llm,
-    make_quiz,
-    parse_types,
-    validate_item,
-)
-from rag.quiz_bank import QuestionBank
+from rag.quiz.items import TYPES, Evidence, QuizItem, parse_types
+from rag.quiz.llm_items import corpus_texts_of, generate_with_llm
+from rag.quiz.sentences import format_stats
+from rag.quiz.make import make_quiz
+from rag.quiz.validator import validate_item
+from rag.quiz.bank import QuestionBank
 
 FILE = "003_407e79abe79f1b58.txt"
 QUOTE = "推动省直部门单位与联建企业开展组织联建、理论联学、活动联办、品牌联创"
@@ -213,7 +207,7 @@ def test_cli_quiz_writes_docx_and_prints_stats(real_settings, tmp_path: Path, mo
 class ScriptedServer:
     """A loopback OpenAI-compatible chat-completions server (JSON and streamed SSE replies) that
     answers from a per-test script of callables ``(request_body) -> reply text`` and records every
-    request. The client is the real ChatOpenAI from ``rag.llm.make_chat_model`` (as tests/test_llm.py)."""
+    request. The client is the real ChatOpenAI from ``rag.llm.models.make_chat_model`` (as tests/test_llm.py)."""
 
     def __init__(self) -> None:
         import threading

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from rag.errors import QuizError
-from rag.quiz import TYPE_LABELS, make_quiz
-from rag.quiz_export import XLSX_COLUMNS, answer_text, export_quiz, read_json_items
+from rag.quiz.items import TYPE_LABELS
+from rag.quiz.make import make_quiz
+from rag.quiz.export import XLSX_COLUMNS, answer_text, export_quiz, read_json_items
 
 
 @pytest.fixture(scope="module")

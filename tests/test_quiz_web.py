@@ -17,13 +17,15 @@ from argon2 import PasswordHasher
 
 gr = pytest.importorskip("gradio")
 
-import app as webapp  # noqa: E402
-from rag.documents import DocumentManager  # noqa: E402
-from rag.quiz import QuizItem, corpus_texts_of, validate_item  # noqa: E402
-from rag.quiz_bank import QuestionBank  # noqa: E402
-from rag.quiz_export import XLSX_COLUMNS  # noqa: E402
+from rag.web import page as webapp  # noqa: E402
+from rag.index.documents import DocumentManager  # noqa: E402
+from rag.quiz.items import QuizItem
+from rag.quiz.llm_items import corpus_texts_of
+from rag.quiz.validator import validate_item  # noqa: E402
+from rag.quiz.bank import QuestionBank  # noqa: E402
+from rag.quiz.export import XLSX_COLUMNS  # noqa: E402
 from rag.service import RagService  # noqa: E402
-from rag.users import UserStore  # noqa: E402
+from rag.auth.users import UserStore  # noqa: E402
 
 CHEAP = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 ALL_TYPES = ["单选", "多选", "判断", "填空"]
@@ -232,7 +234,7 @@ def test_article_scope_stays_in_the_article_and_admin_may_use_the_tab(site) -> N
 
 
 def test_corpus_text_is_rendered_escaped() -> None:
-    from rag.quiz import Evidence
+    from rag.quiz.items import Evidence
 
     item = QuizItem(
         type="single_choice", stem="<script>alert(1)</script>下列哪一项？", options={"A": "<img src=x onerror=alert(2)>", "B": "乙",

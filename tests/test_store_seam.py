@@ -13,8 +13,8 @@ from rag.config import Settings
 from rag.errors import ConfigError
 from rag.index.store import Store, open_store
 from rag.index.store.faiss import FaissStore, FaissVersions
-from rag.indexing import build_index, rollback_index
-from rag.store import chunk_tokens
+from rag.index.indexing import build_index, rollback_index
+from rag.index.store.loaded import chunk_tokens
 
 DOCS = {
     "panda.txt": "大熊猫\n\n大熊猫的主食是竹子，每天要吃十几公斤竹子。\n\n大熊猫主要生活在四川、陕西和甘肃的山区竹林中。\n",

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.loaders import load_file, read_metadata
+from rag.ingest.loaders import load_file, read_metadata
 from rag.schema import Block, SourceText
-from rag.structure import ends_sentence, parse_blocks
+from rag.ingest.structure import ends_sentence, parse_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"

@@ -1,4 +1,4 @@
-"""Tests of rag/users.py on real JSON files in tmp_path, with a cheap argon2 hasher."""
+"""Tests of rag/auth/users.py on real JSON files in tmp_path, with a cheap argon2 hasher."""
 
 from __future__ import annotations
 
@@ -11,16 +11,7 @@ import pytest
 from argon2 import PasswordHasher
 
 from rag.errors import AuthError, InputError, RagError
-from rag.users import (
-    PERMISSIONS,
-    ROLE_LABELS,
-    ROLES,
-    User,
-    UserStore,
-    allowed,
-    require,
-    run_users_cli,
-)
+from rag.auth.users import PERMISSIONS, ROLE_LABELS, ROLES, User, UserStore, allowed, require, run_users_cli
 
 
 def cheap_hasher() -> PasswordHasher:

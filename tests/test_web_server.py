@@ -9,7 +9,7 @@ gr = pytest.importorskip("gradio")
 from gradio_client import Client
 from web_site import PASSWORDS, make_api_site
 
-import app as webapp
+from rag.web import page as webapp
 from rag.web.server import ServerThread, create_app
 
 

@@ -11,9 +11,9 @@ from argon2 import PasswordHasher
 from rag.config import Settings
 from rag.db import open_database
 from rag.db.keys import ApiKeyStore
-from rag.documents import DocumentManager
+from rag.index.documents import DocumentManager
 from rag.service import RagService
-from rag.users import UserStore
+from rag.auth.users import UserStore
 
 MINI_CORPUS = Path(__file__).resolve().parent / "data" / "mini_corpus"
 CHEAP = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)

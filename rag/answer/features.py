@@ -59,7 +59,7 @@ DETAIL_Q = re.compile(r"具体|分别|各自|各占|各有|哪几|哪些|都是|
 
 
 def _x():
-    from .. import extractive  # the text helpers live with the answerer (imported late: no circle)
+    from . import spans as extractive  # the answerer's text helpers (rag/answer/spans.py)
 
     return extractive
 

@@ -49,7 +49,7 @@ class LearnedAnswering:
     def prepare(
         self, question: str, hits: list[Hit], *, extra_terms: dict | None = None, said: str = "", context: str = ""
     ) -> Prepared:
-        from ..extractive import split_subquestions
+        from .spans import split_subquestions
 
         prep = Prepared(question=question, hits=hits, cands=[])
         if not hits:
@@ -85,7 +85,7 @@ class LearnedAnswering:
         """IDF-weighted share of the query's terms in each candidate (terms only in its heading path or
         inline heading count 3/4, in the sentence before it 1/2; a term that is only one item of a
         、-list counts half unless the question asks for a list)."""
-        from ..extractive import _listed_only
+        from .spans import _listed_only
 
         for c in cands:
             s_norm = norm(c.text).lower()
@@ -141,7 +141,7 @@ class LearnedAnswering:
         return v
 
     def coordinated_cores(self, question: str) -> set[str]:
-        from ..extractive import _coordinated_places
+        from .spans import _coordinated_places
         from ..places import place_core
 
         return {place_core(p) for p in _coordinated_places(question)} - {""}
@@ -150,7 +150,7 @@ class LearnedAnswering:
     def label_candidates(self, hits: list[Hit]) -> list:
         """Speaker labels ("山西省政协秘书长 张岐云") and interview by-lines of the passages read:
         the answer to "who said it / what post does X hold" is often only there."""
-        from ..extractive import Candidate, speaker_of
+        from .spans import Candidate, speaker_of
 
         out, seen = [], set()
         for r, h in enumerate(hits[: self.settings.answer_passages]):
@@ -167,7 +167,7 @@ class LearnedAnswering:
     def run_candidates(self, cands: list, question: str, hits: list[Hit]) -> list:
         """Runs of list items: the items a short lead-in announces, the siblings of a numbered item,
         and numbered sub-headings of a section the question names."""
-        from ..extractive import FIRST_ITEM, Candidate
+        from .spans import FIRST_ITEM, Candidate
 
         out = []
         for c in cands:
@@ -236,7 +236,7 @@ class LearnedAnswering:
     def second_sentence(self, q: Query, cands: list, s: np.ndarray, order: np.ndarray, top, ratio: float):
         """A second sentence that covers question terms the first misses, when the ranker gives it
         at least ``ratio`` of the first's softmax share (ratio > 1: never)."""
-        from ..extractive import ANSWER_KIND, _restates, is_inline_heading
+        from .spans import ANSWER_KIND, _restates, is_inline_heading
 
         if ratio > 1:
             return None

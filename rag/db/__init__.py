@@ -13,6 +13,7 @@ Example::
 
 from __future__ import annotations
 
-from .engine import Database, database_url, open_database
+from .engine import Database, database_url
+from .startup import open_database
 
 __all__ = ["Database", "database_url", "open_database"]

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..config import Settings
@@ -100,22 +99,3 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
-
-
-def open_database(settings: Settings, *, sync: bool = True) -> Database:
-    """Open the configured database, upgrade its schema and (``sync``) copy the JSON stores of
-    ``settings.data_dir`` into it (``rag.db.importer``); ConfigError when it cannot be reached."""
-    from .importer import sync_json
-
-    db = Database(database_url(settings))
-    try:
-        db.upgrade()
-        if db.url.get_backend_name() == "sqlite" and db.url.database not in (None, "", ":memory:"):
-            # conversations and key hashes: readable by this user only (SQLite's WAL files take the same mode)
-            Path(db.url.database).chmod(0o600)
-        if sync:
-            sync_json(db, Path(settings.data_dir))
-    except SQLAlchemyError as e:
-        raise ConfigError(f"无法打开数据库：{db.url.render_as_string(hide_password=True)}", f"database: {e}") from e
-    logger.info("database %s at revision %s", db.url.render_as_string(hide_password=True), db.revision())
-    return db

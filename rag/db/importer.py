@@ -1,7 +1,7 @@
 """Bring the JSON stores under ``data_dir`` into the database, nothing lost.
 
 ``users.json``, ``audit.jsonl``, ``question_bank.json`` and ``documents.json`` stay the live stores
-of their modules (``rag.users``, ``rag.audit``, ``rag.quiz_bank``, ``rag.documents``): moving them
+of their modules (``rag.auth.users``, ``rag.audit``, ``rag.quiz.bank``, ``rag.index.documents``): moving them
 would change code that other work is reshaping right now. ``sync_json`` copies them into the
 tables ``users``, ``audit``, ``question_bank`` and ``documents`` on every start, in one transaction:
 the first start migrates everything, later starts add the audit lines appended since and mirror

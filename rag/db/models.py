@@ -52,7 +52,7 @@ class ApiKey(Base):
 
 
 class UserRow(Base):
-    """A user of the page and the API. The live store is still ``users.json`` (``rag.users``); this
+    """A user of the page and the API. The live store is still ``users.json`` (``rag.auth.users``); this
     table is its copy, brought up to date on every start (``rag.db.importer``)."""
 
     __tablename__ = "users"

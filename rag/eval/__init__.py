@@ -7,5 +7,5 @@
 - ``cv``: leave-one-article-out cross-validation of all of it.
 
 What it does not do: judge. ``../shared/eval/score.py`` is the reference scorer; the figures here
-are computed the same way (``rag/evaluation.py``).
+are computed the same way (``rag/eval/evaluation.py``).
 """

@@ -17,7 +17,7 @@ def eval_service(settings: Settings, progress=None):
     """A service over the evaluation corpus (corpus/ + eval/newcorpus/), index built and warm;
     question vectors are kept on disk beside the evaluation index (training and cv embed the same
     questions again and again)."""
-    from ..embeddings import make_embeddings
+    from ..index.embeddings import make_embeddings
     from ..service import RagService
     from .data import QueryVectorCache, eval_settings
 

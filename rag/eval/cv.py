@@ -12,7 +12,7 @@ import logging
 
 import numpy as np
 
-from ..evaluation import score
+from .evaluation import score
 from ..schema import Answer, Citation, Hit
 from .data import Item, article_of, articles_of
 from .train import answer_items, choose_fusion, fit_model, fusion_grid, prepare_items, prepare_negatives, reciprocal_ranks

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..config import ROOT, Settings
 from ..errors import RagError
-from ..evaluation import holds
+from .evaluation import holds
 from ..text import norm
 
 logger = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ import numpy as np
 
 from ..answer.features import FEATURES, GATE_FEATURES, gate_features
 from ..answer.ranker import Model, choose_threshold, fit_listwise, fit_logistic, sigmoid
-from ..evaluation import score
-from ..retrieval import Fusion
+from .evaluation import score
+from ..index.retrieval import Fusion
 from .data import Item, article_of, gains
 
 logger = logging.getLogger(__name__)

@@ -19,10 +19,10 @@ from starlette.routing import Mount
 
 from ..config import Settings
 from ..db import Database
-from ..documents import DocumentManager
+from ..index.documents import DocumentManager
 from ..errors import RagError
 from ..service import RagService
-from ..users import UserStore
+from ..auth.users import UserStore
 from . import openai_api as oa
 from .auth import Authenticator, Caller, ChatCaller, ReaderCaller
 from .errors import ApiError, error_body, rag_error_status

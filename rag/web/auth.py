@@ -1,7 +1,7 @@
 """Who calls: ``Authorization: Bearer KEY`` on every API route, the key's user and role, a rate limit.
 
 anonymous or unknown/revoked key -> 401; a role without the route's action -> 403 (see
-``rag.users.PERMISSIONS``: chat for every role, quiz for trainers and admins, manage for admins);
+``rag.auth.users.PERMISSIONS``: chat for every role, quiz for trainers and admins, manage for admins);
 more than ``settings.api_rate_limit`` requests in a minute on one key -> 429 with ``Retry-After``.
 The article view also accepts the page's sign-in cookie, so a citation link opens in the browser.
 
@@ -22,7 +22,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..db.keys import ApiKeyStore, KeyInfo
-from ..users import ACTION_LABELS, ROLE_LABELS, User, UserStore, allowed
+from ..auth.users import ACTION_LABELS, ROLE_LABELS, User, UserStore, allowed
 from .errors import ApiError
 
 WINDOW_S = 60.0

@@ -24,7 +24,7 @@ import urllib.request
 from pathlib import Path
 from typing import TextIO
 
-from ..bench import _pct, load_questions
+from ..eval.bench import _pct, load_questions
 from ..config import Settings
 
 HOST = "127.0.0.1"
@@ -84,9 +84,9 @@ def run_api_bench(
 
     from ..db import open_database
     from ..db.keys import ApiKeyStore
-    from ..documents import DocumentManager
+    from ..index.documents import DocumentManager
     from ..service import RagService
-    from ..users import UserStore
+    from ..auth.users import UserStore
     from .server import ServerThread, create_app
 
     questions, source = load_questions(gold_path)

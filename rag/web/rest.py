@@ -186,9 +186,9 @@ def rest_router(ctx) -> APIRouter:
     def export_quiz(body: ExportRequest, caller: QuizCaller) -> Response:
         from pydantic import ValidationError
 
-        from ..quiz import QuizItem
-        from ..quiz_bank import QuestionBank
-        from ..quiz_export import export_quiz as write
+        from ..quiz.items import QuizItem
+        from ..quiz.bank import QuestionBank
+        from ..quiz.export import export_quiz as write
 
         if body.items is None:
             items = QuestionBank.for_settings(ctx.settings).load()

@@ -24,12 +24,12 @@ from .. import __version__
 from ..config import Settings
 from ..db import Database, open_database
 from ..db.keys import ApiKeyStore
-from ..documents import DocumentManager
+from ..index.documents import DocumentManager
 from ..service import RagService
-from ..users import UserStore
+from ..auth.users import UserStore
 from .api import ApiContext, include_routes
 from .auth import Authenticator, RateLimiter
-from ..sessions import SessionStore
+from ..auth.sessions import SessionStore
 from .edge import Edge
 from .errors import install_error_handlers
 

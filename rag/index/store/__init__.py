@@ -3,7 +3,8 @@
 - ``base.py``: ``Store`` (search one loaded version: dense, keyword, vectors, chunk, IDF) and
   ``VersionStore`` (write a version, publish it, roll back, prune, open the live one);
 - ``factory.py``: ``open_store(settings)`` picks the backend from ``RAG_STORE`` (faiss | milvus);
-- ``faiss.py``: the embedded default (FAISS + bm25s in ``index/versions/vN``, ``rag/store.py``);
+- ``faiss.py``: the embedded default (FAISS + bm25s in ``index/versions/vN``), over ``files.py`` (layout,
+  ``CURRENT``), ``writer.py``, ``reader.py`` and ``loaded.py`` (``Index``, ``FaissStore``);
 - ``milvus.py``: Milvus or milvus-lite (one collection per version behind an alias).
 """
 

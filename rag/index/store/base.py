@@ -9,7 +9,7 @@ Two protocols, because a loaded version and the versions of a store have differe
 - ``VersionStore`` writes, checks, publishes and rolls back versions (``index/versions/vN`` +
   ``CURRENT`` for FAISS; one collection per version behind an alias for Milvus).
 
-Neither does fusion or ranking beyond its own list: that stays in ``rag/retrieval.py``, so
+Neither does fusion or ranking beyond its own list: that stays in ``rag/index/retrieval.py``, so
 every backend feeds the same fusion.
 """
 
@@ -21,7 +21,7 @@ import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
     from ...schema import Chunk, SourceText
-    from ...store import Index
+    from .loaded import Index
 
 
 @runtime_checkable

@@ -1,6 +1,6 @@
 """The embedded backend: FAISS vectors + the bm25s keyword index, one folder per version.
 
-The files, their checks and the atomic ``CURRENT`` pointer are ``rag/store.py``'s (its
+The files, their checks and the atomic ``CURRENT`` pointer are ``files.py``, ``writer.py`` and ``reader.py``'s (its
 ``Index`` API is unchanged); this module puts them behind the ``Store``/``VersionStore`` seam.
 Everything runs in-process: another process sees a new version when it next reads ``CURRENT``.
 """
@@ -8,50 +8,16 @@ Everything runs in-process: another process sees a new version when it next read
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-from ... import store as files
 from ...schema import Chunk, SourceText
-
-
-class FaissStore:
-    """Search one loaded ``rag.store.Index`` (FAISS + keyword index in memory)."""
-
-    def __init__(self, index: files.Index) -> None:
-        self.index = index
-        self.version = index.version
-
-    def __len__(self) -> int:
-        return len(self.index.chunks)
-
-    def dense(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
-        vectors = self.index.vectors
-        n = vectors.ntotal
-        if n == 0 or k <= 0:
-            return []
-        scores, ids = vectors.search(np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1), min(k, n))
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
-
-    def keyword(self, tokens: list[str], k: int) -> list[tuple[int, float]]:
-        return self.index.keywords.top(tokens, k)
-
-    def vectors(self, ids: Sequence[int]) -> np.ndarray:
-        dim = self.index.dim
-        if not len(ids):
-            return np.zeros((0, dim), dtype=np.float32)
-        return np.vstack([self.index.vectors.reconstruct(int(i)) for i in ids])
-
-    def chunk(self, i: int) -> Chunk:
-        return self.index.chunks[i]
-
-    def idf(self, term: str) -> float:
-        return self.index.keywords.idf(term)
+from . import files, reader, writer
+from .loaded import FaissStore, Index  # noqa: F401  (FaissStore: the backend's search half)
 
 
 class FaissVersions:
-    """Versions under ``index_dir/versions`` with the ``CURRENT`` pointer (see ``rag/store.py``)."""
+    """Versions under ``index_dir/versions`` with the ``CURRENT`` pointer (see ``files.py``)."""
 
     kind = "faiss"
 
@@ -75,17 +41,17 @@ class FaissVersions:
         chunk_size: int,
         extra: dict | None = None,
     ) -> str:
-        path = files.write_version(
+        path = writer.write_version(
             self.index_dir, chunks, vectors, docs, embedder_id=embedder_id, chunk_size=chunk_size, extra=extra,
             hnsw_threshold=self.hnsw_threshold,
         )
         return path.name
 
-    def load(self, version: str, *, embedder_id: str | None = None, dim: int | None = None) -> files.Index:
-        return files.load_version(files.versions_dir(self.index_dir) / version, embedder_id=embedder_id, dim=dim)
+    def load(self, version: str, *, embedder_id: str | None = None, dim: int | None = None) -> Index:
+        return reader.load_version(files.versions_dir(self.index_dir) / version, embedder_id=embedder_id, dim=dim)
 
-    def open(self, *, embedder_id: str | None = None, dim: int | None = None) -> files.Index:
-        return files.open_index(self.index_dir, embedder_id=embedder_id, dim=dim)
+    def open(self, *, embedder_id: str | None = None, dim: int | None = None) -> Index:
+        return reader.open_index(self.index_dir, embedder_id=embedder_id, dim=dim)
 
     def publish(self, version: str) -> None:
         files.publish(self.index_dir, version)

@@ -21,7 +21,7 @@ A loaded version searches its own collection, not the alias: a reader keeps its 
 while the alias moves on. Chunks are read into memory once per version (the answerer and the
 place/name resolvers read every chunk); dense and keyword search run in Milvus.
 
-What it does not do: fusion (``rag/retrieval.py`` fuses these lists exactly as it fuses the
+What it does not do: fusion (``rag/index/retrieval.py`` fuses these lists exactly as it fuses the
 FAISS ones), or guard a Milvus server against two machines reindexing at once (the writer
 lock is a local file: run reindexing from one machine).
 """
@@ -39,11 +39,13 @@ from typing import Sequence
 import numpy as np
 from pymilvus import DataType, Function, FunctionType, MilvusClient
 
-from ...chunking import CHUNKER_VERSION
+from ...ingest.chunking import CHUNKER_VERSION
 from ...config import Settings
 from ...errors import IndexCorruptError, IndexNotBuiltError, RagError
 from ...schema import Chunk, SourceText
-from ...store import FORMAT_VERSION, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, Index, _crash_point, check_compatible, chunk_tokens
+from .files import FORMAT_VERSION, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, _crash_point
+from .loaded import Index, chunk_tokens
+from .reader import check_compatible
 from .keywords import BM25_B, BM25_K1, KeywordIndex
 
 logger = logging.getLogger(__name__)

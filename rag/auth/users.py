@@ -1,0 +1,408 @@
+"""Users and roles of the web app, kept in one small JSON file.
+
+Roles: ``cadre`` (干部: chat), ``trainer`` (培训: chat and quiz), ``admin`` (管理员: everything).
+Passwords are hashed with argon2id (argon2-cffi's defaults) and never stored or logged in clear.
+Every change is a read-modify-write under a file lock, written atomically (temp file in the same
+folder, fsync, ``os.replace``), so the CLI can add a user while the app runs without losing an update.
+
+Example::
+
+    store = UserStore(settings.data_dir / "users.json")
+    password = store.add("张三", "trainer")          # generated, shown once
+    user = store.verify("张三", password)            # User or None
+    require(user, "quiz")                            # AuthError when not allowed
+
+Resetting a password, removing a user or changing a role ends that user's sessions at once
+(``rag.auth.sessions``, in the same folder as the user file). Not done here: login throttling (the web
+layer), password policy beyond a minimum length.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import secrets
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from filelock import FileLock, Timeout
+
+from ..errors import AuthError, InputError, RagError
+from ..fsutil import atomic_write
+from .sessions import FILE_NAME as SESSIONS_FILE, SessionStore
+
+logger = logging.getLogger(__name__)
+
+ROLES = ("cadre", "trainer", "admin")
+ROLE_LABELS = {"cadre": "干部", "trainer": "培训", "admin": "管理员"}
+PERMISSIONS = {
+    "chat": {"cadre", "trainer", "admin"},
+    "quiz": {"trainer", "admin"},
+    "manage": {"admin"},
+}
+ACTION_LABELS = {"chat": "问答", "quiz": "生成测验", "manage": "管理文档"}
+
+MIN_PASSWORD_CHARS = 8
+MAX_PASSWORD_CHARS = 1024  # argon2 copes with more; this only bounds the work per request
+FIRST_ADMIN = "admin"
+FILE_VERSION = 1
+LOCK_TIMEOUT_S = 10.0
+
+# ASCII letters and digits, CJK ideographs (basic + extension A), and _ - .
+_NAME_RE = re.compile(r"[A-Za-z0-9_\-.\u3400-\u4dbf\u4e00-\u9fff]{1,32}")
+_ROLE_BY_LABEL = {label: role for role, label in ROLE_LABELS.items()}
+
+
+@dataclass(frozen=True)
+class User:
+    """A user as the app sees it; the password hash stays inside the store."""
+
+    name: str
+    role: str
+    created: str  # ISO 8601, UTC
+
+    @property
+    def role_label(self) -> str:
+        """Chinese name of the role, e.g. 干部."""
+        return ROLE_LABELS.get(self.role, self.role)
+
+
+def parse_role(role: str) -> str:
+    """Return the role id for ``role`` given as an id (``admin``) or in Chinese (``管理员``)."""
+    value = (role or "").strip()
+    if value in ROLES:
+        return value
+    if value in _ROLE_BY_LABEL:
+        return _ROLE_BY_LABEL[value]
+    choices = "、".join(f"{ROLE_LABELS[r]}（{r}）" for r in ROLES)
+    raise InputError(f"未知角色：{role}（可选 {choices}）", f"unknown role {role!r}")
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        raise InputError(
+            "用户名须为 1 至 32 个字符，只能包含字母、数字、汉字和 _ - .",
+            f"invalid user name {name!r}",
+        )
+    return name
+
+
+def _check_password(password: str) -> str:
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD_CHARS:
+        raise InputError(
+            f"密码至少需要 {MIN_PASSWORD_CHARS} 个字符", "password shorter than minimum"
+        )
+    if len(password) > MAX_PASSWORD_CHARS:
+        raise InputError(
+            f"密码不能超过 {MAX_PASSWORD_CHARS} 个字符", "password longer than maximum"
+        )
+    return password
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class UserStore:
+    """Users in a JSON file (``{"version": 1, "users": {name: {role, hash, created}}}``).
+
+    Every call reads the file again, so two stores (the app and the CLI) on the same file see each
+    other's changes. Does not cache, and does not repair a damaged file: it raises ``RagError``.
+
+    Args:
+        path: the JSON file, e.g. ``settings.data_dir / "users.json"``; its folder is created on first write.
+        hasher: an argon2 ``PasswordHasher``; tests pass a cheap one, the app keeps the default.
+    """
+
+    def __init__(self, path: Path, *, hasher: PasswordHasher | None = None) -> None:
+        self.path = Path(path)
+        self._hasher = hasher or PasswordHasher()
+        self._lock = FileLock(self.path.with_suffix(".lock"), timeout=LOCK_TIMEOUT_S, mode=0o600)
+        self._dummy_hash: str | None = None
+
+    # -- public API -------------------------------------------------------------------------
+
+    def add(self, name: str, role: str, password: str | None = None) -> str:
+        """Create a user and return the password (generated when ``password`` is None)."""
+        _check_name(name)
+        role = parse_role(role)
+        password = secrets.token_urlsafe(12) if password is None else _check_password(password)
+        record = {"role": role, "hash": self._hasher.hash(password), "created": _now()}
+        with self._transaction() as users:
+            if name in users:
+                raise InputError(f"用户已存在：{name}", f"duplicate user {name!r}")
+            users[name] = record
+        logger.info("added user %r with role %s", name, role)
+        return password
+
+    def remove(self, name: str) -> None:
+        """Delete a user; refuses to delete the last admin."""
+        with self._transaction() as users:
+            record = self._existing(users, name)
+            if record["role"] == "admin" and self._admin_count(users) == 1:
+                raise InputError(
+                    f"不能删除最后一个管理员：{name}", f"refusing to remove last admin {name!r}"
+                )
+            del users[name]
+        logger.info("removed user %r", name)
+        self.end_sessions(name)
+
+    def reset_password(self, name: str, password: str | None = None) -> str:
+        """Set a new password and return it (generated when ``password`` is None)."""
+        password = secrets.token_urlsafe(12) if password is None else _check_password(password)
+        new_hash = self._hasher.hash(password)
+        with self._transaction() as users:
+            self._existing(users, name)["hash"] = new_hash
+        logger.info("reset password of user %r", name)
+        self.end_sessions(name)
+        return password
+
+    def set_role(self, name: str, role: str) -> None:
+        """Change a user's role; refuses to demote the last admin."""
+        role = parse_role(role)
+        with self._transaction() as users:
+            record = self._existing(users, name)
+            if record["role"] == "admin" and role != "admin" and self._admin_count(users) == 1:
+                raise InputError(
+                    f"不能更改最后一个管理员的角色：{name}",
+                    f"refusing to demote last admin {name!r}",
+                )
+            record["role"] = role
+        logger.info("set role of user %r to %s", name, role)
+        self.end_sessions(name)
+
+    def list(self) -> list[User]:
+        """Return all users, sorted by name."""
+        users = self._read()
+        return [self._to_user(name, users[name]) for name in sorted(users)]
+
+    def get(self, name: str) -> User | None:
+        """Return the user called ``name``, or None."""
+        record = self._read().get(name) if isinstance(name, str) else None
+        return self._to_user(name, record) if record else None
+
+    def verify(self, name: str, password: str) -> User | None:
+        """Return the user when ``password`` matches, else None.
+
+        An unknown name still costs one hash check (against a dummy hash), so the answer time
+        does not tell which names exist. Rehashes the password when the hasher's parameters changed.
+        """
+        if not isinstance(password, str) or not password or len(password) > MAX_PASSWORD_CHARS:
+            return None
+        record = self._read().get(name) if isinstance(name, str) else None
+        stored = record["hash"] if record else self._dummy()
+        try:
+            self._hasher.verify(stored, password)
+        except VerifyMismatchError:
+            return None
+        except (VerificationError, InvalidHashError):
+            logger.warning("unreadable password hash for user %r", name)
+            return None
+        if record is None:  # matched the dummy: cannot happen with a random dummy, but never log in
+            return None
+        if self._hasher.check_needs_rehash(stored):
+            self._rehash(name, stored, password)
+        return self._to_user(name, record)
+
+    def end_sessions(self, name: str) -> int:
+        """End every signed-in session of ``name`` (the web app's, kept beside the user file)."""
+        return SessionStore(self.path.parent / SESSIONS_FILE).end_user(name)
+
+    def is_empty(self) -> bool:
+        """Return True when no user exists (or the file does not exist yet)."""
+        return not self._read()
+
+    def ensure_first_admin(self) -> str | None:
+        """Create user ``admin`` with a random password when there is no user; return that password.
+
+        Returns None when any user exists. The check and the write happen under one lock, so two
+        processes starting together create the admin only once.
+        """
+        if not self.is_empty():
+            return None
+        password = secrets.token_urlsafe(12)
+        record = {"role": "admin", "hash": self._hasher.hash(password), "created": _now()}
+        with self._transaction() as users:
+            if users:
+                return None
+            users[FIRST_ADMIN] = record
+        logger.info("created first admin user %r", FIRST_ADMIN)
+        return password
+
+    # -- file handling ----------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[dict[str, dict[str, Any]]]:
+        """Yield the users under the file lock; write them back when the block succeeds and changed them."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._lock.acquire()
+        except Timeout as e:
+            raise RagError(
+                f"用户文件正被其他进程使用，请稍后再试：{self.path}",
+                f"timed out waiting for lock on {self.path}",
+            ) from e
+        try:
+            users = self._read()
+            before = json.dumps(users, sort_keys=True)
+            yield users
+            if json.dumps(users, sort_keys=True) != before:  # skip no-op rewrites
+                self._write(users)
+        finally:
+            self._lock.release()
+
+    def _read(self) -> dict[str, dict[str, Any]]:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        except (OSError, UnicodeDecodeError) as e:
+            raise RagError(
+                f"无法读取用户文件：{self.path}", f"cannot read user file {self.path}: {e}"
+            ) from e
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise RagError(
+                f"用户文件已损坏（不是有效的 JSON），请检查或从备份恢复：{self.path}",
+                f"user file {self.path} is not valid JSON: {e}",
+            ) from e
+        users = data.get("users") if isinstance(data, dict) else None
+        if not isinstance(users, dict) or not all(
+            isinstance(r, dict) and isinstance(r.get("hash"), str) and isinstance(r.get("role"), str)
+            for r in users.values()
+        ):
+            raise RagError(
+                f"用户文件格式不正确，请检查或从备份恢复：{self.path}",
+                f"user file {self.path} has an unexpected structure",
+            )
+        return users
+
+    def _write(self, users: dict[str, dict[str, Any]]) -> None:
+        """Replace the file in one step (mode 0o600): temp file in the same folder, fsync, os.replace."""
+        payload = json.dumps(
+            {"version": FILE_VERSION, "users": users}, ensure_ascii=False, indent=2, sort_keys=True
+        )
+        atomic_write(self.path, (payload + "\n").encode("utf-8"), mode=0o600)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _rehash(self, name: str, old_hash: str, password: str) -> None:
+        new_hash = self._hasher.hash(password)
+        with self._transaction() as users:
+            record = users.get(name)
+            # only if nobody changed the password meanwhile
+            if record is not None and record["hash"] == old_hash:
+                record["hash"] = new_hash
+        logger.info("rehashed password of user %r", name)
+
+    def _dummy(self) -> str:
+        if self._dummy_hash is None:
+            self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
+        return self._dummy_hash
+
+    @staticmethod
+    def _existing(users: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
+        record = users.get(name) if isinstance(name, str) else None
+        if record is None:
+            raise InputError(f"用户不存在：{name}", f"no such user {name!r}")
+        return record
+
+    @staticmethod
+    def _admin_count(users: dict[str, dict[str, Any]]) -> int:
+        return sum(1 for r in users.values() if r["role"] == "admin")
+
+    @staticmethod
+    def _to_user(name: str, record: dict[str, Any]) -> User:
+        return User(name=name, role=record["role"], created=str(record.get("created", "")))
+
+
+def allowed(role: str | None, action: str) -> bool:
+    """Return True when ``role`` may perform ``action`` (a key of PERMISSIONS); None -> False."""
+    if action not in PERMISSIONS:
+        raise ValueError(f"unknown action {action!r}")  # a bug in the caller, not user input
+    return role is not None and role in PERMISSIONS[action]
+
+
+def require(user: User | None, action: str) -> User:
+    """Return ``user`` when signed in and allowed to perform ``action``, else raise AuthError."""
+    if user is None:
+        raise AuthError("请先登录", f"not signed in for {action}")
+    if not allowed(user.role, action):
+        raise AuthError(
+            f"当前角色（{user.role_label}）无权执行此操作：{ACTION_LABELS.get(action, action)}",
+            f"user {user.name!r} with role {user.role!r} may not {action}",
+        )
+    return user
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    roles = "、".join(f"{r}/{ROLE_LABELS[r]}" for r in ROLES)
+    parser = argparse.ArgumentParser(prog="python -m rag users", description="管理网页版的用户与角色")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="命令")
+    p = sub.add_parser("add", help="添加用户")
+    p.add_argument("name", help="用户名")
+    p.add_argument("--role", required=True, help=f"角色：{roles}")
+    p.add_argument("--password", help="密码（省略时自动生成并显示一次；写在命令行会留在 shell 历史中）")
+    sub.add_parser("list", help="列出用户")
+    p = sub.add_parser("remove", help="删除用户")
+    p.add_argument("name", help="用户名")
+    p = sub.add_parser("reset", help="重置密码")
+    p.add_argument("name", help="用户名")
+    p.add_argument("--password", help="新密码（省略时自动生成并显示一次）")
+    p = sub.add_parser("role", help="更改角色")
+    p.add_argument("name", help="用户名")
+    p.add_argument("role", help=f"角色：{roles}")
+    return parser
+
+
+def run_users_cli(argv: list[str], store: UserStore) -> int:
+    """Run ``add|list|remove|reset|role`` on ``store``; return 0, 1 on a RagError, 2 on bad usage.
+
+    Generated passwords are printed to stdout once and never again.
+    """
+    try:
+        args = _build_parser().parse_args(argv)
+    except SystemExit as e:  # argparse already printed usage or help
+        return e.code if isinstance(e.code, int) else 2
+    try:
+        if args.command == "add":
+            password = store.add(args.name, args.role, args.password)
+            label = ROLE_LABELS[parse_role(args.role)]
+            print(f"已添加用户 {args.name}（{label}）")
+            if args.password is None:
+                print(f"初始密码：{password}")
+                print("请妥善保存，该密码只显示这一次。")
+        elif args.command == "list":
+            users = store.list()
+            if not users:
+                print("（暂无用户）")
+            for user in users:
+                print(f"{user.name}\t{user.role_label}（{user.role}）\t{user.created}")
+        elif args.command == "remove":
+            store.remove(args.name)
+            print(f"已删除用户 {args.name}")
+        elif args.command == "reset":
+            password = store.reset_password(args.name, args.password)
+            print(f"已重置用户 {args.name} 的密码")
+            if args.password is None:
+                print(f"新密码：{password}")
+                print("请妥善保存，该密码只显示这一次。")
+        elif args.command == "role":
+            role = parse_role(args.role)
+            store.set_role(args.name, role)
+            print(f"已将用户 {args.name} 的角色改为 {ROLE_LABELS[role]}")
+    except RagError as e:
+        logger.info("users %s failed: %s", args.command, e.log_message)
+        print(f"错误：{e}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,1 +1,0 @@
-"""The web layer's own parts beside ``app.py``: ``web.guard`` (the ASGI middleware in front of Gradio)."""
