@@ -45,3 +45,16 @@ def test_article_link_opens_with_the_page_sign_in(page_site) -> None:
         assert r.status_code == 200
         page = browser.get(link, timeout=10)
     assert page.status_code == 200 and '<mark id="passage">龙井茶的故事</mark>' in page.text
+
+
+def test_article_link_closes_when_the_session_is_ended(page_site) -> None:
+    from rag.auth.sessions import SessionStore
+
+    url = page_site["url"]
+    link = url + "/articles/tea.txt?start=0&end=6"
+    with requests.Session() as browser:
+        assert browser.post(url + "/login", data={"username": "trainer", "password": PASSWORDS["trainer"]},
+                            timeout=10).status_code == 200
+        assert browser.get(link, timeout=10).status_code == 200
+        assert SessionStore.for_settings(page_site["settings"]).end_user("trainer") >= 1  # as `users reset` does
+        assert browser.get(link, timeout=10).status_code == 401

