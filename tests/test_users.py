@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import json
 import stat
 import threading
@@ -289,6 +291,28 @@ def test_cli_add_with_given_password_does_not_print_it(
     assert run_users_cli(["add", "li", "--role", "培训", "--password", "lipass123"], store) == 0
     assert "lipass123" not in capsys.readouterr().out
     assert store.verify("li", "lipass123").role == "trainer"
+
+
+def test_cli_prompts_for_the_password_on_a_terminal(
+    store: UserStore, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import getpass
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    typed = iter(["typed-pass-123", "typed-pass-123", "other-pass-1", "other-pass-2"])
+    monkeypatch.setattr(sys, "stdin", Terminal())
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": next(typed))
+    assert run_users_cli(["add", "wang", "--role", "cadre"], store) == 0
+    out = capsys.readouterr().out
+    assert "typed-pass-123" not in out and "初始密码" not in out
+    assert store.verify("wang", "typed-pass-123") is not None
+    assert run_users_cli(["reset", "wang"], store) == 1  # the two entries differ: nothing changes
+    assert "两次输入的密码不一致" in capsys.readouterr().err
+    assert store.verify("wang", "typed-pass-123") is not None
 
 
 def test_cli_list_remove_reset_role(store: UserStore, capsys: pytest.CaptureFixture) -> None:

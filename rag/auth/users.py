@@ -352,7 +352,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("add", help="添加用户")
     p.add_argument("name", help="用户名")
     p.add_argument("--role", required=True, help=f"角色：{roles}")
-    p.add_argument("--password", help="密码（省略时自动生成并显示一次；写在命令行会留在 shell 历史中）")
+    p.add_argument("--password", help="密码（省略时：在终端中提示输入，否则自动生成并显示一次；写在命令行会留在 shell 历史中）")
     sub.add_parser("list", help="列出用户")
     p = sub.add_parser("remove", help="删除用户")
     p.add_argument("name", help="用户名")
@@ -363,6 +363,21 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="用户名")
     p.add_argument("role", help=f"角色：{roles}")
     return parser
+
+
+def prompt_password(given: str | None) -> str | None:
+    """The password of ``add``/``reset``: the one given, else typed twice when stdin is a terminal
+    (empty: generate one), else None (generated and printed once)."""
+    if given is not None or not sys.stdin.isatty():
+        return given
+    import getpass
+
+    first = getpass.getpass("密码（直接回车则自动生成）：")
+    if not first:
+        return None
+    if getpass.getpass("再输入一次：") != first:
+        raise InputError("两次输入的密码不一致", "password confirmation did not match")
+    return first
 
 
 def run_users_cli(argv: list[str], store: UserStore) -> int:
@@ -376,10 +391,11 @@ def run_users_cli(argv: list[str], store: UserStore) -> int:
         return e.code if isinstance(e.code, int) else 2
     try:
         if args.command == "add":
-            password = store.add(args.name, args.role, args.password)
+            typed = prompt_password(args.password)
+            password = store.add(args.name, args.role, typed)
             label = ROLE_LABELS[parse_role(args.role)]
             print(f"已添加用户 {args.name}（{label}）")
-            if args.password is None:
+            if typed is None:
                 print(f"初始密码：{password}")
                 print("请妥善保存，该密码只显示这一次。")
         elif args.command == "list":
@@ -392,9 +408,10 @@ def run_users_cli(argv: list[str], store: UserStore) -> int:
             store.remove(args.name)
             print(f"已删除用户 {args.name}")
         elif args.command == "reset":
-            password = store.reset_password(args.name, args.password)
+            typed = prompt_password(args.password)
+            password = store.reset_password(args.name, typed)
             print(f"已重置用户 {args.name} 的密码")
-            if args.password is None:
+            if typed is None:
                 print(f"新密码：{password}")
                 print("请妥善保存，该密码只显示这一次。")
         elif args.command == "role":

@@ -101,10 +101,11 @@ def run_api_bench(
         service.ensure_index()
         service.wait_warm(600)
         users = UserStore(s.data_dir / "users.json", hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-        users.add("bench", "cadre", "bench-pass-123")
+        for i in range(clients):  # one cadre per client: a user has at most 2 answers in flight
+            users.add(f"bench{i}", "cadre", "bench-pass-123")
         db = open_database(s)
         store = ApiKeyStore(db)
-        keys = [store.add("bench", f"client {i}")[1] for i in range(clients)]
+        keys = [store.add(f"bench{i}", f"client {i}")[1] for i in range(clients)]
         server = ServerThread(create_app(service, s, users, DocumentManager(s), db=db), host=HOST)
         url = server.start()
         try:
