@@ -75,7 +75,6 @@ class Settings:
     tmp_max_age_s: float = 3600.0  # files in data_dir/tmp (Gradio's uploads) are deleted after this
     export_ttl_s: float = 600.0  # quiz exports are deleted after this
     concurrency: int = 4  # answers computed at once (page and API together; rag/limits.py AnswerSlots)
-    max_connections: int = 256  # open HTTP connections the server accepts (503 beyond)
     database_url: str = ""  # any SQLAlchemy URL; "" = sqlite:///<data_dir>/app.db
     api_rate_limit: int = 120  # API requests per key per minute (0 = no limit)
     session_idle_s: float = 8 * 3600.0  # a session ends after this long without a request

@@ -99,7 +99,7 @@ def cap_history(history: list[dict] | None, settings: Settings) -> list[dict]:
     for m in reversed(history):
         if not isinstance(m, dict) or m.get("role") not in ("user", "assistant") or not isinstance(m.get("content"), str):
             continue
-        text = m["content"]
+        text = strip_invisible(m["content"])  # a lone surrogate or a control character is not text
         if m["role"] == "user":
             turns += 1
         if turns > max_turns or total >= budget:

@@ -135,6 +135,21 @@ def test_oversized_body_is_refused_from_its_length_and_while_streaming(site) -> 
     assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
 
 
+def test_an_upload_by_a_cadre_is_refused_before_its_body(site) -> None:
+    key = site["auth_headers"]["Authorization"]  # a cadre's
+    reply = raw_request(site["url"], f"POST /api/v1/documents HTTP/1.1\r\nHost: x\r\nAuthorization: {key}\r\n"
+                        "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 300000000\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 403"), reply[:200]
+
+
+def test_history_with_a_lone_surrogate_is_answered(site) -> None:
+    body = ('{"model": "dangjian-rag", "messages": [{"role": "user", "content": "\\ud800龙井茶?"}, '
+            '{"role": "assistant", "content": "\\udfff杭州"}, {"role": "user", "content": "它产于哪里？"}]}')
+    r = requests.post(site["url"] + "/v1/chat/completions", data=body.encode(),
+                      headers={**site["auth_headers"], "Content-Type": "application/json"}, timeout=60)
+    assert r.status_code == 200, r.text
+
+
 # ---------------------------------------------------------------- headers and small inputs
 def test_api_and_article_responses_carry_security_headers(site) -> None:
     r = requests.get(site["url"] + "/v1/models", headers=site["auth_headers"], timeout=10)
@@ -151,7 +166,7 @@ def test_inputs_that_gave_500s_get_clear_4xx(site) -> None:
     assert r.status_code == 422
     r = requests.post(url + "/v1/chat/completions", data=b'{"model": ', headers={**h, "Content-Type": "application/json"},
                       timeout=10)
-    assert r.status_code == 422 and r.json()["error"]["message"] == "请求内容不是合法的 JSON"
+    assert r.status_code == 422 and r.json()["error"] == {"code": "invalid_request", "message": "请求内容不是合法的 JSON", "type": "invalid_request"}
     r = requests.delete(url + "/api/v1/documents/a/b/c", headers=bearer(site["keys"]["admin"]), timeout=10)
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
     # a lone surrogate cannot be encoded: stripped like other invisible characters

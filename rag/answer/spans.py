@@ -108,6 +108,9 @@ def has_count(text: str, classifier: str | None, question: str = "") -> bool:
     )
 
 
+MAX_PARTS = 4  # more "parts" than this (every labeled question has at most 2) cost a retrieval each
+
+
 def split_subquestions(question: str) -> list[str]:
     """Split "…？…？", "… and how many …" and "A和B两省…" questions into parts answered one by one."""
     parts = [p.strip() for p in re.split(r"[？?；;]\s*", question) if len(norm(p)) >= 4]
@@ -130,6 +133,8 @@ def split_subquestions(question: str) -> list[str]:
                     q2 = re.sub(rf"[和与及、]{o_full}", "", q, count=1)
                     q = q2 if q2 != q else re.sub(rf"{o_full}[和与及、]?", "", q, count=1)
                 parts.append(p + q.replace(p, "", 1) if p not in q else q)
+    if len(parts) > MAX_PARTS:  # a pasted paragraph, not a many-part question: one question, one retrieval
+        return [question]
     return parts or [question]
 
 

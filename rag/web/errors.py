@@ -99,7 +99,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def validation_error(request: Request, e: RequestValidationError) -> JSONResponse:
         errs = e.errors()
         if any(err.get("type") == "json_invalid" for err in errs):
-            return JSONResponse(error_body("invalid_json", "请求内容不是合法的 JSON"), status_code=422)
+            return JSONResponse(error_body("invalid_request", "请求内容不是合法的 JSON"), status_code=422)
         fields = sorted({".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body" for err in errs})
         return JSONResponse(
             error_body("invalid_request", f"请求参数无效：{'、'.join(fields)}", fields=fields), status_code=422

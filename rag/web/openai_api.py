@@ -29,6 +29,7 @@ from urllib.parse import quote as urlquote
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import InputError
+from ..limits import strip_invisible
 from ..schema import Answer, Chunk
 
 logger = logging.getLogger(__name__)
@@ -69,7 +70,9 @@ def split_messages(messages: list[ChatMessage]) -> tuple[str, list[dict]]:
     """(question, history): the last message must be the user's; system messages are dropped."""
     if len(messages) > MAX_MESSAGES:
         raise InputError(f"对话消息过多（{len(messages)} 条），最多 {MAX_MESSAGES} 条", f"{len(messages)} messages")
-    plain = [{"role": m.role, "content": message_text(m.content)} for m in messages if m.role in ("user", "assistant")]
+    # invisible characters and lone surrogates out of every message: they are stored with the conversation
+    plain = [{"role": m.role, "content": strip_invisible(message_text(m.content))}
+             for m in messages if m.role in ("user", "assistant")]
     if not plain or plain[-1]["role"] != "user":
         raise InputError("最后一条消息须为用户的问题（role: user）", "last message is not a user message")
     if sum(len(m["content"]) for m in plain) > MAX_HISTORY_CHARS:

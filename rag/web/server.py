@@ -54,7 +54,7 @@ def create_app(
     include_routes(app, ctx)
     app.add_middleware(
         Edge, upload_max_bytes=settings.upload_max_bytes, upload_max_files=settings.upload_max_files,
-        key_ok=lambda token: auth.keys.verify(token) is not None,
+        key_role=lambda token: key_role(auth, token),
     )
     if demo is not None:
         import gradio as gr
@@ -62,6 +62,13 @@ def create_app(
         gr.mount_gradio_app(app, demo, path="/", **(page_options or {}))
         auth.page_user = page_user_lookup(app, SessionStore.for_settings(settings))
     return app
+
+
+def key_role(auth: Authenticator, token: str) -> str | None:
+    """The role of the user of a valid, unrevoked API key, else None."""
+    info = auth.keys.verify(token)
+    user = auth.users.get(info.user) if info is not None else None
+    return user.role if user is not None else None
 
 
 def page_user_lookup(app: FastAPI, sessions: SessionStore):
@@ -88,10 +95,11 @@ def page_user_lookup(app: FastAPI, sessions: SessionStore):
 def serve(app: FastAPI, settings: Settings) -> None:
     """Serve ``app`` on ``settings.host:settings.port`` until interrupted (one worker)."""
     # proxy_headers off: X-Forwarded-For from a local client must not pick the address the sign-in
-    # throttle counts; limit_concurrency bounds the connections a slow client can hold open (503)
+    # throttle counts. No connection cap: uvicorn has no header timeout, so a cap would let anyone
+    # who opens that many idle sockets shut everyone out (put a reverse proxy in front for that).
     uvicorn.run(
         app, host=settings.host, port=settings.port, workers=1, log_level="info", timeout_graceful_shutdown=5,
-        proxy_headers=False, limit_concurrency=settings.max_connections, timeout_keep_alive=5,
+        proxy_headers=False, timeout_keep_alive=5,
     )
 
 
