@@ -292,7 +292,7 @@ def export_handler(settings: Settings, bank, who, exports: Path):
 
         from rag.quiz.export import export_quiz
         from rag.quiz.items import QuizItem
-        from rag.web.guard import sweep
+        from rag.web.files import sweep
 
         user = who(request, "quiz")
         state = fresh(state)
