@@ -32,13 +32,11 @@ MAX_FUNCTION_LINES = 90
 # there to land). A ratchet: an entry may shrink, not grow; an entry under the limit must go; no new
 # entry may appear.
 KNOWN_LARGE_MODULES = {
-    "rag/index/indexing.py": 492,
     "rag/index/store/milvus.py": 546,
 }
 KNOWN_LONG_FUNCTIONS = {
     "rag/answer/features.py::candidate_features": 133,
     "rag/eval/scalebench.py::bench_one": 106,
-    "rag/index/indexing.py::_build_locked": 123,
     "rag/index/store/milvus.py::write_version": 92,
     "rag/quiz/llm_items.py::generate_with_llm": 91,
     "rag/quiz/make.py::generate_quiz": 102,
