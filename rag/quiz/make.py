@@ -72,20 +72,7 @@ def generate_quiz(
     rank = {cid: i for i, cid in enumerate(focus)} if focus is not None else None
     exclude_stems = exclude_stems or set()
     exclude_facts = exclude_facts or set()
-    queues: dict[str, list[Candidate]] = {}
-    for k in kinds:
-        pool = cands[k]
-        if rank is not None:
-            pool = [c for c in pool if c.chunk_id in rank]
-            gen.rng.shuffle(pool)
-            pool.sort(key=lambda c: rank[c.chunk_id])  # stable: shuffled within a chunk
-        else:
-            pool = spread(pool, gen.rng)
-        if k in ("true_false", "fill_blank") and {"single_choice", "multi_choice"} & set(kinds):
-            # lists are scarce and a list's fact can be tested once: leave them to the choice items
-            list_facts = set().union(*(c.facts for c in cands["multi_choice"]))
-            pool = sorted(pool, key=lambda c: bool(c.facts & list_facts))  # stable
-        queues[k] = pool
+    queues = _queues(cands, kinds, rank, gen.rng)
     items: list[QuizItem] = []
     seen_stems: set[str] = set()
     seen_facts: set[str] = set()
@@ -93,41 +80,71 @@ def generate_quiz(
         for k in kinds:
             if len(items) >= n:
                 break
-            q = queues[k]
-            while q:
-                c = q.pop(0)
-                if c.facts & seen_facts:
-                    stats["dropped"]["same fact as another item"] += 1
-                    continue
-                if c.facts & exclude_facts:
-                    stats["dropped"]["already in the question bank"] += 1
-                    continue
-                built = c.build()
-                if isinstance(built, str):
-                    stats["dropped"][built] += 1
-                    continue
-                it = built
-                it.fact = c.fact  # what the item tests (a sentence, or a term wherever it recurs)
-                if it.stem_key in exclude_stems:
-                    stats["dropped"]["already in the question bank"] += 1
-                    continue
-                problems = validate_item(it, gen.texts, seen_stems=seen_stems)
-                if problems:
-                    for p in problems:
-                        stats["dropped"][p] += 1
-                    continue
-                items.append(it)
-                seen_stems.add(it.stem_key)
-                seen_facts |= c.facts
-                stats["generated"][k] += 1
-                if progress is not None:
-                    progress(len(items), n, f"已生成 {len(items)}/{n} 题")
-                break
+            it = _next_item(queues[k], gen.texts, stats["dropped"], seen_stems=seen_stems, seen_facts=seen_facts,
+                            exclude_stems=exclude_stems, exclude_facts=exclude_facts)
+            if it is None:
+                continue
+            items.append(it)
+            stats["generated"][k] += 1
+            if progress is not None:
+                progress(len(items), n, f"已生成 {len(items)}/{n} 题")
     stats["dropped"] = dict(stats["dropped"])
     stats["total"] = len(items)
     stats["seconds"] = round(time.perf_counter() - t0, 3)
     logger.info("quiz: %d items (%s) in %.2f s", len(items), stats["generated"], stats["seconds"])
     return QuizResult(items, stats)
+
+
+def _queues(cands: dict[str, list[Candidate]], kinds: list[str], rank: dict[str, int] | None,
+            rng: random.Random) -> dict[str, list[Candidate]]:
+    """Candidates per type in the order they are tried: by ``rank`` (the focus), else spread over articles."""
+    queues: dict[str, list[Candidate]] = {}
+    for k in kinds:
+        pool = cands[k]
+        if rank is not None:
+            pool = [c for c in pool if c.chunk_id in rank]
+            rng.shuffle(pool)
+            pool.sort(key=lambda c: rank[c.chunk_id])  # stable: shuffled within a chunk
+        else:
+            pool = spread(pool, rng)
+        if k in ("true_false", "fill_blank") and {"single_choice", "multi_choice"} & set(kinds):
+            # lists are scarce and a list's fact can be tested once: leave them to the choice items
+            list_facts = set().union(*(c.facts for c in cands["multi_choice"]))
+            pool = sorted(pool, key=lambda c: bool(c.facts & list_facts))  # stable
+        queues[k] = pool
+    return queues
+
+
+def _next_item(q: list[Candidate], texts, dropped: Counter, *, seen_stems: set[str], seen_facts: set[str],
+               exclude_stems: set[str], exclude_facts: set[str]) -> QuizItem | None:
+    """Pop candidates off ``q`` until one builds and validates (counting why the others were dropped);
+    marks its stem and facts as seen. None when ``q`` runs out."""
+    while q:
+        c = q.pop(0)
+        if c.facts & seen_facts:
+            dropped["same fact as another item"] += 1
+            continue
+        if c.facts & exclude_facts:
+            dropped["already in the question bank"] += 1
+            continue
+        built = c.build()
+        if isinstance(built, str):
+            dropped[built] += 1
+            continue
+        it = built
+        it.fact = c.fact  # what the item tests (a sentence, or a term wherever it recurs)
+        if it.stem_key in exclude_stems:
+            dropped["already in the question bank"] += 1
+            continue
+        problems = validate_item(it, texts, seen_stems=seen_stems)
+        if problems:
+            for p in problems:
+                dropped[p] += 1
+            continue
+        seen_stems.add(it.stem_key)
+        seen_facts |= c.facts
+        return it
+    return None
 
 
 def spread(pool: list[Candidate], rng: random.Random) -> list[Candidate]:

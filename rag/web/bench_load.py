@@ -34,6 +34,140 @@ def _phase_figures(lat: list[tuple[float, float]], errors: int, window: tuple[fl
     return out
 
 
+MAX_REQUESTS = 100_000  # a bound on every loop besides the clock
+
+
+def _ask_loop(client, k: int, until: float, lat: list, errs: list) -> None:
+    """Ask the built-in questions in turn (from the ``k``-th) until ``until``; (start, seconds) into ``lat``."""
+    i = k
+    while time.perf_counter() < until and len(lat) < MAX_REQUESTS:
+        q = BUILTIN_QUESTIONS[i % len(BUILTIN_QUESTIONS)]
+        i += 1
+        t0 = time.perf_counter()
+        try:
+            client.predict(q, [], api_name="/ask")
+            lat.append((t0, time.perf_counter() - t0))
+        except Exception as e:  # counted, and the loop goes on
+            errs.append(repr(e)[:200])
+
+
+def _flood(port: int, names: list[str], until: float, codes: dict, lock) -> None:
+    """Wrong passwords to ``/login`` from 127.0.0.2 until ``until``; status code -> count into ``codes``."""
+    import http.client
+    import urllib.parse
+
+    n = 0
+    while time.perf_counter() < until and n < MAX_REQUESTS:
+        n += 1
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=("127.0.0.2", 0))
+            conn.request("POST", "/login", body=urllib.parse.urlencode({"username": names[n % len(names)], "password": f"guess-{n}"}),
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+            code = conn.getresponse().status
+            conn.close()
+        except OSError:
+            code = -1
+        with lock:
+            codes[code] = codes.get(code, 0) + 1
+
+
+def _reindex_midway(service, seconds: float, window: dict) -> None:
+    # a full rebuild (every passage embedded again) in the serving process, as the admin
+    # tab's 重建索引 runs it; through /reindex an unchanged corpus would be a no-op
+    time.sleep(seconds / 3)
+    window["start"] = time.perf_counter()
+    try:
+        window["ok"] = service.reindex(rebuild=True, user="boss").version is not None
+    except Exception as e:
+        window["error"] = repr(e)[:200]
+    window["end"] = time.perf_counter()
+
+
+def _serve_copy(settings: Settings, base: Path, askers: int, out: TextIO):
+    """The real page over a copy of the corpus in ``base`` on a free port: (settings, service, demo, passwords)."""
+    import shutil
+    import socket
+
+    from . import page as webapp
+
+    from ..index.documents import DocumentManager
+    from ..service import RagService
+    from ..auth.users import UserStore
+
+    shutil.copytree(settings.corpus_dir, base / "corpus")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    st = settings.with_(corpus_dir=base / "corpus", index_dir=base / "index", data_dir=base / "data",
+                        host="127.0.0.1", port=port)
+    users = UserStore(st.data_dir / "users.json")
+    pw = {n: users.add(n, "cadre") for n in (f"asker{i}" for i in range(askers))}
+    service = RagService(st)
+    print(f"负载测试：建立索引（{st.corpus_dir.name}，临时目录）…", file=out, flush=True)
+    service.ensure_index()
+    service.wait_warm(900)
+    docs = DocumentManager(st)
+    demo = webapp.build_app(service, st, users, docs)
+    webapp.launch(demo, st, users, docs, prevent_thread_lock=True, quiet=True)
+    return st, service, demo, pw
+
+
+def _loaded_phase(clients: list, service, port: int, names: list[str], seconds: float, flooders: int):
+    """Every client asking, a reindex at a third, a login flood all along: (figures, errors, window)."""
+    import threading
+
+    lat2: list = []
+    err2: list = []
+    codes: dict = {}
+    code_lock = threading.Lock()
+    until = time.perf_counter() + seconds
+    threads = [threading.Thread(target=_ask_loop, args=(c, k, until, lat2, err2), daemon=True)
+               for k, c in enumerate(clients)]
+    threads += [threading.Thread(target=_flood, args=(port, names, until, codes, code_lock), daemon=True)
+                for _ in range(flooders)]
+    for t in threads:
+        t.start()
+    window: dict = {}
+    rt = threading.Thread(target=_reindex_midway, args=(service, seconds, window), daemon=True)
+    rt.start()
+    rt.join(seconds + 600)
+    for t in threads:
+        t.join(120)
+    win = (window.get("start", 0.0), window.get("end", 0.0))
+    load = _phase_figures(lat2, len(err2), win)
+    load["reindex_s"] = win[1] - win[0]
+    load["reindex_ok"] = bool(window.get("ok"))
+    load["login_flood"] = dict(sorted(codes.items()))
+    return load, err2, window
+
+
+def _print_load(out: TextIO, alone: dict, load: dict, window: dict, err2: list, *, askers: int, seconds: float,
+                alone_seconds: float, flooders: int) -> float:
+    """Both phases side by side; returns p95 during the reindex / p95 alone."""
+    rows = [
+        ("回答数 answers", alone["answers"], load["answers"]),
+        ("错误 errors", alone["errors"], load["errors"]),
+        ("p50 ms", f"{alone['p50_ms']:.0f}", f"{load['p50_ms']:.0f}"),
+        ("p95 ms", f"{alone['p95_ms']:.0f}", f"{load['p95_ms']:.0f}"),
+        ("重建索引期间回答数 answers during reindex", "", load["reindex_answers"]),
+        ("重建索引期间 p50 ms", "", f"{load['reindex_p50_ms']:.0f}"),
+        ("重建索引期间 p95 ms", "", f"{load['reindex_p95_ms']:.0f}"),
+        ("重建索引之外回答数 answers outside reindex", "", load["outside_answers"]),
+        ("重建索引之外 p95 ms", "", f"{load['outside_p95_ms']:.0f}"),
+    ]
+    print(f"\n{'':44}{'1 人单独 (' + str(int(alone_seconds)) + ' s)':>18}{str(askers) + ' 人并发 (' + str(int(seconds)) + ' s)':>18}", file=out)
+    for label, a, b in rows:
+        print(f"{label:44}{a!s:>18}{b!s:>18}", file=out)
+    print(f"\n重建索引：{load['reindex_s']:.1f} s（{'成功' if load['reindex_ok'] else '失败 ' + window.get('error', '')}）；"
+          f"登录洪泛（127.0.0.2，{flooders} 线程）：{load['login_flood']}", file=out)
+    ratio = load["reindex_p95_ms"] / alone["p95_ms"] if alone["p95_ms"] else math.nan
+    print(f"重建索引期间 p95 / 单人 p95 = {ratio:.2f}（目标 ≤ 2）；"
+          f"/ 同样并发、重建索引之外的 p95 = {load['reindex_p95_ms'] / load['outside_p95_ms']:.2f}", file=out)
+    if err2:
+        print("错误示例：" + "；".join(err2[:3]), file=out)
+    return ratio
+
+
 def run_load(settings: Settings, out: TextIO, *, seconds: float = 60.0, alone_seconds: float = 20.0,
              askers: int = 8, flooders: int = 4) -> dict:
     """8 signed-in askers for ``seconds`` with a full reindex in the middle and a login flood, vs one asker alone.
@@ -47,132 +181,24 @@ def run_load(settings: Settings, out: TextIO, *, seconds: float = 60.0, alone_se
     posts wrong passwords to ``/login`` from 127.0.0.2 in ``flooders`` threads. Loops are bounded
     by the clock and by a cap on requests. Prints both phases side by side and returns the figures.
     """
-    import http.client
-    import shutil
-    import socket
-    import threading
-    import urllib.parse
-
     from gradio_client import Client
 
-    from . import page as webapp
-
-    from ..index.documents import DocumentManager
-    from ..service import RagService
-    from ..auth.users import UserStore
-
     tmp = tempfile.TemporaryDirectory(prefix="rag-load-")
-    base = Path(tmp.name)
-    shutil.copytree(settings.corpus_dir, base / "corpus")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    st = settings.with_(corpus_dir=base / "corpus", index_dir=base / "index", data_dir=base / "data",
-                        host="127.0.0.1", port=port)
-    users = UserStore(st.data_dir / "users.json")
-    names = [f"asker{i}" for i in range(askers)]
-    pw = {n: users.add(n, "cadre") for n in names}
-    service = RagService(st)
-    print(f"负载测试：建立索引（{st.corpus_dir.name}，临时目录）…", file=out, flush=True)
-    service.ensure_index()
-    service.wait_warm(900)
-    docs = DocumentManager(st)
-    demo = webapp.build_app(service, st, users, docs)
-    webapp.launch(demo, st, users, docs, prevent_thread_lock=True, quiet=True)
-    url = f"http://127.0.0.1:{port}/"
-    max_requests = 100_000  # a bound on every loop besides the clock
-
-    def ask_loop(client: Client, k: int, until: float, lat: list, errs: list) -> None:
-        i = k
-        while time.perf_counter() < until and len(lat) < max_requests:
-            q = BUILTIN_QUESTIONS[i % len(BUILTIN_QUESTIONS)]
-            i += 1
-            t0 = time.perf_counter()
-            try:
-                client.predict(q, [], api_name="/ask")
-                lat.append((t0, time.perf_counter() - t0))
-            except Exception as e:  # counted, and the loop goes on
-                errs.append(repr(e)[:200])
-
-    def flood(until: float, codes: dict, lock: threading.Lock) -> None:
-        n = 0
-        while time.perf_counter() < until and n < max_requests:
-            n += 1
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=("127.0.0.2", 0))
-                conn.request("POST", "/login", body=urllib.parse.urlencode({"username": names[n % askers], "password": f"guess-{n}"}),
-                             headers={"Content-Type": "application/x-www-form-urlencoded"})
-                code = conn.getresponse().status
-                conn.close()
-            except OSError:
-                code = -1
-            with lock:
-                codes[code] = codes.get(code, 0) + 1
-
+    st, service, demo, pw = _serve_copy(settings, Path(tmp.name), askers, out)
+    names = list(pw)
+    url = f"http://127.0.0.1:{st.port}/"
     try:
         clients = [Client(url, auth=(n, pw[n]), verbose=False) for n in names]
         # phase 1: one asker alone
         lat1: list = []
         err1: list = []
-        ask_loop(clients[0], 0, time.perf_counter() + alone_seconds, lat1, err1)
+        _ask_loop(clients[0], 0, time.perf_counter() + alone_seconds, lat1, err1)
         alone = _phase_figures(lat1, len(err1), None)
         print(f"单人：{alone['answers']} 次回答，p50 {alone['p50_ms']:.0f} ms，p95 {alone['p95_ms']:.0f} ms", file=out, flush=True)
         # phase 2: 8 askers, a reindex at a third, a login flood all along
-        lat2: list = []
-        err2: list = []
-        codes: dict = {}
-        code_lock = threading.Lock()
-        start = time.perf_counter()
-        until = start + seconds
-        threads = [threading.Thread(target=ask_loop, args=(c, k, until, lat2, err2), daemon=True)
-                   for k, c in enumerate(clients)]
-        threads += [threading.Thread(target=flood, args=(until, codes, code_lock), daemon=True) for _ in range(flooders)]
-        for t in threads:
-            t.start()
-        window: dict = {}
-
-        def reindex() -> None:
-            # a full rebuild (every passage embedded again) in the serving process, as the admin
-            # tab's 重建索引 runs it; through /reindex an unchanged corpus would be a no-op
-            time.sleep(seconds / 3)
-            window["start"] = time.perf_counter()
-            try:
-                window["ok"] = service.reindex(rebuild=True, user="boss").version is not None
-            except Exception as e:
-                window["error"] = repr(e)[:200]
-            window["end"] = time.perf_counter()
-
-        rt = threading.Thread(target=reindex, daemon=True)
-        rt.start()
-        rt.join(seconds + 600)
-        for t in threads:
-            t.join(120)
-        win = (window.get("start", 0.0), window.get("end", 0.0))
-        load = _phase_figures(lat2, len(err2), win)
-        load["reindex_s"] = win[1] - win[0]
-        load["reindex_ok"] = bool(window.get("ok"))
-        load["login_flood"] = dict(sorted(codes.items()))
-        rows = [
-            ("回答数 answers", alone["answers"], load["answers"]),
-            ("错误 errors", alone["errors"], load["errors"]),
-            ("p50 ms", f"{alone['p50_ms']:.0f}", f"{load['p50_ms']:.0f}"),
-            ("p95 ms", f"{alone['p95_ms']:.0f}", f"{load['p95_ms']:.0f}"),
-            ("重建索引期间回答数 answers during reindex", "", load["reindex_answers"]),
-            ("重建索引期间 p50 ms", "", f"{load['reindex_p50_ms']:.0f}"),
-            ("重建索引期间 p95 ms", "", f"{load['reindex_p95_ms']:.0f}"),
-            ("重建索引之外回答数 answers outside reindex", "", load["outside_answers"]),
-            ("重建索引之外 p95 ms", "", f"{load['outside_p95_ms']:.0f}"),
-        ]
-        print(f"\n{'':44}{'1 人单独 (' + str(int(alone_seconds)) + ' s)':>18}{str(askers) + ' 人并发 (' + str(int(seconds)) + ' s)':>18}", file=out)
-        for label, a, b in rows:
-            print(f"{label:44}{a!s:>18}{b!s:>18}", file=out)
-        print(f"\n重建索引：{load['reindex_s']:.1f} s（{'成功' if load['reindex_ok'] else '失败 ' + window.get('error', '')}）；"
-              f"登录洪泛（127.0.0.2，{flooders} 线程）：{load['login_flood']}", file=out)
-        ratio = load["reindex_p95_ms"] / alone["p95_ms"] if alone["p95_ms"] else math.nan
-        print(f"重建索引期间 p95 / 单人 p95 = {ratio:.2f}（目标 ≤ 2）；"
-              f"/ 同样并发、重建索引之外的 p95 = {load['reindex_p95_ms'] / load['outside_p95_ms']:.2f}", file=out)
-        if err2:
-            print("错误示例：" + "；".join(err2[:3]), file=out)
+        load, err2, window = _loaded_phase(clients, service, st.port, names, seconds, flooders)
+        ratio = _print_load(out, alone, load, window, err2, askers=askers, seconds=seconds,
+                            alone_seconds=alone_seconds, flooders=flooders)
         return {"alone": alone, "load": load, "p95_ratio": ratio}
     finally:
         demo.close()

@@ -126,9 +126,20 @@ async def _read(f: UploadFile, limit: int) -> tuple[str, bytes]:
 
 
 def rest_router(ctx) -> APIRouter:
+    """``/api/v1``: one builder per resource, routes added in this order."""
     r = APIRouter(prefix="/api/v1")
     job = ReindexJob(ctx.service, ctx.settings)
     ctx.extra["reindex_job"] = job
+    _document_routes(r, ctx)
+    _index_routes(r, ctx, job)
+    _quiz_routes(r, ctx)
+    _conversation_routes(r, ctx)
+    _feedback_routes(r, ctx)
+    return r
+
+
+def _document_routes(r: APIRouter, ctx) -> None:
+    """Documents (admins): list, upload, replace, delete; the index changes at the next reindex."""
     docs, limit = ctx.docs, ctx.settings.upload_max_bytes
 
     @r.get("/documents", tags=["文档"], summary="列出文章")
@@ -158,6 +169,10 @@ def rest_router(ctx) -> APIRouter:
         docs.delete(name, caller.user.name)
         return {"deleted": name, "message": "已删除，重建索引后生效"}
 
+
+def _index_routes(r: APIRouter, ctx, job: ReindexJob) -> None:
+    """Reindex in the background and its progress, and the live index's status (admins)."""
+
     @r.post("/reindex", status_code=202, tags=["索引"], summary="开始重建索引（后台进行）")
     def start_reindex(caller: AdminCaller, body: ReindexRequest | None = None) -> dict:
         return job.start(caller.user.name, bool(body and body.rebuild))
@@ -169,6 +184,10 @@ def rest_router(ctx) -> APIRouter:
     @r.get("/index", tags=["索引"], summary="当前索引状态")
     def index_status(caller: AdminCaller) -> dict:
         return ctx.service.status()
+
+
+def _quiz_routes(r: APIRouter, ctx) -> None:
+    """Quiz (trainers and admins): generate items, export items or the whole bank."""
 
     @r.post("/quiz", tags=["测验"], summary="生成测验题")
     def generate_quiz(body: QuizRequest, caller: QuizCaller) -> dict:
@@ -207,6 +226,10 @@ def rest_router(ctx) -> APIRouter:
         return Response(data, media_type=EXPORT_TYPES[body.format],
                         headers={"Content-Disposition": f'attachment; filename="quiz.{body.format}"'})
 
+
+def _conversation_routes(r: APIRouter, ctx) -> None:
+    """The caller's own conversations: list, read, rename, delete."""
+
     @r.get("/conversations", tags=["对话"], summary="本人的对话列表（新的在前）")
     def list_conversations(caller: ChatCaller) -> dict:
         return {"conversations": ctx.conversations.list(caller.user.name)}
@@ -224,6 +247,10 @@ def rest_router(ctx) -> APIRouter:
         ctx.conversations.delete(caller.user.name, conversation_id)
         return {"deleted": conversation_id}
 
+
+def _feedback_routes(r: APIRouter, ctx) -> None:
+    """Feedback on answers (anyone who may chat) and what needs work (admins)."""
+
     @r.post("/feedback", status_code=201, tags=["反馈"], summary="评价回答：👍/👎，原因与备注")
     def add_feedback(body: FeedbackRequest, caller: ChatCaller) -> dict:
         return ctx.feedback.add(caller.user.name, body.rating, reason=body.reason, note=body.note,
@@ -232,5 +259,3 @@ def rest_router(ctx) -> APIRouter:
     @r.get("/feedback", tags=["反馈"], summary="待改进的问题：未回答的问题与 👎 的回答，新的在前，按文章计数")
     def needs_work(caller: AdminCaller) -> dict:
         return ctx.feedback.needs_work()
-
-    return r

@@ -5,7 +5,8 @@
 - ``factory.py``: ``open_store(settings)`` picks the backend from ``RAG_STORE`` (faiss | milvus);
 - ``faiss.py``: the embedded default (FAISS + bm25s in ``index/versions/vN``), over ``files.py`` (layout,
   ``CURRENT``), ``writer.py``, ``reader.py`` and ``loaded.py`` (``Index``, ``FaissStore``);
-- ``milvus.py``: Milvus or milvus-lite (one collection per version behind an alias).
+- ``milvus.py``: Milvus or milvus-lite (one collection per version behind an alias), with
+  ``milvus_client.py`` (connections) and ``milvus_layout.py`` (schemas, rows, manifest).
 """
 
 from .base import Store, VersionStore

@@ -10,7 +10,7 @@ from .base import VersionStore
 def open_store(settings: Settings) -> VersionStore:
     """The version store of the configured backend.
 
-    pymilvus is imported only here and in ``milvus.py``, and only for ``RAG_STORE=milvus``: the
+    pymilvus is imported only here and in ``milvus*.py``, and only for ``RAG_STORE=milvus``: the
     embedded default needs none of it, and a missing package is a clear message, not a traceback.
     """
     if settings.store == "milvus":

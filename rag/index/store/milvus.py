@@ -21,6 +21,10 @@ A loaded version searches its own collection, not the alias: a reader keeps its 
 while the alias moves on. Chunks are read into memory once per version (the answerer and the
 place/name resolvers read every chunk); dense and keyword search run in Milvus.
 
+The pieces: ``milvus_client.py`` (one client per URI, loading, releasing milvus-lite),
+``milvus_layout.py`` (the collections' schemas, rows and manifest); this module writes, reads,
+publishes and prunes versions and searches one.
+
 What it does not do: fusion (``rag/index/retrieval.py`` fuses these lists exactly as it fuses the
 FAISS ones), or guard a Milvus server against two machines reindexing at once (the writer
 lock is a local file: run reindexing from one machine).
@@ -32,87 +36,25 @@ import hashlib
 import json
 import logging
 import re
-import threading
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from pymilvus import DataType, Function, FunctionType, MilvusClient
+from pymilvus import MilvusClient
 
-from ...ingest.chunking import CHUNKER_VERSION
 from ...config import Settings
 from ...errors import IndexCorruptError, IndexNotBuiltError, RagError
 from ...schema import Chunk, SourceText
-from .files import FORMAT_VERSION, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, _crash_point
+from .files import HNSW_EF_SEARCH, _crash_point
 from .loaded import Index, chunk_tokens
 from .reader import check_compatible
-from .keywords import BM25_B, BM25_K1, KeywordIndex
+from .keywords import KeywordIndex
+from .milvus_client import client_for, ensure_loaded, is_server_uri, milvus_uri, release  # noqa: F401  (re-exported)
+from .milvus_layout import chunk_rows, chunk_schema, meta_rows, meta_schema, version_manifest
 
 logger = logging.getLogger(__name__)
 
-PART_CHARS = 16_000  # a VARCHAR holds 65,535 bytes; 16,000 characters stay below it in any UTF-8
 BATCH = 1_000  # rows per insert call
-TEXT_MAX = 65_535
-_CLIENTS: dict[tuple[str, str], MilvusClient] = {}
-_CLIENTS_LOCK = threading.Lock()
-_LOADED: set[tuple[str, str]] = set()  # (uri, collection) known to be loaded in this process
-
-
-def is_server_uri(uri: str) -> bool:
-    return uri.startswith(("http://", "https://", "tcp://", "grpc://"))
-
-
-def milvus_uri(settings: Settings) -> str:
-    """The configured URI; a local path (milvus-lite) defaults to ``index_dir/milvus.db``."""
-    uri = settings.milvus_uri or str(Path(settings.index_dir) / "milvus.db")
-    if not is_server_uri(uri):
-        Path(uri).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-        uri = str(Path(uri).expanduser().resolve())
-    return uri
-
-
-def client_for(uri: str, token: str = "") -> MilvusClient:
-    """One client per URI and process (milvus-lite allows one process per data folder)."""
-    with _CLIENTS_LOCK:
-        c = _CLIENTS.get((uri, token))
-        if c is None:
-            try:
-                c = MilvusClient(uri=uri, token=token) if token else MilvusClient(uri=uri)
-            except Exception as e:  # pymilvus raises its own exception types for every cause
-                raise RagError(
-                    f"无法连接 Milvus（{uri}）：{e}", f"cannot connect to Milvus at {uri}: {e}"
-                ) from e
-            _CLIENTS[(uri, token)] = c
-        return c
-
-
-def ensure_loaded(client: MilvusClient, uri: str, name: str) -> None:
-    """Load a collection for search/query once per process (a restarted milvus-lite, or a
-    server after a release, keeps collections on disk but not loaded)."""
-    if (uri, name) in _LOADED:
-        return
-    state = str(client.get_load_state(name).get("state", ""))
-    if "Loaded" not in state or "NotLoad" in state:
-        client.load_collection(name)
-    _LOADED.add((uri, name))
-
-
-def release(uri: str) -> None:
-    """Close this process's client for ``uri`` and, for milvus-lite, free its data folder.
-
-    Another process (a ``python -m rag index`` subprocess) can open the folder afterwards.
-    """
-    with _CLIENTS_LOCK:
-        _LOADED.difference_update({k for k in _LOADED if k[0] == uri})
-        for key in [k for k in _CLIENTS if k[0] == uri]:
-            try:
-                _CLIENTS.pop(key).close()
-            except Exception as e:  # closing is best effort
-                logger.debug("closing Milvus client: %s", e)
-    if not is_server_uri(uri):
-        from milvus_lite import server_manager_instance
-
-        server_manager_instance.release_server(uri)
 
 
 # ---------------------------------------------------------------- search one version
@@ -286,43 +228,6 @@ class MilvusVersions:
         nums = [int(v[1:]) for v in self._all_versions()]
         return f"v{(max(nums) + 1) if nums else 1:06d}"
 
-    def _chunk_schema(self, dim: int):
-        s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-        s.add_field("pos", DataType.INT64, is_primary=True)
-        s.add_field("chunk_id", DataType.VARCHAR, max_length=64)
-        s.add_field("source", DataType.VARCHAR, max_length=1024)
-        s.add_field("title", DataType.VARCHAR, max_length=4096)
-        s.add_field("heading_path", DataType.JSON)
-        s.add_field("text", DataType.VARCHAR, max_length=TEXT_MAX)
-        s.add_field("start", DataType.INT64)
-        s.add_field("end", DataType.INT64)
-        s.add_field("ordinal", DataType.INT64)
-        s.add_field("context", DataType.VARCHAR, max_length=TEXT_MAX)
-        s.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
-        ip = self.client.prepare_index_params()
-        ip.add_index("vector", index_type="HNSW", metric_type="COSINE", params={"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION})
-        if self.keywords == "bm25":
-            s.add_field("kw_text", DataType.VARCHAR, max_length=TEXT_MAX, enable_analyzer=True,
-                        analyzer_params={"tokenizer": "jieba"})
-            s.add_field("kw_bm25", DataType.SPARSE_FLOAT_VECTOR)
-            s.add_function(Function(name="kw_bm25_fn", function_type=FunctionType.BM25,
-                                    input_field_names=["kw_text"], output_field_names=["kw_bm25"]))
-            ip.add_index("kw_bm25", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
-                         params={"bm25_k1": BM25_K1, "bm25_b": BM25_B})
-        else:
-            s.add_field("kw_sparse", DataType.SPARSE_FLOAT_VECTOR)
-            ip.add_index("kw_sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
-        return s, ip
-
-    def _meta_schema(self):
-        s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-        s.add_field("key", DataType.VARCHAR, max_length=64, is_primary=True)
-        s.add_field("body", DataType.VARCHAR, max_length=TEXT_MAX)
-        s.add_field("dummy", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector field in every collection
-        ip = self.client.prepare_index_params()
-        ip.add_index("dummy", index_type="FLAT", metric_type="L2")
-        return s, ip
-
     def write_version(
         self,
         chunks: list[Chunk],
@@ -341,67 +246,24 @@ class MilvusVersions:
         name = self._next_version()
         coll, meta = self.collection(name), self.meta(name)
         try:
-            schema, ip = self._chunk_schema(dim)
+            schema, ip = chunk_schema(self.client, dim, self.keywords)
             self.client.create_collection(coll, schema=schema, index_params=ip)
             kw = KeywordIndex.build([chunk_tokens(c) for c in chunks])
             weights = kw.doc_weights() if self.keywords == "sparse" else None
             for s in range(0, len(chunks), BATCH):
-                rows = []
-                for i in range(s, min(s + BATCH, len(chunks))):
-                    c = chunks[i]
-                    row = {
-                        "pos": i, "chunk_id": c.id, "source": c.source, "title": c.title,
-                        "heading_path": list(c.heading_path), "text": c.text, "start": c.start, "end": c.end,
-                        "ordinal": c.ordinal, "context": c.context, "vector": vectors[i],
-                    }
-                    if weights is not None:
-                        a, z = weights.indptr[i], weights.indptr[i + 1]
-                        sparse = {int(t): float(w) for t, w in zip(weights.indices[a:z], weights.data[a:z])}
-                        row["kw_sparse"] = sparse or {0: 0.0}
-                    else:
-                        row["kw_text"] = " ".join((c.title, *c.heading_path, c.context, c.text))
-                    rows.append(row)
-                self.client.insert(coll, rows)
+                self.client.insert(coll, chunk_rows(chunks, vectors, weights, s, min(s + BATCH, len(chunks))))
             self.client.flush(coll)
             _crash_point("after_vectors")
-            schema, ip = self._meta_schema()
+            schema, ip = meta_schema(self.client)
             self.client.create_collection(meta, schema=schema, index_params=ip)
-            blobs = {
-                "documents": "".join(
-                    json.dumps({"source": d.source, "sha256": d.sha256, "kind": d.kind, "meta": d.meta, "text": d.text},
-                               ensure_ascii=False) + "\n"
-                    for d in docs
-                ),
-                "vocabulary": json.dumps({"terms": kw.terms, "df": kw.df.tolist(), "n_docs": kw.n_docs}, ensure_ascii=False),
-            }
-            parts = {}
-            rows = []
-            for key, body in blobs.items():
-                pieces = [body[j : j + PART_CHARS] for j in range(0, len(body), PART_CHARS)] or [""]
-                parts[key] = len(pieces)
-                rows += [{"key": f"{key}:{j:06d}", "body": p, "dummy": [0.0, 0.0]} for j, p in enumerate(pieces)]
+            blobs, parts, rows = meta_rows(docs, kw)
             for s in range(0, len(rows), BATCH):
                 self.client.insert(meta, rows[s : s + BATCH])
             _crash_point("after_chunks")
-            manifest = {
-                "format": FORMAT_VERSION,
-                "store": "milvus",
-                "version": name,
-                "collection": coll,
-                "embedder": embedder_id,
-                "dim": dim,
-                "vector_index": {"kind": "milvus-hnsw", "metric": "COSINE", "M": HNSW_M,
-                                 "ef_construction": HNSW_EF_CONSTRUCTION, "ef_search": HNSW_EF_SEARCH},
-                "keywords": self.keywords,
-                "chunker": CHUNKER_VERSION,
-                "chunk_size": chunk_size,
-                "n_chunks": len(chunks),
-                "n_documents": len(docs),
-                "files": {d.source: d.sha256 for d in docs},
-                "parts": parts,
-                "artifacts": {k: hashlib.sha256(v.encode("utf-8")).hexdigest() for k, v in blobs.items()},
-                **(extra or {}),
-            }
+            manifest = version_manifest(
+                name=name, coll=coll, embedder_id=embedder_id, dim=dim, keywords=self.keywords, chunk_size=chunk_size,
+                n_chunks=len(chunks), docs=docs, parts=parts, blobs=blobs, extra=extra,
+            )
             self.client.insert(meta, [{"key": "manifest", "body": json.dumps(manifest, ensure_ascii=False), "dummy": [0.0, 0.0]}])
             self.client.flush(meta)
             _crash_point("after_manifest")

@@ -1,0 +1,135 @@
+"""The 问答 tab: the chat, its numbered sources and the "查看全文" article view.
+
+``chat_handlers`` makes the event handlers (each checks the "chat" permission on the server),
+``chat_layout`` the components (call inside the tab), ``wire_chat`` joins the two. The answer is
+``RagService``'s; what is shown is ``rag/web/render.py``'s.
+"""
+
+from __future__ import annotations
+
+import logging
+from types import SimpleNamespace
+
+import gradio as gr
+
+from rag.config import Settings
+from rag.errors import RagError
+from rag.service import RagService
+from rag.web.render import (
+    SCROLL_TO_MARK,
+    answer_message,
+    plain_history,
+    render_article,
+    render_sources,
+    rendered_history,
+    source_refs,
+)
+
+logger = logging.getLogger("app")
+
+EXAMPLE_QUESTIONS = [
+    "“一抓双创”的内容是什么？",
+    "如何加强政协机关党的建设？",
+    "模范机关建设有哪些具体举措？",
+]
+
+
+def chat_handlers(service: RagService, who) -> SimpleNamespace:
+    """respond (streams the answer), open_article, new_chat and pick_example."""
+
+    def respond(message: str, history: list[dict], request: gr.Request):
+        user = who(request, "chat")
+        history = plain_history(history)
+        try:
+            q = service.check_question(message)
+            stream = service.stream_answer(q, history, user=user.name)
+            text, ans = next(stream)
+        except RagError as e:  # nothing yielded yet: the message stays in the input box
+            logger.info("question failed: %s", e.log_message)
+            raise gr.Error(str(e)) from e
+        # history is plain text from here on; rendered_history() escapes all of it for the page
+        history += [{"role": "user", "content": q}, {"role": "assistant", "content": text}]
+        yield rendered_history(history), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        for text, ans in stream:
+            history[-1] = {"role": "assistant", "content": text}
+            if ans is None:
+                yield rendered_history(history), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        if ans is None:  # pragma: no cover - stream_answer always ends with the Answer
+            return
+        history[-1] = {"role": "assistant", "content": answer_message(ans)}
+        refs = source_refs(ans)
+        yield (
+            rendered_history(history),
+            "",
+            render_sources(ans),
+            refs,
+            gr.Dropdown(choices=[(r["label"], i) for i, r in enumerate(refs)], value=0 if refs else None),
+        )
+
+    def open_article(choice, refs, request: gr.Request):
+        who(request, "chat")
+        if choice is None or not refs or not (0 <= int(choice) < len(refs)):
+            raise gr.Error("请先选择一条来源")
+        ref = refs[int(choice)]
+        try:
+            index, _, _ = service.current()
+        except RagError as e:
+            raise gr.Error(str(e)) from e
+        text = index.document_text(ref["source"])
+        if not text:
+            raise gr.Error("该文章已不在当前索引中（可能已被删除或替换）")
+        return render_article(ref["title"] or ref["source"], text, ref["start"], ref["end"])
+
+    def new_chat(request: gr.Request):
+        who(request, "chat")
+        return [], "", "", [], gr.Dropdown(choices=[], value=None), ""
+
+    def pick_example(evt: gr.SelectData, request: gr.Request):
+        who(request, "chat")
+        value = evt.value
+        return value.get("text", "") if isinstance(value, dict) else str(value or "")
+
+    return SimpleNamespace(respond=respond, open_article=open_article, new_chat=new_chat, pick_example=pick_example)
+
+
+def chat_layout(settings: Settings) -> SimpleNamespace:
+    """The tab's components (inside ``gr.Tab("问答")``)."""
+    chatbot = gr.Chatbot(
+        label="对话",
+        height=420,
+        render_markdown=False,  # answers are plain text: no markdown images, no links
+        sanitize_html=True,
+        placeholder="请输入关于党建资料的问题，回答均出自资料原文并注明来源。",
+        examples=[{"text": q} for q in EXAMPLE_QUESTIONS],
+        elem_id="chatbot",
+    )
+    with gr.Row():
+        msg = gr.Textbox(
+            placeholder="输入问题，按回车发送",
+            show_label=False,
+            scale=8,
+            max_length=max(settings.max_question_chars * 4, 2000),
+            elem_id="question",
+        )
+        send = gr.Button("发送", variant="primary", scale=1, elem_id="send")
+        clear = gr.Button("新对话", scale=1, elem_id="new-chat")
+    sources = gr.HTML("", elem_id="sources")
+    refs = gr.State([])
+    with gr.Row():
+        pick = gr.Dropdown(label="查看来源全文", choices=[], scale=4, elem_id="pick-source")
+        open_btn = gr.Button("查看全文", scale=1, elem_id="open-article")
+    article = gr.HTML("", elem_id="article-view")
+    return SimpleNamespace(chatbot=chatbot, msg=msg, send=send, clear=clear, sources=sources, refs=refs, pick=pick,
+                           open_btn=open_btn, article=article)
+
+
+def wire_chat(c: SimpleNamespace, h: SimpleNamespace) -> None:
+    """The tab's events (inside the Blocks, after the layout)."""
+    chat_out = [c.chatbot, c.msg, c.sources, c.refs, c.pick]
+    c.msg.submit(h.respond, [c.msg, c.chatbot], chat_out, api_name="ask")
+    c.send.click(h.respond, [c.msg, c.chatbot], chat_out, api_name=False)
+    c.chatbot.example_select(h.pick_example, None, c.msg, api_name=False)
+    c.clear.click(h.new_chat, None, [c.chatbot, c.msg, c.sources, c.refs, c.pick, c.article], api_name="new_chat")
+    c.open_btn.click(h.open_article, [c.pick, c.refs], c.article, api_name="open_article").then(
+        None, None, None, js=SCROLL_TO_MARK
+    )
