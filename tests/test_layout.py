@@ -36,7 +36,7 @@ KNOWN_LARGE_MODULES = {
     "rag/index/store/milvus.py": 546,
     "rag/ingest/loaders.py": 533,
     "rag/web/guard.py": 503,
-    "rag/web/page.py": 839,
+    "rag/web/page.py": 852,  # +13: the hook-up of conversations_ui/feedback_ui (issue 14), until the split
 }
 KNOWN_LONG_FUNCTIONS = {
     "rag/answer/features.py::candidate_features": 133,
@@ -47,7 +47,7 @@ KNOWN_LONG_FUNCTIONS = {
     "rag/quiz/make.py::generate_quiz": 102,
     "rag/web/bench_load.py::run_load": 144,
     "rag/web/page.py::build_quiz_tab": 290,
-    "rag/web/page.py::build_app": 221,
+    "rag/web/page.py::build_app": 232,  # +11: the same hook-up (issue 14), until the split
     "rag/web/rest.py::rest_router": 109,
 }
 

@@ -19,9 +19,9 @@ so it sees every HTTP request before Gradio does and every response before it le
   ``GET /logout`` is refused cross-site and ends the sessions in the store too.
 - **Files**: Gradio's upload route is for roles that may upload (admins), within a per-user
   quota per hour, and answers an oversized upload in Chinese; files in the upload temp folder
-  older than ``tmp_max_age_s`` are deleted, quiz exports after ``export_ttl_s``; an export is
-  served only to trainers and admins, checked on every download; remote URLs through the file
-  route are refused.
+  older than ``tmp_max_age_s`` are deleted, exports after ``export_ttl_s``; an export is served to
+  trainers and admins (one under ``exports/admin/`` to admins only), checked on every download;
+  remote URLs through the file route are refused.
 - **No leaks**: ``/monitoring`` is off (404); the sign-in page of an anonymous caller carries no
   description of the event API.
 
@@ -470,11 +470,11 @@ class Guard:
             resolved = Path(target).resolve()
         except (OSError, ValueError):
             return 404, {"detail": "文件不存在"}
-        if resolved == self.exports or self.exports in resolved.parents:
-            role = self._role(user)
-            if not allowed(role, "quiz"):
-                logger.warning("quiz export download refused: %r (role %s)", user, role)
-                return 403, {"detail": "当前角色无权下载测验导出文件"}
+        # 待改进的问题 (exports/admin, rag/web/feedback_ui.py): admins only; other exports: trainers and admins
+        for folder, action, what in ((self.exports / "admin", "manage", "管理员导出文件"), (self.exports, "quiz", "测验导出文件")):
+            if (resolved == folder or folder in resolved.parents) and not allowed(role := self._role(user), action):
+                logger.warning("export download refused: %r (role %s, %s)", user, role, what)
+                return 403, {"detail": f"当前角色无权下载{what}"}
         return None
 
     # -- anonymous callers ---------------------------------------------------------------------

@@ -43,6 +43,8 @@ from rag.ingest.loaders import SUPPORTED_SUFFIXES  # noqa: E402
 from rag.schema import Answer  # noqa: E402
 from rag.service import RagService  # noqa: E402
 from rag.auth.users import ROLE_LABELS, User, UserStore, allowed, require  # noqa: E402
+from rag.web.conversations_ui import ConversationsUI  # noqa: E402
+from rag.web.feedback_ui import FeedbackUI  # noqa: E402
 
 logger = logging.getLogger("app")
 
@@ -556,6 +558,9 @@ def build_app(service: RagService, settings: Settings, users: UserStore, docs: D
             logger.warning("denied: %s", e.log_message)
             raise gr.Error(str(e)) from e
 
+    convs = ConversationsUI(settings, who, rendered_history, service=service)  # past conversations (database)
+    feedback = FeedbackUI(settings, who, convs.db, service=service, users=users)  # 👍/👎, 待改进的问题
+
     def manage_view() -> tuple[str, gr.Dropdown]:
         rows = docs.list()
         return render_documents(rows), gr.Dropdown(choices=[r.name for r in rows], value=None)
@@ -574,7 +579,7 @@ def build_app(service: RagService, settings: Settings, users: UserStore, docs: D
             names,
         )
 
-    def respond(message: str, history: list[dict], request: gr.Request):
+    def respond(message: str, history: list[dict], request: gr.Request, answered=None):
         user = who(request, "chat")
         history = plain_history(history)
         try:
@@ -594,6 +599,8 @@ def build_app(service: RagService, settings: Settings, users: UserStore, docs: D
         if ans is None:  # pragma: no cover - stream_answer always ends with the Answer
             return
         history[-1] = {"role": "assistant", "content": answer_message(ans)}
+        if answered is not None:  # conversations_ui files the turn
+            answered(question=q, answer=ans, text=history[-1]["content"], history=history[:-2])
         refs = source_refs(ans)
         yield (
             rendered_history(history),
@@ -693,6 +700,7 @@ def build_app(service: RagService, settings: Settings, users: UserStore, docs: D
             who_md = gr.Markdown("")
             gr.Button("退出登录", link="/logout", size="sm", scale=0)
         with gr.Tab("问答", id="chat"):
+            convs.panel()
             chatbot = gr.Chatbot(
                 label="对话",
                 height=420,
@@ -702,6 +710,7 @@ def build_app(service: RagService, settings: Settings, users: UserStore, docs: D
                 examples=[{"text": q} for q in EXAMPLE_QUESTIONS],
                 elem_id="chatbot",
             )
+            feedback.panel(convs.state)
             with gr.Row():
                 msg = gr.Textbox(
                     placeholder="输入问题，按回车发送",
@@ -743,14 +752,18 @@ def build_app(service: RagService, settings: Settings, users: UserStore, docs: D
                 reindex_btn = gr.Button("重建索引", variant="primary", elem_id="reindex-btn")
             manage_msg = gr.Textbox(label="操作结果", interactive=False, lines=2, elem_id="manage-msg")
             doc_table = gr.HTML("", elem_id="doc-table")
+            feedback.admin(demo)
 
         # -- events ----------------------------------------------------------------------------
         demo.load(on_load, None, [who_md, quiz_tab, manage_tab, status_md, doc_table, doc_pick], api_name="whoami")
         chat_out = [chatbot, msg, sources, refs, pick]
-        msg.submit(respond, [msg, chatbot], chat_out, api_name="ask")
-        send.click(respond, [msg, chatbot], chat_out, api_name=False)
+        ask = convs.asking(respond)
+        msg.submit(ask, [msg, chatbot, convs.state], chat_out + convs.outputs, api_name="ask")
+        send.click(ask, [msg, chatbot, convs.state], chat_out + convs.outputs, api_name=False)
         chatbot.example_select(pick_example, None, msg, api_name=False)
         clear.click(new_chat, None, [chatbot, msg, sources, refs, pick, article], api_name="new_chat")
+        convs.wire(demo, chatbot=chatbot, msg=msg, sources=sources, refs=refs, pick=pick, article=article,
+                   new_chat=new_chat, new_button=clear)
         open_btn.click(open_article, [pick, refs], article, api_name="open_article").then(
             None, None, None, js=SCROLL_TO_MARK
         )
