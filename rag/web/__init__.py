@@ -1,5 +1,5 @@
-"""The web layer: one FastAPI app that serves the Gradio page (``page.py``, behind the ASGI middleware
-of ``guard.py``), the OpenAI-compatible ``/v1`` API and the REST API for admins and trainers under
+"""The web layer: one FastAPI app that serves the Gradio page (``page.py``, with ``conversations_ui.py``
+and ``feedback_ui.py``, behind the ASGI middleware of ``guard.py``), the OpenAI-compatible ``/v1`` API and the REST API for admins and trainers under
 ``/api/v1`` (``server.create_app``), and the benchmarks that drive them (``bench_api``, ``bench_load``).
 
 FastAPI, uvicorn and Gradio live here only; the work is done by ``RagService``. Nothing below the
