@@ -1,4 +1,4 @@
-"""The chat tab's past conversations: a side list of the signed-in user's conversations (title, date),
+"""The chat tab's past conversations: a list of the signed-in user's conversations (title, date),
 reopen, continue, rename, delete (after a confirmation) and 新对话.
 
 The database is the store (``rag.db.conversations.ConversationStore``, ``source="page"``), so the
@@ -110,11 +110,12 @@ class ConversationsUI:
         return {"id": turn.conversation_id, "last": turn.message_id}
 
     # -- layout ----------------------------------------------------------------------------------
-    def panel(self) -> None:
-        """The side list and its controls (call inside the chat tab)."""
+    def panel(self, container=None) -> None:
+        """The list and its controls (call inside the chat tab). ``container`` holds them: by default an
+        accordion above the chat, in the page's flow (a ``gr.Sidebar`` inside a tab overlays the tab bar
+        on a 1280-px screen); give a ``gr.Column`` beside the chat once the chat tab has a row for it."""
         self.state = gr.State(dict(EMPTY))
-        with gr.Sidebar(label="历史对话", open=True, position="left", elem_id="conv-sidebar"):
-            gr.Markdown("#### 历史对话")
+        with container if container is not None else gr.Accordion("历史对话", open=True, elem_id="conv-panel"):
             self.new_btn = gr.Button("＋ 新对话", size="sm", elem_id="conv-new")
             self.radio = gr.Radio(choices=[], value=None, label="历史对话", elem_id="conv-list")
             with gr.Accordion("重命名 / 删除", open=False, elem_id="conv-edit"):
