@@ -37,7 +37,7 @@ EXAMPLE_QUESTIONS = [
 def chat_handlers(service: RagService, who) -> SimpleNamespace:
     """respond (streams the answer), open_article, new_chat and pick_example."""
 
-    def respond(message: str, history: list[dict], request: gr.Request):
+    def respond(message: str, history: list[dict], request: gr.Request, answered=None):
         user = who(request, "chat")
         history = plain_history(history)
         try:
@@ -57,6 +57,8 @@ def chat_handlers(service: RagService, who) -> SimpleNamespace:
         if ans is None:  # pragma: no cover - stream_answer always ends with the Answer
             return
         history[-1] = {"role": "assistant", "content": answer_message(ans)}
+        if answered is not None:  # conversations_ui files the turn
+            answered(question=q, answer=ans, text=history[-1]["content"], history=history[:-2])
         refs = source_refs(ans)
         yield (
             rendered_history(history),
@@ -92,8 +94,11 @@ def chat_handlers(service: RagService, who) -> SimpleNamespace:
     return SimpleNamespace(respond=respond, open_article=open_article, new_chat=new_chat, pick_example=pick_example)
 
 
-def chat_layout(settings: Settings) -> SimpleNamespace:
-    """The tab's components (inside ``gr.Tab("问答")``)."""
+def chat_layout(settings: Settings, *, convs=None, feedback=None) -> SimpleNamespace:
+    """The tab's components (inside ``gr.Tab("问答")``); ``convs`` and ``feedback`` add the past
+    conversations above the chat and 👍/👎 under it (rag/web/conversations_ui.py, feedback_ui.py)."""
+    if convs is not None:
+        convs.panel()
     chatbot = gr.Chatbot(
         label="对话",
         height=420,
@@ -103,6 +108,8 @@ def chat_layout(settings: Settings) -> SimpleNamespace:
         examples=[{"text": q} for q in EXAMPLE_QUESTIONS],
         elem_id="chatbot",
     )
+    if feedback is not None and convs is not None:
+        feedback.panel(convs.state)
     with gr.Row():
         msg = gr.Textbox(
             placeholder="输入问题，按回车发送",
@@ -123,13 +130,22 @@ def chat_layout(settings: Settings) -> SimpleNamespace:
                            open_btn=open_btn, article=article)
 
 
-def wire_chat(c: SimpleNamespace, h: SimpleNamespace) -> None:
-    """The tab's events (inside the Blocks, after the layout)."""
+def wire_chat(c: SimpleNamespace, h: SimpleNamespace, *, demo=None, convs=None) -> None:
+    """The tab's events (inside the Blocks, after the layout); with ``convs`` every turn is filed
+    under the tab's conversation."""
     chat_out = [c.chatbot, c.msg, c.sources, c.refs, c.pick]
-    c.msg.submit(h.respond, [c.msg, c.chatbot], chat_out, api_name="ask")
-    c.send.click(h.respond, [c.msg, c.chatbot], chat_out, api_name=False)
+    if convs is not None:
+        ask = convs.asking(h.respond)
+        c.msg.submit(ask, [c.msg, c.chatbot, convs.state], chat_out + convs.outputs, api_name="ask")
+        c.send.click(ask, [c.msg, c.chatbot, convs.state], chat_out + convs.outputs, api_name=False)
+    else:
+        c.msg.submit(h.respond, [c.msg, c.chatbot], chat_out, api_name="ask")
+        c.send.click(h.respond, [c.msg, c.chatbot], chat_out, api_name=False)
     c.chatbot.example_select(h.pick_example, None, c.msg, api_name=False)
     c.clear.click(h.new_chat, None, [c.chatbot, c.msg, c.sources, c.refs, c.pick, c.article], api_name="new_chat")
+    if convs is not None:
+        convs.wire(demo, chatbot=c.chatbot, msg=c.msg, sources=c.sources, refs=c.refs, pick=c.pick, article=c.article,
+                   new_chat=h.new_chat, new_button=c.clear)
     c.open_btn.click(h.open_article, [c.pick, c.refs], c.article, api_name="open_article").then(
         None, None, None, js=SCROLL_TO_MARK
     )

@@ -44,6 +44,8 @@ from rag.index.documents import DocumentManager  # noqa: E402
 from rag.service import RagService  # noqa: E402
 from rag.web.admin_tab import admin_handlers, admin_layout, manage_view, wire_admin  # noqa: E402
 from rag.web.chat_tab import EXAMPLE_QUESTIONS, chat_handlers, chat_layout, wire_chat  # noqa: E402,F401
+from rag.web.conversations_ui import ConversationsUI  # noqa: E402
+from rag.web.feedback_ui import FeedbackUI  # noqa: E402
 from rag.web.quiz_tab import (  # noqa: E402,F401  (re-exported: the page's names stay importable from here)
     QUIZ_EXPORT_SCOPES,
     QUIZ_FORMATS,
@@ -116,21 +118,24 @@ def build_app(service: RagService, settings: Settings, users: UserStore, docs: D
     tmp.mkdir(parents=True, exist_ok=True)
     os.environ["GRADIO_TEMP_DIR"] = str(tmp)  # uploads land here, not in /tmp/gradio
     who = make_who(users)
+    convs = ConversationsUI(settings, who, rendered_history, service=service)  # past conversations (database)
+    feedback = FeedbackUI(settings, who, convs.db, service=service, users=users)  # 👍/👎, 待改进的问题
     with gr.Blocks(title="党建知识问答") as demo:
         with gr.Row():
             gr.Markdown("## 党建知识问答")
             who_md = gr.Markdown("")
             gr.Button("退出登录", link="/logout", size="sm", scale=0)
         with gr.Tab("问答", id="chat"):
-            chat = chat_layout(settings)
+            chat = chat_layout(settings, convs=convs, feedback=feedback)
         with gr.Tab("测验", id="quiz", visible=False) as quiz_tab:
             build_quiz_tab(demo, service, settings, users, who, tmp)
         with gr.Tab("管理", id="manage", visible=False) as manage_tab:
             admin = admin_layout(settings)
+            feedback.admin(demo)
 
         demo.load(load_handler(service, docs, who), None,
                   [who_md, quiz_tab, manage_tab, admin.status_md, admin.doc_table, admin.doc_pick], api_name="whoami")
-        wire_chat(chat, chat_handlers(service, who))
+        wire_chat(chat, chat_handlers(service, who), demo=demo, convs=convs)
         wire_admin(admin, admin_handlers(service, settings, docs, who))
     demo.queue(default_concurrency_limit=settings.concurrency)
     return demo
