@@ -64,139 +64,179 @@ def _x():
     return extractive
 
 
+IDX = {f: i for i, f in enumerate(FEATURES)}
+
+
 def candidate_features(q: Query, cands: list, sims: np.ndarray, answerer, other_place: np.ndarray | None = None) -> np.ndarray:
     """One row of FEATURES per candidate; ``other_place`` marks passages of another province than the
     one a part of a two-province question asks about."""
-    X = _x()
     n = len(cands)
     out = np.zeros((n, len(FEATURES)), dtype=np.float64)
     if not n:
         return out
-    idx = {f: i for i, f in enumerate(FEATURES)}
-    top_sim = float(sims.max()) if len(sims) else 0.0
-    sim_order = {j: r for r, j in enumerate(np.argsort(-sims))} if len(sims) else {}
-    max_kw = max((c.hit.keyword_score for c in cands), default=0.0) or 1.0
-    total = q.total
-    qnums = numbers_in(q.text)
-    # terms that most candidates share (the office or speaker every sentence of a speech names) tell
-    # the candidates apart less than the rare ones: weights by how few candidates hold each term
-    texts = [norm(c.text).lower() for c in cands]
-    local: dict[str, float] = {}
-    for t, w in q.terms.items():
-        tn = norm(t).lower()
-        if tn:
-            df = sum(tn in x for x in texts)
-            local[tn] = w * np.log((n + 1) / (df + 1)) / np.log(n + 1)
-    local_total = sum(local.values()) or 1.0
-    rare = max(local, key=local.get) if local else ""
+    ctx = _Context(q, cands, sims)
     for j, c in enumerate(cands):
         row = out[j]
-        text = c.text
-        s_norm = norm(text).lower()
-        ctx_norm = norm(" ".join((c.prev, c.lead, c.hit.chunk.title, *c.hit.chunk.heading_path))).lower()
-        got_s = got_c = 0.0
-        listed = 0.0
+        _term_features(row, q, c, ctx)
+        _retrieval_features(row, c, float(sims[j]) if len(sims) else 0.0, ctx, j)
+        _answer_type_features(row, q, c, answerer, ctx)
+        _shape_features(row, q, c)
+    if other_place is not None:
+        out[:, IDX["place_other"]] = other_place.astype(np.float64)
+    _rank_features(out, n)
+    return out
+
+
+class _Context:
+    """What every candidate's features share: the best cosine, the cosine order, the best BM25 score,
+    the question's figures and each question term's weight among these candidates."""
+
+    def __init__(self, q: Query, cands: list, sims: np.ndarray) -> None:
+        n = len(cands)
+        self.top_sim = float(sims.max()) if len(sims) else 0.0
+        self.sim_order = {j: r for r, j in enumerate(np.argsort(-sims))} if len(sims) else {}
+        self.n = n
+        self.max_kw = max((c.hit.keyword_score for c in cands), default=0.0) or 1.0
+        self.qnums = numbers_in(q.text)
+        # terms that most candidates share (the office or speaker every sentence of a speech names) tell
+        # the candidates apart less than the rare ones: weights by how few candidates hold each term
+        texts = [norm(c.text).lower() for c in cands]
+        self.local: dict[str, float] = {}
         for t, w in q.terms.items():
             tn = norm(t).lower()
-            if not tn:
-                continue
-            if tn in s_norm:
-                got_s += w
-                if X._listed_only(text, t):
-                    listed += w
-            elif tn in ctx_norm:
-                got_c += w
+            if tn:
+                df = sum(tn in x for x in texts)
+                self.local[tn] = w * np.log((n + 1) / (df + 1)) / np.log(n + 1)
+        self.local_total = sum(self.local.values()) or 1.0
+        self.rare = max(self.local, key=self.local.get) if self.local else ""
+
+
+def _term_features(row: np.ndarray, q: Query, c, ctx: _Context) -> None:
+    """How much of the question a candidate holds: in itself, only in its context, locally rare terms,
+    a part's own words, quoted names, bigrams, what a follow-up's conversation already said."""
+    X = _x()
+    text = c.text
+    s_norm = norm(text).lower()
+    ctx_norm = norm(" ".join((c.prev, c.lead, c.hit.chunk.title, *c.hit.chunk.heading_path))).lower()
+    total = q.total
+    got_s = got_c = 0.0
+    listed = 0.0
+    for t, w in q.terms.items():
+        tn = norm(t).lower()
+        if not tn:
+            continue
+        if tn in s_norm:
+            got_s += w
+            if X._listed_only(text, t):
+                listed += w
+        elif tn in ctx_norm:
+            got_c += w
+    row[IDX["cov"]] = c.coverage
+    row[IDX["cov_local"]] = sum(w for tn, w in ctx.local.items() if tn in s_norm) / ctx.local_total
+    row[IDX["rare_hit"]] = float(bool(ctx.rare) and ctx.rare in s_norm)
+    if q.exclusive:  # a part of "A和B各自……": A's own words, in the candidate or its heading path
+        ex_total = sum(q.exclusive.values()) or 1.0
+        row[IDX["part_own"]] = sum(
+            w for t, w in q.exclusive.items() if norm(t).lower() in s_norm or norm(t).lower() in ctx_norm
+        ) / ex_total
+    held = sum(len(tn) for tn in ctx.local if tn in s_norm)
+    row[IDX["density"]] = held / (len(s_norm) or 1)
+    row[IDX["cov_sent"]] = got_s / total
+    row[IDX["cov_ctx"]] = got_c / total
+    row[IDX["overlap"]] = len(q.bigrams & cjk_bigrams(text)) / (len(q.bigrams) or 1)
+    row[IDX["listed_only"]] = listed / total if not q.want["list"] else 0.0
+    if q.quoted:
+        row[IDX["quoted_in"]] = sum(norm(x) in s_norm for x in q.quoted) / len(q.quoted)
+        row[IDX["quoted_ctx"]] = sum(norm(x) in ctx_norm for x in q.quoted) / len(q.quoted)
+    if q.said_bigrams:
+        bi = cjk_bigrams(text)
+        row[IDX["said_overlap"]] = len(bi & q.said_bigrams) / (len(bi) or 1)
+    if q.subjects:
+        row[IDX["subj_ok"]] = float(any(norm(s) in s_norm or norm(s) in ctx_norm for s in q.subjects))
+
+
+def _retrieval_features(row: np.ndarray, c, sim: float, ctx: _Context, j: int) -> None:
+    """Where the candidate's passage stands in retrieval, and the dense cosine of the sentence."""
+    row[IDX["prior"]] = 1.0 / (1 + c.hit_rank)
+    row[IDX["hit_dense"]] = c.hit.dense_score
+    row[IDX["sent_cos"]] = sim
+    row[IDX["sent_cos_rel"]] = sim - ctx.top_sim
+    row[IDX["sent_cos_top"]] = 1.0 / (1 + ctx.sim_order.get(j, ctx.n))
+    row[IDX["kw_rank"]] = 1.0 / (1 + c.hit.keyword_rank) if c.hit.keyword_rank else 0.0
+    row[IDX["dense_rank"]] = 1.0 / (1 + c.hit.dense_rank) if c.hit.dense_rank else 0.0
+    row[IDX["hit_kw_rel"]] = c.hit.keyword_score / ctx.max_kw
+
+
+def _answer_type_features(row: np.ndarray, q: Query, c, answerer, ctx: _Context) -> None:
+    """Does the candidate carry the kind of answer the question asks for (the former rules)?"""
+    X = _x()
+    text, w = c.text, q.want
+    person = names_person(text)
+    row[IDX["has_person"]] = float(person)
+    row[IDX["who_person"]] = float(person and (w["who"] or w["role"]))
+    if w["num"]:
+        count = X.has_count(text, q.classifier, q.text)
+        anynum = bool(NUMBER_RE.search(text))
+        row[IDX["num_count"]] = float(count)
+        row[IDX["num_any"]] = float(anynum and not count)
+        row[IDX["num_none"]] = float(not anynum)
+    row[IDX["time_ok"]] = float(w["time"] and bool(YEAR_RE.search(text)))
+    row[IDX["year_ok"]] = float(w["year"] and bool(re.search(r"(?:19|20)\d{2}", text)))
+    if w["list"] or q.expected:
         n_items = X._enum_items(text) if c.kind != "run" else len(c.items)
-        row[idx["cov"]] = c.coverage
-        row[idx["cov_local"]] = sum(w for tn, w in local.items() if tn in s_norm) / local_total
-        row[idx["rare_hit"]] = float(bool(rare) and rare in s_norm)
-        if q.exclusive:  # a part of "A和B各自……": A's own words, in the candidate or its heading path
-            ex_total = sum(q.exclusive.values()) or 1.0
-            row[idx["part_own"]] = sum(
-                w for t, w in q.exclusive.items() if norm(t).lower() in s_norm or norm(t).lower() in ctx_norm
-            ) / ex_total
-        person = names_person(text)
-        row[idx["has_person"]] = float(person)
-        row[idx["who_person"]] = float(person and (q.want["who"] or q.want["role"]))
-        row[idx["list_run"]] = float(c.kind == "run" and (q.want["list"] or bool(q.expected)))
-        held = sum(len(tn) for tn in local if tn in s_norm)
-        row[idx["density"]] = held / (len(s_norm) or 1)
-        row[idx["cov_sent"]] = got_s / total
-        row[idx["cov_ctx"]] = got_c / total
-        row[idx["overlap"]] = len(q.bigrams & cjk_bigrams(text)) / (len(q.bigrams) or 1)
-        row[idx["prior"]] = 1.0 / (1 + c.hit_rank)
-        row[idx["hit_dense"]] = c.hit.dense_score
-        sim = float(sims[j]) if len(sims) else 0.0
-        row[idx["sent_cos"]] = sim
-        row[idx["sent_cos_rel"]] = sim - top_sim
-        row[idx["sent_cos_top"]] = 1.0 / (1 + sim_order.get(j, n))
-        row[idx["kw_rank"]] = 1.0 / (1 + c.hit.keyword_rank) if c.hit.keyword_rank else 0.0
-        row[idx["dense_rank"]] = 1.0 / (1 + c.hit.dense_rank) if c.hit.dense_rank else 0.0
-        row[idx["hit_kw_rel"]] = c.hit.keyword_score / max_kw
-        w = q.want
-        if w["num"]:
-            count = X.has_count(text, q.classifier, q.text)
-            anynum = bool(NUMBER_RE.search(text))
-            row[idx["num_count"]] = float(count)
-            row[idx["num_any"]] = float(anynum and not count)
-            row[idx["num_none"]] = float(not anynum)
-        row[idx["time_ok"]] = float(w["time"] and bool(YEAR_RE.search(text)))
-        row[idx["year_ok"]] = float(w["year"] and bool(re.search(r"(?:19|20)\d{2}", text)))
-        if w["list"] or q.expected:
-            row[idx["list_items"]] = min(n_items, 6) / 6
-            row[idx["list_opens"]] = float(c.opens_list)
-            row[idx["list_none"]] = float(n_items < 2 and c.kind != "run")
-        if w["name"]:
-            names = [x for x in X.QUOTED_NAME.findall(text) if x not in q.quoted and norm(x) not in norm(q.text)]
-            near = any(
-                any(norm(t).lower() in norm(cl).lower() for t in q.terms if norm(t))
-                for cl in X.CLAUSE_SPLIT.split(text)
-                if any(nm in cl for nm in names)
-            )
-            row[idx["name_near"]] = float(bool(names) and near)
-            row[idx["name_none"]] = float(not names)
-        row[idx["freq_ok"]] = float(w["freq"] and bool(X.FREQ.search(text)))
-        row[idx["result_ok"]] = float(w["result"] and bool(X.RESULT_MARK.search(text)))
-        row[idx["agent_ok"]] = float(w["agent"] and bool(X.AGENT_VERB.search(text)))
-        has_speaker = bool(X.speaker_of(c.hit.chunk))
-        row[idx["who_label"]] = float((w["who"] or w["role"]) and has_speaker)
-        row[idx["role_label"]] = float((w["role"] or w["who"]) and c.kind == "label")
-        row[idx["restates"]] = float(X.is_inline_heading(text) and X._restates(text, q.terms))
-        row[idx["is_question"]] = float(X._is_question(text))
-        row[idx["definition"]] = float(
-            any(x in text and re.search(re.escape(x) + r"[”\"]?(?:的内容)?(?:是指|就是|即|是|包括|指)", text) for x in q.quoted)
+        row[IDX["list_items"]] = min(n_items, 6) / 6
+        row[IDX["list_opens"]] = float(c.opens_list)
+        row[IDX["list_none"]] = float(n_items < 2 and c.kind != "run")
+    if w["name"]:
+        names = [x for x in X.QUOTED_NAME.findall(text) if x not in q.quoted and norm(x) not in norm(q.text)]
+        near = any(
+            any(norm(t).lower() in norm(cl).lower() for t in q.terms if norm(t))
+            for cl in X.CLAUSE_SPLIT.split(text)
+            if any(nm in cl for nm in names)
         )
-        row[idx["listed_only"]] = listed / total if not w["list"] else 0.0
-        row[idx["length"]] = len(text) / 100
-        row[idx["too_long"]] = float(len(text) > X.SENT_MAX)
-        row[idx["pos0"]] = float(c.pos == 0)
-        row[idx["has_lead"]] = float(bool(c.lead))
-        row[idx["is_run"]] = float(c.kind == "run")
-        row[idx["run_items"]] = len(c.items) / 6 if c.kind == "run" else 0.0
-        row[idx["run_count_ok"]] = float(c.kind == "run" and bool(q.expected) and len(c.items) == q.expected)
-        row[idx["is_label"]] = float(c.kind == "label")
-        if q.quoted:
-            row[idx["quoted_in"]] = sum(norm(x) in s_norm for x in q.quoted) / len(q.quoted)
-            row[idx["quoted_ctx"]] = sum(norm(x) in ctx_norm for x in q.quoted) / len(q.quoted)
-        if q.said_bigrams:
-            bi = cjk_bigrams(text)
-            row[idx["said_overlap"]] = len(bi & q.said_bigrams) / (len(bi) or 1)
-        row[idx["type_ok"]] = float(answerer.type_ok(q.text, c, q.subjects))
-        row[idx["num_given"]] = float(bool(qnums) and bool(qnums & numbers_in(text)))
-        row[idx["latin_cos"]] = sim if q.latin else 0.0
-        row[idx["latin_cov"]] = c.coverage if q.latin else 0.0
-        if q.subjects:
-            row[idx["subj_ok"]] = float(any(norm(s) in s_norm or norm(s) in ctx_norm for s in q.subjects))
-    if other_place is not None:
-        out[:, idx["place_other"]] = other_place.astype(np.float64)
-    # where each candidate stands among this question's candidates (1 = best), by the main signals:
-    # a linear ranker cannot read "the best covered of these" from the absolute values alone
+        row[IDX["name_near"]] = float(bool(names) and near)
+        row[IDX["name_none"]] = float(not names)
+    row[IDX["freq_ok"]] = float(w["freq"] and bool(X.FREQ.search(text)))
+    row[IDX["result_ok"]] = float(w["result"] and bool(X.RESULT_MARK.search(text)))
+    row[IDX["agent_ok"]] = float(w["agent"] and bool(X.AGENT_VERB.search(text)))
+    has_speaker = bool(X.speaker_of(c.hit.chunk))
+    row[IDX["who_label"]] = float((w["who"] or w["role"]) and has_speaker)
+    row[IDX["role_label"]] = float((w["role"] or w["who"]) and c.kind == "label")
+    row[IDX["definition"]] = float(
+        any(x in text and re.search(re.escape(x) + r"[”\"]?(?:的内容)?(?:是指|就是|即|是|包括|指)", text) for x in q.quoted)
+    )
+    row[IDX["type_ok"]] = float(answerer.type_ok(q.text, c, q.subjects))
+    row[IDX["num_given"]] = float(bool(ctx.qnums) and bool(ctx.qnums & numbers_in(text)))
+    row[IDX["list_run"]] = float(c.kind == "run" and (w["list"] or bool(q.expected)))
+    row[IDX["run_count_ok"]] = float(c.kind == "run" and bool(q.expected) and len(c.items) == q.expected)
+
+
+def _shape_features(row: np.ndarray, q: Query, c) -> None:
+    """The candidate's shape: length, position, a question, an inline heading restating the question,
+    a run of items, a label; and, for an English question, its cosine and coverage again."""
+    X = _x()
+    text = c.text
+    row[IDX["restates"]] = float(X.is_inline_heading(text) and X._restates(text, q.terms))
+    row[IDX["is_question"]] = float(X._is_question(text))
+    row[IDX["length"]] = len(text) / 100
+    row[IDX["too_long"]] = float(len(text) > X.SENT_MAX)
+    row[IDX["pos0"]] = float(c.pos == 0)
+    row[IDX["has_lead"]] = float(bool(c.lead))
+    row[IDX["is_run"]] = float(c.kind == "run")
+    row[IDX["run_items"]] = len(c.items) / 6 if c.kind == "run" else 0.0
+    row[IDX["is_label"]] = float(c.kind == "label")
+    row[IDX["latin_cos"]] = row[IDX["sent_cos"]] if q.latin else 0.0
+    row[IDX["latin_cov"]] = c.coverage if q.latin else 0.0
+
+
+def _rank_features(out: np.ndarray, n: int) -> None:
+    """Where each candidate stands among this question's candidates (1 = best) by the main signals:
+    a linear ranker cannot read "the best covered of these" from the absolute values alone."""
     for src, dst in (("cov", "cov_rank"), ("overlap", "overlap_rank"), ("cov_local", "local_rank"), ("sent_cos", "cos_rank")):
-        col = out[:, idx[src]]
+        col = out[:, IDX[src]]
         ranks = np.empty(n)
         ranks[np.argsort(-col, kind="stable")] = np.arange(n)
-        out[:, idx[dst]] = 1.0 / (1.0 + ranks)
-    return out
+        out[:, IDX[dst]] = 1.0 / (1.0 + ranks)
 
 
 def gate_features(q: Query, cands: list, X: np.ndarray, scores: np.ndarray, top: int, hits: list, answerer) -> np.ndarray:

@@ -82,6 +82,74 @@ def _du_mb(path: Path) -> float:
     return total / 2**20
 
 
+def _synthetic_chunks(tokens: list) -> list:
+    from ..schema import Chunk
+
+    return [
+        Chunk(id=f"s{i:07d}", source="synthetic.txt", title="", heading_path=(), text=" ".join(t), start=0, end=0, ordinal=i)
+        for i, t in enumerate(tokens)
+    ]
+
+
+def _queries(rng: np.random.Generator, queries: int, dim: int, proj: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Question texts (four Zipf terms) and vectors of the passages' kind."""
+    from .bench import SYNTH_VOCAB
+
+    qvecs = synthetic_vectors(rng, queries, dim, proj)
+    weights = 1.0 / np.arange(1, SYNTH_VOCAB + 1)
+    weights /= weights.sum()
+    qterms = rng.choice(SYNTH_VOCAB, size=(queries, 4), p=weights)
+    # a Chinese lead-in keeps the question off the English path (rag/glossary.py); its words
+    # are in no synthetic passage, so only the four terms score
+    return ["合成检索问题：" + " ".join(f"t{j}" for j in row) for row in qterms], qvecs
+
+
+def _store_calls(idx, texts: list[str], qvecs: np.ndarray, truth: np.ndarray) -> tuple[float, list, list]:
+    """Recall@10 of the dense list against exact search, and the two store calls' latencies (ms)."""
+    from ..text import tokenize
+
+    hits = 0
+    dense_lat, kw_lat = [], []
+    for q, v, t in zip(texts, qvecs, truth):
+        t0 = time.perf_counter()
+        got = idx.store.dense(v, 10)
+        dense_lat.append((time.perf_counter() - t0) * 1000)
+        hits += len({i for i, _ in got} & set(int(x) for x in t))
+        t0 = time.perf_counter()
+        idx.store.keyword(tokenize(q), 50)
+        kw_lat.append((time.perf_counter() - t0) * 1000)
+    return hits / (10 * len(texts)), dense_lat, kw_lat
+
+
+def _search_latencies(retriever, texts: list[str], qvecs: np.ndarray, top_k: int) -> tuple[list, list]:
+    """``Retriever.search`` latencies (ms): one client, then ``CLIENTS`` threads at once."""
+    queries = len(texts)
+    retriever.search(texts[0], top_k, query_vec=qvecs[0])  # warm-up
+    lat = []
+    for q, v in zip(texts, qvecs):
+        t0 = time.perf_counter()
+        retriever.search(q, top_k, query_vec=v)
+        lat.append((time.perf_counter() - t0) * 1000)
+    lat8: list[float] = []
+    lock = threading.Lock()
+
+    def client(k: int) -> None:
+        mine = []
+        for j in range(k, max(queries, 2 * CLIENTS), CLIENTS):  # at least two questions per client
+            t0 = time.perf_counter()
+            retriever.search(texts[j % queries], top_k, query_vec=qvecs[j % queries])
+            mine.append((time.perf_counter() - t0) * 1000)
+        with lock:
+            lat8.extend(mine)
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(CLIENTS)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return lat, lat8
+
+
 def bench_one(store_kind: str, n: int, *, dim: int = 384, seed: int = 0, settings: Settings | None = None,
               queries: int = QUERIES) -> dict:
     """Figures for one store and size (see the module docstring); run in a fresh process."""
@@ -90,18 +158,12 @@ def bench_one(store_kind: str, n: int, *, dim: int = 384, seed: int = 0, setting
     from .bench import SYNTH_VOCAB, _zipf_tokens
     from ..index.store import open_store
     from ..index.retrieval import Retriever
-    from ..schema import Chunk, SourceText
-    from ..text import tokenize
+    from ..schema import SourceText
 
     rng = np.random.default_rng(seed)
     proj = rng.standard_normal((LATENT_DIM, dim), dtype=np.float32)
     vecs = synthetic_vectors(rng, n, dim, proj)
-    tokens = _zipf_tokens(rng, n, SYNTH_VOCAB)
-    chunks = [
-        Chunk(id=f"s{i:07d}", source="synthetic.txt", title="", heading_path=(), text=" ".join(t), start=0, end=0, ordinal=i)
-        for i, t in enumerate(tokens)
-    ]
-    del tokens
+    chunks = _synthetic_chunks(_zipf_tokens(rng, n, SYNTH_VOCAB))
     doc = SourceText(source="synthetic.txt", text="", sha256="0" * 64, kind="txt")
     tmp = Path(tempfile.mkdtemp(prefix=f"rag-scale-{store_kind}-"))
     try:
@@ -115,57 +177,14 @@ def bench_one(store_kind: str, n: int, *, dim: int = 384, seed: int = 0, setting
         build_s = time.perf_counter() - t0
         idx = store.load(name)
         retriever = Retriever(idx, None, s)  # type: ignore[arg-type]  # query_vec is always given
-
-        qvecs = synthetic_vectors(rng, queries, dim, proj)
-        weights = 1.0 / np.arange(1, SYNTH_VOCAB + 1)
-        weights /= weights.sum()
-        qterms = rng.choice(SYNTH_VOCAB, size=(queries, 4), p=weights)
-        # a Chinese lead-in keeps the question off the English path (rag/glossary.py); its words
-        # are in no synthetic passage, so only the four terms score
-        texts = ["合成检索问题：" + " ".join(f"t{j}" for j in row) for row in qterms]
-
+        texts, qvecs = _queries(rng, queries, dim, proj)
         exact = faiss.IndexFlatIP(dim)  # inner product of normalised vectors = cosine
         exact.add(vecs)
         _, truth = exact.search(qvecs, 10)
         del exact, vecs
-        hits = 0
-        dense_lat, kw_lat = [], []
-        for q, v, t in zip(texts, qvecs, truth):
-            t0 = time.perf_counter()
-            got = idx.store.dense(v, 10)
-            dense_lat.append((time.perf_counter() - t0) * 1000)
-            hits += len({i for i, _ in got} & set(int(x) for x in t))
-            t0 = time.perf_counter()
-            idx.store.keyword(tokenize(q), 50)
-            kw_lat.append((time.perf_counter() - t0) * 1000)
-        recall = hits / (10 * queries)
-
-        retriever.search(texts[0], s.top_k, query_vec=qvecs[0])  # warm-up
-        lat = []
-        for q, v in zip(texts, qvecs):
-            t0 = time.perf_counter()
-            retriever.search(q, s.top_k, query_vec=v)
-            lat.append((time.perf_counter() - t0) * 1000)
-
-        lat8: list[float] = []
-        lock = threading.Lock()
-
-        def client(k: int) -> None:
-            mine = []
-            for j in range(k, max(queries, 2 * CLIENTS), CLIENTS):  # at least two questions per client
-                t0 = time.perf_counter()
-                retriever.search(texts[j % queries], s.top_k, query_vec=qvecs[j % queries])
-                mine.append((time.perf_counter() - t0) * 1000)
-            with lock:
-                lat8.extend(mine)
-
-        threads = [threading.Thread(target=client, args=(k,)) for k in range(CLIENTS)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
+        recall, dense_lat, kw_lat = _store_calls(idx, texts, qvecs, truth)
+        lat, lat8 = _search_latencies(retriever, texts, qvecs, s.top_k)
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-        disk_mb = _du_mb(tmp)
         return {
             "store": store_kind,
             "n": n,
@@ -175,7 +194,7 @@ def bench_one(store_kind: str, n: int, *, dim: int = 384, seed: int = 0, setting
             "p95_ms_8clients": round(_pct(lat8, 95), 2),
             "recall_at_10": round(recall, 4),
             "rss_mb": round(rss_mb, 1),
-            "disk_mb": round(disk_mb, 1),
+            "disk_mb": round(_du_mb(tmp), 1),
             "dense_p95_ms": round(_pct(dense_lat, 95), 2),
             "keyword_p95_ms": round(_pct(kw_lat, 95), 2),
             "vector_index": idx.manifest.get("vector_index", {}).get("kind"),

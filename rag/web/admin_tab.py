@@ -49,7 +49,7 @@ def document_handlers(docs: DocumentManager, who) -> tuple:
         try:
             names = docs.add_many(file_items(files), user.name)
         except RagError as e:
-            raise gr.Error(str(e)) from e
+            raise gr.Error(str(e), print_exception=False) from e  # logged by us, not a crash
         table, dd = manage_view(docs)
         msg = f"已添加 {len(names)} 篇：{'、'.join(names)}。请点击“重建索引”使其生效。"
         return msg, table, dd, None
@@ -62,7 +62,7 @@ def document_handlers(docs: DocumentManager, who) -> tuple:
             (filename, data), = file_items(file)
             docs.replace(name, filename, data, user.name)
         except RagError as e:
-            raise gr.Error(str(e)) from e
+            raise gr.Error(str(e), print_exception=False) from e  # logged by us, not a crash
         table, dd = manage_view(docs)
         return f"已替换：{name}。请点击“重建索引”使其生效。", table, dd, None
 
@@ -73,7 +73,7 @@ def document_handlers(docs: DocumentManager, who) -> tuple:
         try:
             docs.delete(name, user.name)
         except RagError as e:
-            raise gr.Error(str(e)) from e
+            raise gr.Error(str(e), print_exception=False) from e  # logged by us, not a crash
         table, dd = manage_view(docs)
         return f"已删除：{name}。请点击“重建索引”使其生效。", table, dd
 
@@ -94,7 +94,7 @@ def reindex_handler(service: RagService, settings: Settings, docs: DocumentManag
             rep = service.reindex(progress=report)
         except RagError as e:
             logger.warning("reindex failed: %s", e.log_message)
-            raise gr.Error(str(e)) from e
+            raise gr.Error(str(e), print_exception=False) from e  # logged by us, not a crash
         append_audit(settings.data_dir, {"action": "reindex", "user": user.name, "version": rep.version})
         table, dd = manage_view(docs)
         msg = rep.summary() + (("\n拒绝的文件：" + "；".join(rep.rejected)) if rep.rejected else "")

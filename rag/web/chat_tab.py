@@ -46,7 +46,7 @@ def chat_handlers(service: RagService, who) -> SimpleNamespace:
             text, ans = next(stream)
         except RagError as e:  # nothing yielded yet: the message stays in the input box
             logger.info("question failed: %s", e.log_message)
-            raise gr.Error(str(e)) from e
+            raise gr.Error(str(e), print_exception=False) from e  # logged by us, not a crash
         # history is plain text from here on; rendered_history() escapes all of it for the page
         history += [{"role": "user", "content": q}, {"role": "assistant", "content": text}]
         yield rendered_history(history), gr.skip(), gr.skip(), gr.skip(), gr.skip()
@@ -76,7 +76,7 @@ def chat_handlers(service: RagService, who) -> SimpleNamespace:
         try:
             index, _, _ = service.current()
         except RagError as e:
-            raise gr.Error(str(e)) from e
+            raise gr.Error(str(e), print_exception=False) from e  # logged by us, not a crash
         text = index.document_text(ref["source"])
         if not text:
             raise gr.Error("该文章已不在当前索引中（可能已被删除或替换）")

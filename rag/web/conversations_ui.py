@@ -161,7 +161,7 @@ class ConversationsUI:
         try:
             conv = self.store.get(user.name, str(conversation_id))
         except NotFoundError as e:
-            raise gr.Error(str(e)) from e
+            raise gr.Error(str(e), print_exception=False) from e  # logged by us, not a crash
         history = [{"role": m["role"], "content": m["content"]} for m in conv["messages"]]
         state = {"id": conv["id"], "last": last_answer_id(conv)}
         return (self.rendered_history(history), state, self.listing(user.name, conv["id"]), conv["title"],
@@ -182,7 +182,7 @@ class ConversationsUI:
         try:
             conv = self.store.rename(user.name, cid, title)
         except RagError as e:
-            raise gr.Error(str(e)) from e
+            raise gr.Error(str(e), print_exception=False) from e  # logged by us, not a crash
         return self.listing(user.name, cid), conv["title"], "已重命名。"
 
     def ask_delete(self, state: dict, request: gr.Request):
@@ -199,7 +199,7 @@ class ConversationsUI:
         try:
             self.store.delete(user.name, cid)
         except NotFoundError as e:
-            raise gr.Error(str(e)) from e
+            raise gr.Error(str(e), print_exception=False) from e  # logged by us, not a crash
         return ([], dict(EMPTY), self.listing(user.name, None), "", "已删除。", "", [],
                 gr.Dropdown(choices=[], value=None), "", gr.Row(visible=False))
 

@@ -182,7 +182,7 @@ class FeedbackUI:
         try:
             self.store.add(user.name, rating, reason=reason, note=note, message_id=int(message_id))
         except RagError as e:
-            raise gr.Error(str(e)) from e
+            raise gr.Error(str(e), print_exception=False) from e  # logged by us, not a crash
         except SQLAlchemyError as e:
             logger.error("could not store the feedback of %r: %s", user.name, e)
             raise gr.Error("反馈保存失败，请稍后再试") from e

@@ -88,7 +88,7 @@ def make_who(users: UserStore):
             return require(users.get(name) if name else None, action)
         except RagError as e:
             logger.warning("denied: %s", e.log_message)
-            raise gr.Error(str(e)) from e
+            raise gr.Error(str(e), print_exception=False) from e  # logged by us, not a crash
 
     return who
 
