@@ -10,6 +10,8 @@
   KEY``; a request without a valid key gets its 401 without the server reading (or spooling to
   disk) a single byte of its body, and an upload to ``/api/v1/documents`` by a role that may not
   upload gets its 403 the same way.
+- **A user's flood stops here.** A chat request from a user who already has as many answers in
+  flight as allowed (``limits.AnswerSlots``) gets its 429 before its body is parsed.
 - **Security headers on every response** that lacks them: ``X-Content-Type-Options: nosniff``,
   ``X-Frame-Options: DENY``, and for HTML outside the page (the article view) a strict
   Content-Security-Policy with ``frame-ancestors 'none'``. The page's own, stricter headers are
@@ -49,12 +51,15 @@ async def send_error(send, status: int, code: str, message: str, headers: list |
 
 
 class Edge:
-    """See the module docstring. ``key_role(token)`` is the role of a valid API key's user, else None."""
+    """See the module docstring. ``key_user(token)`` is (user name, role) of a valid API key, else None;
+    ``busy(user)`` tells a user who already has as many answers in flight as allowed."""
 
-    def __init__(self, app, *, upload_max_bytes: int, upload_max_files: int, key_role: Callable[[str], str | None]) -> None:
+    def __init__(self, app, *, upload_max_bytes: int, upload_max_files: int,
+                 key_user: Callable[[str], tuple[str, str] | None], busy: Callable[[str], bool] = lambda user: False) -> None:
         self.app = app
         self.upload_limit = upload_max_bytes * upload_max_files + 64 * 1024  # the multipart framing
-        self.key_role = key_role
+        self.key_user = key_user
+        self.busy = busy
 
     def limit_for(self, path: str) -> int:
         if path.rstrip("/").startswith("/api/v1/documents") or path.rstrip("/").endswith("/upload"):
@@ -81,10 +86,17 @@ class Edge:
             return
         if path.startswith(API_PREFIXES) and method != "OPTIONS":
             scheme, _, token = headers.get("authorization", "").partition(" ")
-            role = self.key_role(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
-            if role is None:
-                await send_error(send, 401, "unauthorized", "API 密钥缺失、无效或已被吊销（Authorization: Bearer KEY）",
-                                 [(b"www-authenticate", b"Bearer")])
+            given = scheme.lower() == "bearer" and bool(token.strip())
+            found = self.key_user(token.strip()) if given else None
+            if found is None:  # the same codes and messages as rag.web.auth
+                code, message = (("invalid_api_key", "API 密钥无效或已被吊销") if given else
+                                 ("unauthorized", "未提供 API 密钥：请在请求头加上 Authorization: Bearer KEY"))
+                await send_error(send, 401, code, message, [(b"www-authenticate", b"Bearer")])
+                return
+            user, role = found
+            if method == "POST" and path.rstrip("/") == "/v1/chat/completions" and self.busy(user):
+                # a flood from one user: refused before its body is parsed (the service would refuse it too)
+                await send_error(send, 429, "busy", "您的问题正在回答中，请等回答完成后再问", [(b"retry-after", b"2")])
                 return
             if method in ("POST", "PUT") and path.startswith("/api/v1/documents") and not allowed(role, "manage"):
                 # an upload body may be 400 MB: a role that may not upload is refused before it is spooled

@@ -54,7 +54,8 @@ def create_app(
     include_routes(app, ctx)
     app.add_middleware(
         Edge, upload_max_bytes=settings.upload_max_bytes, upload_max_files=settings.upload_max_files,
-        key_role=lambda token: key_role(auth, token),
+        key_user=lambda token: key_user(auth, token),
+        busy=lambda user: service.slots.in_flight(user) >= service.slots.per_user,
     )
     if demo is not None:
         import gradio as gr
@@ -64,11 +65,11 @@ def create_app(
     return app
 
 
-def key_role(auth: Authenticator, token: str) -> str | None:
-    """The role of the user of a valid, unrevoked API key, else None."""
+def key_user(auth: Authenticator, token: str) -> tuple[str, str] | None:
+    """(name, role) of the user of a valid, unrevoked API key, else None."""
     info = auth.keys.verify(token)
     user = auth.users.get(info.user) if info is not None else None
-    return user.role if user is not None else None
+    return (user.name, user.role) if user is not None else None
 
 
 def page_user_lookup(app: FastAPI, sessions: SessionStore):
