@@ -32,6 +32,9 @@ def make_api_site(root: Path, embeddings, **settings_changes) -> dict:
         users.add(name, name, pw)
     service = RagService(settings, embeddings=embeddings)
     service.ensure_index()
+    # answers read the sentence vectors the warm-up embeds: asked before it ends, a question's gate
+    # probability depends on how far it got (a refusal near the threshold would come and go)
+    assert service.wait_warm(300), "sentence warm-up did not finish"
     docs = DocumentManager(settings)
     db = open_database(settings)
     store = ApiKeyStore(db)

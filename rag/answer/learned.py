@@ -57,6 +57,7 @@ class LearnedAnswering:
         cands = self.candidates(hits)
         cands += self.label_candidates(hits)
         cands += self.run_candidates(cands, question, hits)
+        self.ground_hits(cands, hits)
         prep.cands = cands
         parts = split_subquestions(question)
         whole_terms = self.terms_of(question)
@@ -80,6 +81,29 @@ class LearnedAnswering:
                 other = np.array([bool(self.places.of(c.hit.chunk)) and not (mine & self.places.of(c.hit.chunk)) for c in cands])
             prep.parts.append((q, candidate_features(q, cands, prep.sims, self, other_place=other)))
         return prep
+
+    def ground_hits(self, cands: list, hits: list[Hit]) -> None:
+        """Give a candidate read from a passage retrieval did not return (a sibling item, a numbered
+        sub-heading of the section) that passage's retrieval signals when it was retrieved after all,
+        else those of the weakest passage read: a cosine of 0 is far outside what the ranker and the
+        gate were fitted on and sank such answers (a gate logit of -12 from that alone)."""
+        from dataclasses import replace
+
+        by_chunk = {h.chunk.id: h for h in hits}
+        read = hits[: self.settings.answer_passages]
+        weakest = read[-1] if read else None
+        known = {id(h) for h in hits}
+
+        def grounded(h: Hit) -> Hit:
+            if id(h) in known or weakest is None:
+                return h
+            ref = by_chunk.get(h.chunk.id, weakest)
+            return replace(h, dense_score=ref.dense_score, keyword_score=ref.keyword_score)
+
+        for c in cands:
+            c.hit = grounded(c.hit)
+            for m in c.items:
+                m.hit = grounded(m.hit)
 
     def set_coverage(self, q: Query, cands: list) -> None:
         """IDF-weighted share of the query's terms in each candidate (terms only in its heading path or
