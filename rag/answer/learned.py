@@ -132,15 +132,20 @@ class LearnedAnswering:
             c.covered = frozenset(covered)
 
     def candidate_sims(self, text: str, cands: list) -> np.ndarray:
-        """Cosine of the question and each candidate sentence, from the sentence cache only (the
-        warm-up embeds every sentence of an index version: nothing is embedded here); a label, a
+        """Cosine of the question and each candidate sentence, from the sentence cache (the warm-up
+        embeds every sentence of an index version; without a warm-up the candidates' sentences are
+        embedded here, on demand); a label, a
         heading-list run or a sentence not cached yet takes its passage's cosine, a run its best
         member's."""
         sims = np.array([c.hit.dense_score for c in cands], dtype=np.float64)
         if self.embed_query is None or self.sentence_cache is None or not cands:
             return sims
         sent = [i for i, c in enumerate(cands) if c.kind == "sent"]
-        have = self.sentence_cache.cached([cands[i].text for i in sent])
+        texts = [cands[i].text for i in sent]
+        if self.settings.sentence_warmup or not texts:
+            have = self.sentence_cache.cached(texts)
+        else:  # no background warm-up (RAG_SENTENCE_WARMUP=0, the one-shot CLI): embed these on demand
+            have = dict(zip(texts, self.sentence_cache.vectors(texts)))
         if have:
             qv = self._query_vector(text)
             for i in sent:
