@@ -237,20 +237,20 @@ def out_of_fold_probs(
         inner, held = mask & (of != f), mask & (of == f)
         ranker = fit_ranker(items, preps, inner, drop)
         gate, _, _ = fit_gate(answerer, ranker, items, preps, inner, negatives, gdrop)
-        _, G, owner = fit_gate_rows(answerer, ranker, items, preps, held, gdrop)
+        G, owner = gate_rows(answerer, ranker, preps, held, gdrop)
         probs.update(_question_probs(gate, G, owner))
     return probs
 
 
-def fit_gate_rows(answerer, ranker, items: list[Item], preps: list, mask: np.ndarray, gdrop: list[int]):
-    """The gate rows of the masked questions alone (no fit): (None, rows, owners)."""
+def gate_rows(answerer, ranker, preps: list, mask: np.ndarray, gdrop: list[int]):
+    """The gate rows of the masked questions alone (no fit): (rows, owner of each row)."""
     G, owner = [], []
     for j, (prep, m) in enumerate(zip(preps, mask)):
         if m and prep.cands:
             for row in _gate_rows(answerer, ranker, prep):
                 G.append(row)
                 owner.append(j)
-    return None, (_cut(np.array(G), gdrop) if G else np.zeros((0, len(GATE_FEATURES)))), owner
+    return (_cut(np.array(G), gdrop) if G else np.zeros((0, len(GATE_FEATURES)))), owner
 
 
 def _cut(X: np.ndarray, cols: list[int]) -> np.ndarray:
