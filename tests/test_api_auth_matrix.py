@@ -10,6 +10,7 @@ import pytest
 import requests
 from web_site import bearer, make_api_site
 
+from rag.audit import read_audit
 from rag.db.keys import ApiKeyStore
 
 Q = {"model": "dangjian-rag", "messages": [{"role": "user", "content": "龙井茶产于哪里？"}]}
@@ -109,9 +110,14 @@ def test_route_checks_key_and_role(site, route) -> None:
 
             turn = ConversationStore(site["db"]).record_turn(role, "龙井茶产于哪里？", "龙井茶产于杭州。")
             url = site["url"] + path.replace("{conv}", turn.conversation_id)
+        before = len(read_audit(site["settings"].data_dir))
         r = call(bearer(site["keys"][role]))
         if action in actions:
             assert 200 <= r.status_code < 300, (route, role, r.status_code, r.text[:300])
         else:
             assert r.status_code == 403, (route, role, r.status_code)
             assert "无权" in r.json()["error"]["message"]
+            # the refusal is in the audit trail: who, which action, which route
+            new = read_audit(site["settings"].data_dir)[before:]
+            assert any(e["action"] == "denied" and e["user"] == role and e["what"] == action
+                       and path.split("?")[0].split("{")[0].rstrip("/") in e["where"] for e in new), (route, role, new)

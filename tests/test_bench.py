@@ -31,15 +31,18 @@ def test_bench_prints_every_figure(mini_corpus, tmp_path):
     assert not (tmp_path / "index").exists()  # the bench never touches the configured index
 
 
-def test_load_bench_prints_both_phases_side_by_side(mini_corpus, tmp_path):
+def test_load_bench_prints_the_phases_side_by_side(mini_corpus, tmp_path):
     from rag.web.bench_load import run_load
 
     settings = Settings(corpus_dir=mini_corpus, index_dir=tmp_path / "index", data_dir=tmp_path / "data")
     out = io.StringIO()
     res = run_load(settings, out, seconds=8, alone_seconds=3, askers=2, flooders=1)
     text = out.getvalue()
-    for label in ("回答数 answers", "错误 errors", "p50 ms", "p95 ms", "重建索引期间 p95 ms", "登录洪泛", "单独", "并发"):
+    for label in ("回答数 answers", "错误 errors", "p50 ms", "p95 ms", "重建索引期间 p95 ms", "登录洪泛", "单独", "并发",
+                  "1 人 + 重建索引", "1 人重建索引期间 / 1 人单独"):
         assert label in text, label
     assert res["alone"]["answers"] > 0 and res["load"]["answers"] > 0
+    solo = res["solo_reindex"]
+    assert solo["answers"] > 0 and solo["errors"] == 0 and solo["reindex_ok"] and solo["reindex_s"] > 0
     assert res["load"]["errors"] == 0 and res["load"]["reindex_ok"]
     assert res["load"]["login_flood"].get(429, 0) > 0  # the flood was throttled

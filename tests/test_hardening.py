@@ -276,3 +276,22 @@ def test_no_server_path_in_any_response_to_a_cadre_or_anonymous_caller(site) -> 
         for secret in secrets_:
             assert secret not in body, (where, secret, body[:300])
         assert "blocked_paths" not in body, where
+
+
+def test_denied_actions_are_audited_within_a_bound(tmp_path):
+    """A hostile user's refusals cannot fill the disk: at most DENIED_PER_HOUR lines per user and hour,
+    the rest counted into the next line; another user's refusals are still recorded."""
+    from rag import audit
+
+    for i in range(audit.DENIED_PER_HOUR + 25):
+        audit.append_denied(tmp_path, "mallory", "manage", f"POST /api/v1/documents #{i}")
+    assert audit.append_denied(tmp_path, "cadre2", "quiz", "page")
+    rows = audit.read_audit(tmp_path)
+    mine = [r for r in rows if r["user"] == "mallory"]
+    assert len(mine) == audit.DENIED_PER_HOUR
+    assert all(r["action"] == "denied" and r["what"] == "manage" for r in mine)
+    assert rows[-1]["user"] == "cadre2" and rows[-1]["where"] == "page"
+    assert (tmp_path / "audit.jsonl").stat().st_mode & 0o777 == 0o600
+    audit._denied[(str(tmp_path), "mallory")][0] -= 3600  # an hour later
+    assert audit.append_denied(tmp_path, "mallory", "manage", "page")
+    assert audit.read_audit(tmp_path)[-1]["suppressed"] == 25

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import itertools
+import re
 import logging
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -49,8 +50,21 @@ class ApiContext:
         self.feedback = FeedbackStore(self.db)
 
 
-def base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
+_PLAIN_HOST = re.compile(r"(?:[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
+
+
+def base_url(request: Request, settings: Settings) -> str:
+    """Where citation links point: ``RAG_PUBLIC_URL`` when set; else the request's own address when its
+    Host header is a plain host[:port] (no user info, path or odd characters: a forged Host must not
+    turn the links into another site's), else the address the connection arrived at."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    host = request.headers.get("host", "")
+    if _PLAIN_HOST.fullmatch(host) and request.url.scheme in ("http", "https"):
+        return f"{request.url.scheme}://{host}".rstrip("/") + request.scope.get("root_path", "").rstrip("/")
+    server = request.scope.get("server") or (settings.host, settings.port)
+    host, port = server[0], server[1]
+    return f"http://[{host}]:{port}" if ":" in str(host) else f"http://{host}:{port}"
 
 
 def stream_error(e: Exception) -> dict:
@@ -90,7 +104,7 @@ def openai_router(ctx: ApiContext) -> APIRouter:
             raise ApiError(404, "model_not_found", f"模型不存在：{body.model}（可用：{oa.MODEL_ID}）")
         question, history = oa.split_messages(body.messages)
         question = ctx.service.check_question(question)
-        url = base_url(request)
+        url = base_url(request, ctx.settings)
         conversation = body.conversation_id or request.headers.get("x-conversation-id") or None
         if conversation:
             ctx.conversations.get(caller.user.name, conversation)  # 404 before any work when not the caller's

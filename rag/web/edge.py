@@ -55,8 +55,10 @@ class Edge:
     ``busy(user)`` tells a user who already has as many answers in flight as allowed."""
 
     def __init__(self, app, *, upload_max_bytes: int, upload_max_files: int,
-                 key_user: Callable[[str], tuple[str, str] | None], busy: Callable[[str], bool] = lambda user: False) -> None:
+                 key_user: Callable[[str], tuple[str, str] | None], busy: Callable[[str], bool] = lambda user: False,
+                 denied: Callable[[str, str, str], object] = lambda user, action, where: None) -> None:
         self.app = app
+        self.denied = denied
         self.upload_limit = upload_max_bytes * upload_max_files + 64 * 1024  # the multipart framing
         self.key_user = key_user
         self.busy = busy
@@ -100,6 +102,7 @@ class Edge:
                 return
             if method in ("POST", "PUT") and path.startswith("/api/v1/documents") and not allowed(role, "manage"):
                 # an upload body may be 400 MB: a role that may not upload is refused before it is spooled
+                self.denied(user, "manage", f"{method} {path}"[:200])
                 await send_error(send, 403, "forbidden", "当前角色无权上传或替换文章")
                 return
         state = {"started": False, "read": 0, "cut": False}

@@ -37,6 +37,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no teleme
 
 import gradio as gr  # noqa: E402
 
+from rag.audit import append_denied  # noqa: E402
 from rag.auth.users import ROLE_LABELS, User, UserStore, allowed, require  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.errors import RagError  # noqa: E402
@@ -88,6 +89,8 @@ def make_who(users: UserStore):
             return require(users.get(name) if name else None, action)
         except RagError as e:
             logger.warning("denied: %s", e.log_message)
+            if name:
+                append_denied(Path(users.path).parent, name, action, "page")
             raise gr.Error(str(e), print_exception=False) from e  # logged by us, not a crash
 
     return who
@@ -189,7 +192,7 @@ def page_options(settings: Settings, users: UserStore, docs: DocumentManager) ->
     return dict(
         app_kwargs={"middleware": [guard]},  # CSP, nosniff, sign-in throttle, sessions, file checks
         auth=check,
-        auth_message="党建知识问答：请使用管理员分配的账号登录",
+        auth_message="党建知识问答：请使用管理员分配的账号登录。连续输错密码 5 次后，登录会暂停一段时间（按钮无反应时请稍候再试）。",
         allowed_paths=[],
         blocked_paths=blocked_paths(settings, users, docs) + database_files(settings),
         max_file_size=settings.upload_max_bytes,

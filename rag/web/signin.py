@@ -20,6 +20,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+from rag.audit import append_denied
 from rag.auth.sessions import SessionStore
 from rag.auth.throttle import LoginThrottle
 from rag.fsutil import atomic_write
@@ -69,6 +70,7 @@ class SignIn:
         self.sessions = sessions
         self.throttle = throttle
         self.devices = DeviceCookies(data_dir)
+        self.data_dir = Path(data_dir)
 
     async def login(self, scope, receive, send, headers, cookies) -> None:
         if cross_site(headers):
@@ -131,6 +133,8 @@ class SignIn:
         elif code in (400, 401):
             lock = self.throttle.failed(keys)
             logger.info("sign-in failed: %r from %s%s", username, addr, f" (locked {lock:.0f} s)" if lock else "")
+            if lock:  # anonymous by definition: recorded under "-", bounded per hour with all others
+                append_denied(self.data_dir, None, "login", f"locked {lock:.0f} s: {', '.join(keys)}"[:200])
 
     @staticmethod
     def _token_in(headers) -> str | None:
