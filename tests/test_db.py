@@ -160,6 +160,9 @@ def test_keys_conversations_and_feedback(settings) -> None:
     other = convs.record_turn("trainer", "龙井茶产于哪里？", "……", history=[])
     listed = convs.list("cadre")
     assert [c["id"] for c in listed] == [t3.conversation_id, t1.conversation_id]
+    assert [c["messages"] for c in listed] == [2, 4]  # counted in the query, not by loading the messages
+    assert [c["id"] for c in convs.list("cadre", limit=1, offset=1)] == [t1.conversation_id]
+    assert convs.list("cadre", offset=5) == []
     full = convs.get("cadre", t1.conversation_id)
     assert [m["role"] for m in full["messages"]] == ["user", "assistant", "user", "assistant"]
     assert full["messages"][1]["references"] == refs and full["messages"][1]["index_version"] == "v3"

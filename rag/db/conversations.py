@@ -13,7 +13,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ..errors import InputError
 from .engine import Database
@@ -24,6 +24,7 @@ RATINGS = {"up": 1, "down": -1, "👍": 1, "👎": -1, "1": 1, "-1": -1}
 MAX_NOTE_CHARS = 1000
 MAX_TITLE_CHARS = 100
 MATCH_RECENT = 20  # conversations of a user looked at to place a turn by its history
+LIST_LIMIT = 200  # conversations listed at most in one call (page and API)
 
 
 class NotFoundError(InputError):
@@ -41,9 +42,9 @@ def _title(text: str) -> str:
     return t[:40] + ("…" if len(t) > 40 else "")
 
 
-def _conv_dict(c: Conversation, with_messages: bool = False) -> dict:
+def _conv_dict(c: Conversation, with_messages: bool = False, count: int | None = None) -> dict:
     d = {"id": c.id, "title": c.title, "source": c.source, "created": c.created.isoformat(),
-         "updated": c.updated.isoformat(), "messages": len(c.messages)}
+         "updated": c.updated.isoformat(), "messages": len(c.messages) if count is None else count}
     if with_messages:
         d["messages"] = [
             {"id": m.id, "role": m.role, "content": m.content, "refused": m.refused, "references": m.citations or [],
@@ -100,11 +101,21 @@ class ConversationStore:
             s.flush()
             return Turn(conv.id, a.id)
 
-    def list(self, user: str) -> list[dict]:
+    def list(self, user: str, *, limit: int = LIST_LIMIT, offset: int = 0) -> list[dict]:
+        """The user's conversations, newest first, ``limit`` of them from ``offset``: one query with the
+        message counts (loading every conversation's messages made each page turn slower the more
+        conversations a user had: ~550 ms after a few hundred)."""
+        counts = (select(MessageRow.conversation_id, func.count(MessageRow.id).label("n"))
+                  .group_by(MessageRow.conversation_id).subquery())
         with self.db.session() as s:
-            rows = s.scalars(select(Conversation).where(Conversation.user_name == user, Conversation.deleted.is_(False))
-                             .order_by(Conversation.updated.desc()))
-            return [_conv_dict(c) for c in rows]
+            rows = s.execute(
+                select(Conversation, func.coalesce(counts.c.n, 0))
+                .outerjoin(counts, counts.c.conversation_id == Conversation.id)
+                .where(Conversation.user_name == user, Conversation.deleted.is_(False))
+                .order_by(Conversation.updated.desc(), Conversation.id)
+                .limit(max(0, min(limit, LIST_LIMIT))).offset(max(0, offset))
+            )
+            return [_conv_dict(c, count=int(n)) for c, n in rows]
 
     def get(self, user: str, conversation_id: str) -> dict:
         with self.db.session() as s:

@@ -71,7 +71,7 @@ class ConversationsUI:
     # -- pure-ish helpers (also used by the handlers' tests) ------------------------------------
     def choices(self, user: str) -> list[tuple[str, str]]:
         try:
-            return [(choice_label(c), c["id"]) for c in self.store.list(user)[:LIST_LIMIT]]
+            return [(choice_label(c), c["id"]) for c in self.store.list(user, limit=LIST_LIMIT)]
         except SQLAlchemyError as e:
             logger.error("conversations of %r unreadable: %s", user, e)
             return []

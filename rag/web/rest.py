@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, UploadFile
+from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
@@ -231,8 +231,9 @@ def _conversation_routes(r: APIRouter, ctx) -> None:
     """The caller's own conversations: list, read, rename, delete."""
 
     @r.get("/conversations", tags=["对话"], summary="本人的对话列表（新的在前）")
-    def list_conversations(caller: ChatCaller) -> dict:
-        return {"conversations": ctx.conversations.list(caller.user.name)}
+    def list_conversations(caller: ChatCaller, limit: Annotated[int, Query(ge=1, le=200)] = 200,
+                           offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> dict:
+        return {"conversations": ctx.conversations.list(caller.user.name, limit=limit, offset=offset)}
 
     @r.get("/conversations/{conversation_id}", tags=["对话"], summary="一个对话的全部消息（含引用）")
     def get_conversation(conversation_id: str, caller: ChatCaller) -> dict:
