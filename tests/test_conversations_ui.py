@@ -181,7 +181,7 @@ def test_a_user_only_ever_sees_their_own(site) -> None:
         "conversations": (), "conversation_new": (), "conversation_open": (state["id"],),
         "conversation_rename": ("x", state), "conversation_delete": (state,),
         "feedback": (None, "", state, like(1, True)), "open_link": ("articles/tea.txt?start=0&end=6#passage",),
-        "needs_work": (), "needs_work_export": (),
+        "needs_work": (), "needs_work_export": (), "keys_list": (), "keys_add": ("cadre", ""), "keys_revoke": (1,),
     }
     for name, args in calls.items():
         for who in (None, "nobody"):
