@@ -274,7 +274,7 @@ def test_any_answer_of_the_chat_is_rated_against_its_own_message(site) -> None:
             fns["feedback"](None, "", state, like(index, False), req("trainer"))
 
     # a reopened conversation: the same indexes rate the same messages
-    reopened, state2 = fns["conversation_open"](state["id"], req("trainer"))[:2]
+    state2 = fns["conversation_open"](state["id"], req("trainer"))[1]
     assert state2["ids"] == state["ids"]
     fns["feedback"](None, "", state2, like(3, "没有回答"), req("trainer"))
     assert feedback_rows(site)[-1][:4] == ("trainer", answers[1], -1, "没有回答")
@@ -290,7 +290,7 @@ def test_any_answer_of_the_chat_is_rated_against_its_own_message(site) -> None:
 
 def test_a_source_link_opens_the_article_at_its_passage(site) -> None:
     fns = site["fns"]
-    chatbot, state, _ = ask(site, "cadre", "龙井茶产于哪里？")
+    chatbot, _, _ = ask(site, "cadre", "龙井茶产于哪里？")
     links = webapp.plain_history(chatbot)[-1]["links"]
     assert [d["line"] for d in links] == ["[1] 龙井茶的故事"]
     name, start, end = render.parse_href(links[0]["href"])

@@ -33,7 +33,7 @@ def test_admin_lists_creates_once_and_revokes(site) -> None:
     key, msg, table, people, active = fns["keys_add"]("cadre", "  <b>脚本</b>  用 ", req("admin"))
     info = keys(site).verify(key)  # the key works: the API's bearer check finds it, as the cadre's
     assert key.startswith("rag-") and info is not None and info.user == "cadre" and info.label == "<b>脚本</b> 用"
-    assert "#%d" % info.id in msg and "只显示这一次" in msg and key not in msg
+    assert f"#{info.id}" in msg and "只显示这一次" in msg and key not in msg
     row = table.split(f"data-key-id='{info.id}'")[1].split("</tr>")[0]
     assert "&lt;b&gt;脚本&lt;/b&gt; 用" in row and "<b>" not in row and info.prefix in row and key not in table
     assert "有效" in row and "从未使用" in row

@@ -139,8 +139,6 @@ def chat_layout(settings: Settings, *, convs=None, feedback=None) -> SimpleNames
                 feedback_options=feedback.OPTIONS if feedback is not None else None,
                 elem_id="chatbot",
             )
-            if feedback is not None and convs is not None:
-                feedback.panel(convs.state, chatbot)
             with gr.Row():
                 msg = gr.Textbox(
                     placeholder="输入问题，按回车发送",
@@ -149,8 +147,10 @@ def chat_layout(settings: Settings, *, convs=None, feedback=None) -> SimpleNames
                     max_length=max(settings.max_question_chars * 4, 2000),
                     elem_id="question",
                 )
-                send = gr.Button("发送", variant="primary", scale=1, elem_id="send")
-                clear = gr.Button("新对话", scale=1, elem_id="new-chat")
+                send = gr.Button("发送", variant="primary", scale=1, min_width=80, elem_id="send")
+                clear = gr.Button("新对话", scale=1, min_width=80, elem_id="new-chat")
+            if feedback is not None and convs is not None:
+                feedback.panel(convs.state, chatbot)
         with gr.Column(scale=2, min_width=SOURCES_MIN_WIDTH, elem_id="sources-col"):
             sources = gr.HTML("", elem_id="sources")
             refs = gr.State([])

@@ -42,7 +42,7 @@ from rag.errors import RagError
 logger = logging.getLogger(__name__)
 
 CHART_DAYS = 30
-HINT = "点回答下方的 👍 / 👎 评价那一条回答；所选原因与补充说明随评价一并记录。"
+HINT = "点每条回答下方的“赞”或“踩”图标评价那一条回答（旗形图标可直接选原因）；所选原因与补充说明随评价一并记录。"
 
 
 def esc(text: object) -> str:
@@ -212,10 +212,10 @@ class FeedbackUI:
         return HINT, None, ""
 
     def panel(self, state: gr.State, chatbot: gr.Chatbot) -> None:
-        """The reason and note row (call in the chat tab, under the chat); 👍/👎 sit under every answer
+        """The reason and note row (call in the chat tab, under the input row); 👍/👎 sit under every answer
         (``chatbot`` must be made with ``feedback_options=FeedbackUI.OPTIONS``)."""
         with gr.Row(elem_id="fb-row"):
-            self.reason = gr.Radio(list(REASONS), value=None, label="👎 的原因（可选）", scale=3, elem_id="fb-reason")
+            self.reason = gr.Radio(list(REASONS), value=None, label="不满意的原因（可选）", scale=3, elem_id="fb-reason")
             self.note = gr.Textbox(label="补充说明（可选）", max_length=MAX_NOTE_CHARS, scale=3, lines=1,
                                    elem_id="fb-note", placeholder=f"不超过 {MAX_NOTE_CHARS} 字")
         self.status = gr.Markdown(HINT, elem_id="fb-status")

@@ -189,13 +189,13 @@ def render_sources(ans: Answer) -> str:
     """Numbered sources of an answer (or the closest passages of a refusal): title, full heading path,
     the passage (the quoted sentences marked) and a link to the article at the passage; all escaped."""
     parts = ["<h4>相关原文</h4>" if ans.refused else "<h4>来源</h4>"]
-    for n, c, quote in _items(ans):
+    for n, c, q in _items(ans):
         href = esc(article_href(c.source, c.start, c.end))
         parts.append(
             f'<div class="src"><b>[{n}] {esc(c.title)}</b>'
             f'<a class="src-link src-open" href="{href}" target="_blank" rel="noopener">在原文中查看</a>'
             f'<div class="path">{esc(path_label(c.title, c.heading_path))}</div>'
-            f'<div class="passage">{highlight(c.text, quote) if quote else esc(c.text)}</div></div>'
+            f'<div class="passage">{highlight(c.text, q) if q else esc(c.text)}</div></div>'
         )
     if len(parts) == 1:
         parts.append("<p>（无）</p>")
