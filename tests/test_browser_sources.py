@@ -115,3 +115,36 @@ def test_links_open_the_article_at_the_passage_and_the_panel_sits_beside_the_cha
     assert src["y"] >= chat["y"] + chat["height"] - 1 and src["x"] < chat["x"] + chat["width"], (chat, src)
     page.screenshot(path=str(OUT / "sources-stacked.png"), full_page=True)
     page.context.close()
+
+
+def test_an_admin_makes_a_key_in_the_page_that_the_api_takes_until_it_is_revoked(site, browser) -> None:
+    import requests
+
+    page = new_page(browser, 1400, 1000)
+    sign_in(page, site, "admin")
+    page.get_by_role("tab", name="管理").click()
+    page.locator("#key-table").wait_for()
+    pick = page.locator("#key-user input")
+    pick.click()
+    page.get_by_role("option", name="cadre（干部）").click()
+    page.locator("#key-label textarea, #key-label input").first.fill("浏览器里建的")
+    page.locator("#key-create").click()
+    page.wait_for_function("() => (document.querySelector('#key-new textarea, #key-new input') || {}).value?.startsWith('rag-')")
+    key = page.locator("#key-new textarea, #key-new input").first.input_value()
+    assert page.locator("#key-new button").count() >= 1  # the copy button
+    assert "浏览器里建的" in page.locator("#key-table").inner_text() and key not in page.locator("#key-table").inner_text()
+    models = site["server"].url + "/v1/models"
+    assert requests.get(models, headers={"Authorization": f"Bearer {key}"}, timeout=10).status_code == 200
+
+    # revoke it: the box empties, the table says so, the API refuses the key
+    kid = page.locator("#key-table tr", has_text="浏览器里建的").get_attribute("data-key-id")
+    page.locator("#key-pick input").click()
+    page.get_by_role("option", name=f"#{kid} ", exact=False).click()
+    page.locator("#key-revoke").click()
+    page.wait_for_function("() => (document.querySelector('#key-msg') || {}).innerText?.includes('已吊销')")
+    assert page.locator("#key-new textarea, #key-new input").first.input_value() == ""
+    assert "已吊销" in page.locator("#key-table tr", has_text="浏览器里建的").inner_text()
+    assert requests.get(models, headers={"Authorization": f"Bearer {key}"}, timeout=10).status_code == 401
+    assert page.dialogs == []
+    page.screenshot(path=str(OUT / "admin-keys.png"), full_page=True)
+    page.context.close()
