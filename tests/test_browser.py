@@ -10,22 +10,15 @@ from __future__ import annotations
 
 import re
 import shutil
-from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium fonts-noto-cjk)",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
+from browser_kit import need_browser  # noqa: E402  (tests/ is on sys.path under pytest)
 
-from test_app import make_site  # noqa: E402  (tests/ is on sys.path under pytest)
+sync_api = need_browser()
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "test-output"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from browser_kit import OUT, ROOT, TIMEOUT, browser, new_page, sign_in  # noqa: E402,F401  (browser: the fixture)
+from test_app import make_site  # noqa: E402
 NEW_ARTICLE = "青松县政协机关推行“三色预警”工作法\n\n青松县政协机关推行“三色预警”工作法，用红、黄、绿三色标注干部作风问题的轻重，逐项督促整改。\n"
 HOSTILE = (
     "白杨镇推行“四议两公开”新做法\n\n"
@@ -33,7 +26,6 @@ HOSTILE = (
     "<script>alert(2)</script>白杨镇还设立了<iframe src=http://example.invalid/f></iframe>群众监督岗。"
     "![x](http://example.invalid/a.png)白杨镇的做法得到群众认可。\n"
 )
-TIMEOUT = 90_000
 
 
 @pytest.fixture(scope="module")
@@ -44,26 +36,12 @@ def site(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(site):
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        ctx = browser.new_context(viewport={"width": 1280, "height": 1000}, locale="zh-CN")
-        pg = ctx.new_page()
-        pg.set_default_timeout(TIMEOUT)
-        pg.dialogs, pg.remote = [], []
-        pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
-        pg.on("request", lambda r: pg.remote.append(r.url) if "example.invalid" in r.url else None)
-        yield pg
-        browser.close()
-
-
-def sign_in(page, site) -> None:
-    page.goto(site["url"])
-    page.locator("input[type=text], input[name=username]").first.fill("admin")
-    page.locator("input[type=password]").first.fill(site["pw"]["admin"])
-    page.locator("input[type=password]").first.press("Enter")
-    page.locator("#question textarea").wait_for()
-    page.get_by_text("已登录").wait_for()
+def page(site, browser):
+    pg = new_page(browser, 1280, 1000)
+    pg.remote = []
+    pg.on("request", lambda r: pg.remote.append(r.url) if "example.invalid" in r.url else None)
+    yield pg
+    pg.context.close()
 
 
 def ask(page, question: str) -> None:
@@ -94,7 +72,7 @@ def reindex(page) -> None:
 
 def test_chat_upload_reindex_delete_and_inert_html(site, page, tmp_path) -> None:
     OUT.mkdir(exist_ok=True)
-    sign_in(page, site)
+    sign_in(page, site, "admin")
     assert page.get_by_role("tab", name="管理").is_visible()
 
     # 1. a corpus question: streamed answer, numbered sources, the quote highlighted

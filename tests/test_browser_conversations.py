@@ -1,24 +1,26 @@
 """Past conversations and 👎 in a real headless Chromium (Debian's /usr/bin/chromium, Playwright).
 
-A cadre asks a question, reloads the page, reopens the conversation from the side list and sees
-it, asks a follow-up under it, and gives 👎 with a reason and a note; an admin then finds that
-answer, its reason and note in 待改进的问题. Screenshots go to test-output/ (git-ignored).
+A cadre asks a question, reloads the page, reopens the conversation from the list and sees it,
+asks a follow-up under it, gives 👎 with a reason and a note to the first (not the last) answer with
+the thumb under that bubble and 👍 to the follow-up's; the database holds each rating against its own
+answer, and an admin finds the first question, its reason and note in 待改进的问题. Screenshots go to
+test-output/ (git-ignored).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium fonts-noto-cjk)",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
+from browser_kit import need_browser  # noqa: E402  (tests/ is on sys.path under pytest)
 
-from test_app import make_site  # noqa: E402  (tests/ is on sys.path under pytest)
-from test_browser import ARGS, OUT, TIMEOUT  # noqa: E402
+sync_api = need_browser()
+
+from browser_kit import OUT, browser, new_page, sign_in  # noqa: E402,F401  (browser: the fixture)
+from test_app import make_site  # noqa: E402
+
+from rag.db import open_database  # noqa: E402
+from rag.db.conversations import ConversationStore  # noqa: E402
 
 QUESTION = "“一抓双创”的内容是什么？"
 NOTE = "<b>第二条</b>出处不对"
@@ -31,30 +33,14 @@ def site(tmp_path_factory):
     s["demo"].close()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        yield b
-        b.close()
+def ratings(site) -> list:
+    """(message id, rating, reason, note) of every stored rating, oldest first."""
+    from sqlalchemy import select
 
+    from rag.db.models import FeedbackRow
 
-def new_page(browser):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="zh-CN")
-    pg = ctx.new_page()
-    pg.set_default_timeout(TIMEOUT)
-    pg.dialogs = []
-    pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
-    return pg
-
-
-def sign_in(page, site, who: str) -> None:
-    page.goto(site["url"])
-    page.locator("input[type=text], input[name=username]").first.fill(who)
-    page.locator("input[type=password]").first.fill(site["pw"][who])
-    page.locator("input[type=password]").first.press("Enter")
-    page.locator("#question textarea").wait_for()
-    page.get_by_text("已登录").wait_for()
+    with open_database(site["settings"], sync=False).session() as s:
+        return [(f.message_id, f.rating, f.reason, f.note) for f in s.scalars(select(FeedbackRow).order_by(FeedbackRow.id))]
 
 
 def ask(page, question: str) -> None:
@@ -90,13 +76,19 @@ def test_reopen_after_reload_and_thumbs_down_reaches_admin(site, browser) -> Non
     assert QUESTION in page.locator("#chatbot").inner_text()
     assert page.locator("#conv-list label").count() == 1
 
-    # 👎 with a reason and a note on the last answer
+    # 👎 with a reason and a note on the first answer (the thumb under its bubble), 👍 on the follow-up's
     page.locator("#fb-reason label", has_text="引用不对").click()
     page.locator("#fb-note textarea").fill(NOTE)
-    page.locator("#fb-down").click()
-    page.get_by_text("已记录您的评价").wait_for()
+    page.locator("#chatbot button[aria-label='踩']").nth(0).click()
+    page.get_by_text("已记录您对第 1 条回答的评价").wait_for()
     assert "引用不对" in page.locator("#fb-status").inner_text()
+    page.locator("#chatbot button[aria-label='赞']").nth(1).click()
+    page.get_by_text("已记录您对第 2 条回答的评价").wait_for()
     assert page.dialogs == []
+    store = ConversationStore(open_database(site["settings"], sync=False))
+    conv = store.get("cadre", store.list("cadre")[0]["id"])
+    answers = [m["id"] for m in conv["messages"] if m["role"] == "assistant"]
+    assert ratings(site) == [(answers[0], -1, "引用不对", NOTE), (answers[1], 1, None, "")]
 
     # the admin sees it in 待改进的问题 (the note as text, not markup)
     admin = new_page(browser)
@@ -105,7 +97,9 @@ def test_reopen_after_reload_and_thumbs_down_reaches_admin(site, browser) -> Non
     admin.locator("#nw-refresh").click()
     admin.wait_for_function("() => (document.querySelector('#nw-view') || {}).innerText?.includes('引用不对')")
     view = admin.locator("#nw-view").inner_text()
-    assert "它的主要做法有哪些？" in view and NOTE in view and "👎" in view
+    assert NOTE in view and "👎" in view
+    row = admin.locator("#nw-items tr", has_text="引用不对")
+    assert row.count() == 1 and QUESTION in row.inner_text() and "它的主要做法" not in row.inner_text()
     assert admin.locator("#nw-view b", has_text="第二条").count() == 0  # escaped: shown, not rendered
     assert admin.locator("#nw-view svg rect.bar").count() >= 1
     admin.screenshot(path=str(OUT / "needs-work.png"), full_page=True)

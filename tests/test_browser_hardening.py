@@ -9,21 +9,15 @@ from __future__ import annotations
 
 import socket
 import threading
-from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium fonts-noto-cjk)",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
+from browser_kit import need_browser  # noqa: E402  (tests/ is on sys.path under pytest)
 
-from test_app import make_site
+sync_api = need_browser()
 
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-TIMEOUT = 90_000
+from browser_kit import TIMEOUT, browser, new_page, sign_in  # noqa: E402,F401  (browser: the fixture)
+from test_app import make_site  # noqa: E402
 
 
 class Listener:
@@ -67,32 +61,6 @@ def site(tmp_path_factory):
     s["demo"].close()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        yield b
-        b.close()
-
-
-def new_page(browser):
-    ctx = browser.new_context(viewport={"width": 1280, "height": 1000}, locale="zh-CN")
-    pg = ctx.new_page()
-    pg.set_default_timeout(TIMEOUT)
-    pg.dialogs = []
-    pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
-    return pg
-
-
-def sign_in(page, site, who: str = "cadre") -> None:
-    page.goto(site["url"])
-    page.locator("input[type=text], input[name=username]").first.fill(who)
-    page.locator("input[type=password]").first.fill(site["pw"][who])
-    page.locator("input[type=password]").first.press("Enter")
-    page.locator("#question textarea").wait_for()
-    page.get_by_text("已登录").wait_for()
-
-
 def turn(page, question: str, n: int) -> None:
     """Ask in the same conversation and wait for the n-th answer to be complete (its sources shown)."""
     page.evaluate("() => { const s = document.querySelector('#sources'); if (s) s.innerHTML = ''; }")
@@ -107,12 +75,12 @@ def turn(page, question: str, n: int) -> None:
 
 def test_earlier_turns_stay_inert_text(site, browser) -> None:
     listener = Listener()
-    page = new_page(browser)
+    page = new_page(browser, 1280, 1000)
     try:
         csp = {}
         page.on("response", lambda r: csp.setdefault("v", r.headers.get("content-security-policy"))
                 if r.url.rstrip("/") == site["url"].rstrip("/") else None)
-        sign_in(page, site)
+        sign_in(page, site, "cadre")
         first = f"<img src=http://127.0.0.1:{listener.port}/x><b>一抓双创</b>是什么？"
         turn(page, first, 1)
         turn(page, "它的内容是什么？", 2)

@@ -14,19 +14,13 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium fonts-noto-cjk)",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
+from browser_kit import need_browser  # noqa: E402  (tests/ is on sys.path under pytest)
 
-from test_app import make_site  # noqa: E402  (tests/ is on sys.path under pytest)
+sync_api = need_browser()
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "test-output"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-TIMEOUT = 90_000
+from browser_kit import OUT, ROOT, TIMEOUT, browser, sign_in  # noqa: E402,F401  (browser: the fixture)
+from browser_kit import new_page as kit_page  # noqa: E402
+from test_app import make_site  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -36,30 +30,8 @@ def site(tmp_path_factory):
     s["demo"].close()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        yield b
-        b.close()
-
-
 def new_page(browser):
-    ctx = browser.new_context(viewport={"width": 1280, "height": 1100}, locale="zh-CN", accept_downloads=True)
-    pg = ctx.new_page()
-    pg.set_default_timeout(TIMEOUT)
-    pg.dialogs = []
-    pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
-    return pg
-
-
-def sign_in(page, site, who: str) -> None:
-    page.goto(site["url"])
-    page.locator("input[type=text], input[name=username]").first.fill(who)
-    page.locator("input[type=password]").first.fill(site["pw"][who])
-    page.locator("input[type=password]").first.press("Enter")
-    page.locator("#question textarea").wait_for()
-    page.get_by_text("已登录").wait_for()
+    return kit_page(browser, 1280, 1100, accept_downloads=True)
 
 
 def wait_msg(page, expect: str) -> str:

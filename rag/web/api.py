@@ -27,6 +27,7 @@ from ..auth.users import UserStore
 from . import openai_api as oa
 from .auth import Authenticator, Caller, ChatCaller, ReaderCaller
 from .errors import ApiError, error_body, rag_error_status
+from .render import article_title
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +146,7 @@ def article_router(ctx: ApiContext) -> APIRouter:
         if not text:
             raise ApiError(404, "not_found", f"文章不在当前索引中：{name}")
         start, end = min(start, len(text)), min(max(end, start), len(text))
-        title = (index.documents.get(name, {}).get("meta") or {}).get("title") or name
+        title = article_title(index.documents, name)
         page = ARTICLE_PAGE.format(
             title=html.escape(str(title)), before=html.escape(text[:start]),
             passage=html.escape(text[start:end]), after=html.escape(text[end:]),

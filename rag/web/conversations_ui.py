@@ -2,10 +2,12 @@
 reopen, continue, rename, delete (after a confirmation) and 新对话.
 
 The database is the store (``rag.db.conversations.ConversationStore``, ``source="page"``), so the
-list survives reloads and restarts; the open conversation's id (and its last answer's message id,
-for 👍/👎) lives in a ``gr.State`` per browser tab. Every handler looks the signed-in user up on the
+list survives reloads and restarts; the open conversation's id, its last answer's message id and
+the message id of every message shown in the chat (``ids``, in the Chatbot's order: 👍/👎 on any
+answer finds its message by the index Gradio's like event gives) live in a ``gr.State`` per browser tab. Every handler looks the signed-in user up on the
 server (``who(request, "chat")``) and the store only ever opens that user's own conversations.
-Reopened messages are escaped by the page's own ``rendered_history``; the list's titles are plain
+Reopened messages are escaped by the page's own ``rendered_history`` (their source lines linked from
+the stored references, ``render.reference_links``); the list's titles are plain
 text in a ``gr.Radio`` (Svelte renders labels as text, never as HTML).
 
 Hook-up (``rag/web/page.py``): ``convs = ConversationsUI(settings, who, rendered_history)`` in
@@ -30,11 +32,12 @@ from rag.config import Settings
 from rag.db import Database, open_database
 from rag.db.conversations import MAX_TITLE_CHARS, ConversationStore, NotFoundError
 from rag.errors import RagError
+from rag.web.render import reference_links
 
 logger = logging.getLogger(__name__)
 
 LIST_LIMIT = 200
-EMPTY = {"id": None, "last": None}
+EMPTY = {"id": None, "last": None, "ids": []}
 
 
 def when(iso: str) -> str:
@@ -49,6 +52,12 @@ def when(iso: str) -> str:
 def choice_label(c: dict) -> str:
     """A list entry: the title (plain text; the Radio renders it as text) and the date."""
     return f"{c['title']} · {when(c['updated'])}"
+
+
+def shown_ids(state: dict, shown: int) -> list:
+    """The state's message ids for the ``shown`` messages before a new turn (None where unknown)."""
+    ids = list((state or {}).get("ids") or [])[:shown]
+    return ids + [None] * (shown - len(ids))
 
 
 def last_answer_id(conv: dict) -> int | None:
@@ -99,6 +108,7 @@ class ConversationsUI:
                 source="page",
             )
 
+        ids = shown_ids(state, len(history))  # the chat shows history, then this question and answer
         try:
             try:
                 turn = save(state.get("id"))
@@ -106,8 +116,8 @@ class ConversationsUI:
                 turn = save(None)
         except SQLAlchemyError as e:  # the record is lost, not the answer
             logger.error("could not record the page turn of %r: %s", user, e)
-            return dict(state)
-        return {"id": turn.conversation_id, "last": turn.message_id}
+            return {**state, "ids": ids + [None, None]}
+        return {"id": turn.conversation_id, "last": turn.message_id, "ids": ids + [None, turn.message_id]}
 
     # -- layout ----------------------------------------------------------------------------------
     def panel(self, container=None) -> None:
@@ -162,8 +172,10 @@ class ConversationsUI:
             conv = self.store.get(user.name, str(conversation_id))
         except NotFoundError as e:
             raise gr.Error(str(e), print_exception=False) from e  # logged by us, not a crash
-        history = [{"role": m["role"], "content": m["content"]} for m in conv["messages"]]
-        state = {"id": conv["id"], "last": last_answer_id(conv)}
+        history = [{"role": m["role"], "content": m["content"], "links": reference_links(m["references"])}
+                   if m["role"] == "assistant" else {"role": m["role"], "content": m["content"]}
+                   for m in conv["messages"]]
+        state = {"id": conv["id"], "last": last_answer_id(conv), "ids": [m["id"] if m["role"] == "assistant" else None for m in conv["messages"]]}
         return (self.rendered_history(history), state, self.listing(user.name, conv["id"]), conv["title"],
                 "", "", [], gr.Dropdown(choices=[], value=None), "", gr.Row(visible=False))
 

@@ -1,9 +1,11 @@
-"""👍/👎 under the last answer, and the admins' view 待改进的问题 with its Excel export.
+"""👍/👎 on every answer, and the admins' view 待改进的问题 with its Excel export.
 
-- **Rating** (every signed-in role): 👍 or 👎 on the last answer of the open conversation (its
-  message id comes from the conversation state of ``rag.web.conversations_ui``), with an optional
-  reason (答案错误 / 引用不对 / 没有回答 / 其他) and a note of at most 1000 characters, stored by
-  ``FeedbackStore.add`` (which checks that the answer is the caller's own).
+- **Rating** (every signed-in role): 👍 or 👎 under any answer of the open conversation (the
+  Chatbot's like event gives the message's index; its message id comes from the conversation state
+  of ``rag.web.conversations_ui``), with an optional reason (答案错误 / 引用不对 / 没有回答 / 其他: in the
+  row under the chat, or from the flag menu beside the thumbs) and a note of at most 1000 characters,
+  stored by ``FeedbackStore.add`` against that message (it checks that the answer is the caller's own).
+  Every rating is kept, as through the API; un-clicking a thumb takes nothing back.
 - **待改进的问题** (admins only, in the 管理 tab): refused questions and 👎 answers, newest first,
   counts by article, a bar chart per day (inline SVG, nothing loaded from elsewhere), and an
   Excel export written under ``<data_dir>/tmp/exports/admin/`` — ``rag.web.guard`` serves that
@@ -40,6 +42,7 @@ from rag.errors import RagError
 logger = logging.getLogger(__name__)
 
 CHART_DAYS = 30
+HINT = "点每条回答下方的“赞”或“踩”图标评价那一条回答（旗形图标可直接选原因）；所选原因与补充说明随评价一并记录。"
 
 
 def esc(text: object) -> str:
@@ -168,15 +171,29 @@ class FeedbackUI:
         self._titles: tuple[str | None, dict[str, str]] = (None, {})
 
     # -- rating (every role) -------------------------------------------------------------------
-    def _rate(self, rating: str, reason, note, state: dict, request: gr.Request):
+    OPTIONS = ("Like", "Dislike", *REASONS)  # the Chatbot's thumbs; the reasons under its flag icon
+
+    def rate(self, reason, note, state: dict, evt: gr.LikeData, request: gr.Request):
+        """👍/👎 (or a reason from the flag menu, which is a 👎 with that reason) on any answer of the chat:
+        the answer's message id is the state's ``ids`` at the Chatbot index the like event gives."""
         user = self.who(request, "chat")
-        message_id = (state or {}).get("last")
+        index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        ids = (state or {}).get("ids") or []
+        message_id = ids[index] if isinstance(index, int) and 0 <= index < len(ids) else None
         if not message_id:
-            raise gr.Error("请先提问，再评价回答")
+            raise gr.Error("这条回答尚未保存（仍在生成或保存失败），暂时无法评价")
+        liked = evt.liked
+        if liked == "":  # the thumb clicked again: nothing is taken back (the API keeps every rating too)
+            return "已取消选择；之前记录的评价仍保留，可重新评价。", gr.skip(), gr.skip()
+        if liked is True:
+            rating, reason = "up", None
+        elif liked is False or liked in REASONS:
+            rating, reason = "down", liked if liked in REASONS else (reason or None)
+        else:
+            raise gr.Error(f"原因须为：{'、'.join(REASONS)}")
         note = str(note or "").strip()
         if len(note) > MAX_NOTE_CHARS:
             raise gr.Error(f"备注不能超过 {MAX_NOTE_CHARS} 字")
-        reason = reason or None
         if reason is not None and reason not in REASONS:
             raise gr.Error(f"原因须为：{'、'.join(REASONS)}")
         try:
@@ -186,31 +203,24 @@ class FeedbackUI:
         except SQLAlchemyError as e:
             logger.error("could not store the feedback of %r: %s", user.name, e)
             raise gr.Error("反馈保存失败，请稍后再试") from e
+        nth = sum(1 for i in ids[: index + 1] if i)  # the how-manieth answer of the chat
         label = "👍" if rating == "up" else "👎" + (f"（{reason}）" if reason else "")
-        return f"已记录您的评价：{esc(label)}。谢谢！", None, ""
-
-    def up(self, reason, note, state: dict, request: gr.Request):
-        return self._rate("up", reason, note, state, request)
-
-    def down(self, reason, note, state: dict, request: gr.Request):
-        return self._rate("down", reason, note, state, request)
+        return f"已记录您对第 {nth} 条回答的评价：{esc(label)}。谢谢！", None, ""
 
     def reset(self, request: gr.Request):
         self.who(request, "chat")
-        return "", None, ""
+        return HINT, None, ""
 
-    def panel(self, state: gr.State) -> None:
-        """The rating row (call in the chat tab, under the chat)."""
+    def panel(self, state: gr.State, chatbot: gr.Chatbot) -> None:
+        """The reason and note row (call in the chat tab, under the input row); 👍/👎 sit under every answer
+        (``chatbot`` must be made with ``feedback_options=FeedbackUI.OPTIONS``)."""
         with gr.Row(elem_id="fb-row"):
-            self.up_btn = gr.Button("👍 有帮助", size="sm", scale=0, min_width=90, elem_id="fb-up")
-            self.down_btn = gr.Button("👎 没帮助", size="sm", scale=0, min_width=90, elem_id="fb-down")
-            self.reason = gr.Radio(list(REASONS), value=None, label="原因（可选）", scale=3, elem_id="fb-reason")
+            self.reason = gr.Radio(list(REASONS), value=None, label="不满意的原因（可选）", scale=3, elem_id="fb-reason")
             self.note = gr.Textbox(label="补充说明（可选）", max_length=MAX_NOTE_CHARS, scale=3, lines=1,
                                    elem_id="fb-note", placeholder=f"不超过 {MAX_NOTE_CHARS} 字")
-        self.status = gr.Markdown("", elem_id="fb-status")
-        ins, outs = [self.reason, self.note, state], [self.status, self.reason, self.note]
-        self.up_btn.click(self.up, ins, outs, api_name="feedback_up")
-        self.down_btn.click(self.down, ins, outs, api_name="feedback_down")
+        self.status = gr.Markdown(HINT, elem_id="fb-status")
+        outs = [self.status, self.reason, self.note]
+        chatbot.like(self.rate, [self.reason, self.note, state], outs, api_name="feedback")
         state.change(self.reset, None, outs, api_name=False)  # another answer or conversation: a fresh row
 
     # -- 待改进的问题 (admins) --------------------------------------------------------------------

@@ -20,7 +20,8 @@ sign-in throttling and same-origin checks, server-side sessions that expire and 
 ``users reset|remove|role``, uploads for admins only, quiz exports for trainers and admins only.
 Passwords are checked off the event loop.
 
-The tabs are their own modules: ``chat_tab.py`` (问答), ``quiz_tab.py`` (测验), ``admin_tab.py`` (管理);
+The tabs are their own modules: ``chat_tab.py`` (问答), ``quiz_tab.py`` (测验), ``admin_tab.py`` (管理,
+with ``keys_ui.py`` for API keys and ``feedback_ui.py`` for 待改进的问题);
 ``render.py`` holds the pure rendering (re-exported here). This module assembles the Blocks and
 says how they are served.
 
@@ -47,6 +48,7 @@ from rag.web.admin_tab import admin_handlers, admin_layout, manage_view, wire_ad
 from rag.web.chat_tab import EXAMPLE_QUESTIONS, chat_handlers, chat_layout, wire_chat  # noqa: E402,F401
 from rag.web.conversations_ui import ConversationsUI  # noqa: E402
 from rag.web.feedback_ui import FeedbackUI  # noqa: E402
+from rag.web.keys_ui import KeysUI  # noqa: E402
 from rag.web.quiz_tab import (  # noqa: E402,F401  (re-exported: the page's names stay importable from here)
     QUIZ_EXPORT_SCOPES,
     QUIZ_FORMATS,
@@ -60,7 +62,9 @@ from rag.web.render import (  # noqa: E402,F401  (re-exported)
     CSS,
     QUIZ_STATUS,
     SCROLL_TO_MARK,
+    answer_links,
     answer_message,
+    article_href,
     esc,
     highlight,
     message_text,
@@ -123,6 +127,7 @@ def build_app(service: RagService, settings: Settings, users: UserStore, docs: D
     who = make_who(users)
     convs = ConversationsUI(settings, who, rendered_history, service=service)  # past conversations (database)
     feedback = FeedbackUI(settings, who, convs.db, service=service, users=users)  # 👍/👎, 待改进的问题
+    keys = KeysUI(settings, who, convs.db, users)  # API keys (admins)
     with gr.Blocks(title="党建知识问答") as demo:
         with gr.Row():
             gr.Markdown("## 党建知识问答")
@@ -134,6 +139,7 @@ def build_app(service: RagService, settings: Settings, users: UserStore, docs: D
             build_quiz_tab(demo, service, settings, users, who, tmp)
         with gr.Tab("管理", id="manage", visible=False) as manage_tab:
             admin = admin_layout(settings)
+            keys.admin(demo)
             feedback.admin(demo)
 
         demo.load(load_handler(service, docs, who), None,

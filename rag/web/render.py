@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import re
+from urllib.parse import quote, unquote
 
 from rag.schema import Answer
 
@@ -19,6 +20,9 @@ CSS = """
 #article-view .article { white-space: pre-wrap; max-height: 480px; overflow-y: auto;
   border: 1px solid #ddd; padding: 10px; line-height: 1.7; }
 mark { background: #ffe58f; }
+a.src-link { color: #a93226; text-decoration: none; }
+a.src-link:hover { text-decoration: underline; }
+.src .src-open { font-size: 0.85em; margin-left: 0.6em; }
 table.docs { border-collapse: collapse; width: 100%; font-size: 0.9em; }
 table.docs td, table.docs th { border: 1px solid #ddd; padding: 4px 6px; text-align: left; }
 .qz { border: 1px solid #ddd; border-left: 4px solid #c0392b; padding: 8px 12px; margin: 10px 0; }
@@ -31,6 +35,20 @@ table.docs td, table.docs th { border: 1px solid #ddd; padding: 4px 6px; text-al
 """
 SCROLL_TO_MARK = """() => { setTimeout(() => { const m = document.querySelector('#article-view mark');
   if (m) m.scrollIntoView({block: 'center'}); }, 100); }"""
+# A plain click on a source link (in an answer bubble or the sources panel) opens the article in the
+# page's article view: the link's href goes to the hidden #open-link button's handler. A click with a
+# modifier key, or "open in new tab", follows the href: the /articles route (page sign-in required).
+LINK_CLICKS = """() => { if (window.__ragLinks) return; window.__ragLinks = true;
+  document.addEventListener('click', (e) => {
+    const a = e.target.closest ? e.target.closest('a.src-link') : null;
+    if (!a || e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey) return;
+    const b = document.querySelector('#open-link');
+    if (!b) return;
+    e.preventDefault(); e.stopPropagation();
+    window.__ragLink = a.getAttribute('href');
+    b.click();
+  }, true); }"""
+LINK_INPUT = "(x) => window.__ragLink || x"  # the js= of #open-link: the clicked href is the handler's input
 
 _SENTENCE_END = re.compile(r"(?<=[。！？；!?])")
 
@@ -68,48 +86,117 @@ def message_text(content) -> str:
     return ""
 
 
+# ---------------------------------------------------------------- source links
+_HREF = re.compile(r"articles/([^/?#\s\"'<>]{1,300})\?start=(\d{1,9})&end=(\d{1,9})#passage")
+_LINK = re.compile(r'<a class="src-link" href="([^"<>]*)"[^<>]*>([^<>]*)</a>')
+_TAG = re.compile(r"<[^<>]*>")
+
+
+def article_href(file: str, start: int, end: int) -> str:
+    """The page-relative link to ``file``'s article with [start, end) marked: the /articles route
+    (``rag/web/api.py``, the page's sign-in) and, clicked on the page, the article view."""
+    return f"articles/{quote(str(file), safe='')}?start={int(start)}&end={int(end)}#passage"
+
+
+def parse_href(href: str) -> tuple[str, int, int] | None:
+    """(file, start, end) of a link made by :func:`article_href`; None for anything else."""
+    m = _HREF.fullmatch(str(href or ""))
+    return (unquote(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
+
+
+def compact_label(title: str, heading_path) -> str:
+    """The bubble's source line: the title and the last heading (the full path is in the panel)."""
+    last = next((h for h in reversed(list(heading_path or ())) if h and h != title), "")
+    return " › ".join(p for p in (title, last) if p)
+
+
+def source_line(n: int, title: str, heading_path) -> str:
+    return f"[{n}] {compact_label(title, heading_path)}"
+
+
+def reference_links(references) -> list[dict]:
+    """{"line", "href"} of stored references (``rag.web.openai_api.references``: n, title,
+    heading_path, file, span), for reopened answers."""
+    out = []
+    for r in references or []:
+        if not isinstance(r, dict):
+            continue
+        span = r.get("span") or [0, 0]
+        try:
+            out.append({"line": source_line(int(r.get("n")), r.get("title") or r.get("file") or "", r.get("heading_path")),
+                        "href": article_href(r.get("file") or "", int(span[0]), int(span[1]))})
+        except (TypeError, ValueError, IndexError):
+            continue
+    return [d for d in out if parse_href(d["href"])]
+
+
+def _linked(text: str, links) -> str:
+    """``text`` escaped; each line that is exactly a link's source line becomes that link.
+
+    Escaped text holds no ``<``: the anchors are the only markup, with an href of our own form only."""
+    targets = {}
+    for d in links or []:
+        if isinstance(d, dict) and parse_href(d.get("href")):
+            targets.setdefault(esc(d.get("line")), esc(d["href"]))
+    if not targets:
+        return esc(text)
+    lines = esc(text).split("\n")
+    return "\n".join(f'<a class="src-link" href="{targets[ln]}" target="_blank" rel="noopener">{ln}</a>'
+                      if ln in targets else ln for ln in lines)
+
+
 def rendered_history(history: list[dict]) -> list[dict]:
     """Plain-text messages as the Chatbot gets them: every one escaped, on every turn.
 
     The Chatbot renders message HTML even without markdown (sanitised, yet ``<img src=…>`` would
     still load), so nothing the page sends back, the earlier turns included, goes out unescaped.
+    An assistant message's ``links`` ({"line", "href"}) turn its source lines into article links.
     """
-    return [{"role": m["role"], "content": esc(m["content"])} for m in history]
+    return [{"role": m["role"],
+             "content": _linked(m["content"], m.get("links")) if m["role"] == "assistant" else esc(m["content"])}
+            for m in history]
 
 
 def plain_history(history) -> list[dict]:
-    """``history`` (as the Chatbot holds it, escaped) as [{"role", "content": str}] in plain text."""
-    return [
-        {"role": m.get("role"), "content": html.unescape(message_text(m.get("content")))}
-        for m in history or [] if isinstance(m, dict) and m.get("role") in ("user", "assistant")
-    ]
+    """``history`` (as the Chatbot holds it, escaped) as [{"role", "content": str}] in plain text;
+    an assistant message's source links (only hrefs of :func:`article_href`'s form) as its ``links``."""
+    out = []
+    for m in history or []:
+        if not (isinstance(m, dict) and m.get("role") in ("user", "assistant")):
+            continue
+        raw = message_text(m.get("content"))
+        msg = {"role": m.get("role"), "content": html.unescape(_TAG.sub("", raw))}
+        links = [{"line": html.unescape(t), "href": html.unescape(h)} for h, t in _LINK.findall(raw)]
+        links = [d for d in links if parse_href(d["href"])]
+        if links and msg["role"] == "assistant":
+            msg["links"] = links
+        out.append(msg)
+    return out
 
 
 def path_label(title: str, heading_path) -> str:
     return " › ".join(p for p in (title, *(heading_path or ())) if p)
 
 
-def render_sources(ans: Answer) -> str:
-    """Numbered sources of an answer (or the closest passages of a refusal), all text escaped."""
-    parts = []
+def _items(ans: Answer) -> list[tuple[int, object, str]]:
+    """(n, chunk, quote) of the sources shown: the citations, or a refusal's closest passages."""
     if ans.refused:
-        parts.append("<h4>相关原文</h4>")
-        for i, hit in enumerate(ans.hits[:ARTICLE_PREVIEW], 1):
-            c = hit.chunk
-            parts.append(
-                f'<div class="src"><b>[{i}] {esc(c.title)}</b>'
-                f'<div class="path">{esc(path_label(c.title, c.heading_path))}</div>'
-                f'<div class="passage">{esc(c.text)}</div></div>'
-            )
-    else:
-        parts.append("<h4>来源</h4>")
-        for cit in ans.citations:
-            c = cit.chunk
-            parts.append(
-                f'<div class="src"><b>[{cit.n}] {esc(c.title)}</b>'
-                f'<div class="path">{esc(path_label(c.title, c.heading_path))}</div>'
-                f'<div class="passage">{highlight(c.text, cit.quote)}</div></div>'
-            )
+        return [(i, h.chunk, "") for i, h in enumerate(ans.hits[:ARTICLE_PREVIEW], 1)]
+    return [(c.n, c.chunk, c.quote) for c in ans.citations]
+
+
+def render_sources(ans: Answer) -> str:
+    """Numbered sources of an answer (or the closest passages of a refusal): title, full heading path,
+    the passage (the quoted sentences marked) and a link to the article at the passage; all escaped."""
+    parts = ["<h4>相关原文</h4>" if ans.refused else "<h4>来源</h4>"]
+    for n, c, q in _items(ans):
+        href = esc(article_href(c.source, c.start, c.end))
+        parts.append(
+            f'<div class="src"><b>[{n}] {esc(c.title)}</b>'
+            f'<a class="src-link src-open" href="{href}" target="_blank" rel="noopener">在原文中查看</a>'
+            f'<div class="path">{esc(path_label(c.title, c.heading_path))}</div>'
+            f'<div class="passage">{highlight(c.text, q) if q else esc(c.text)}</div></div>'
+        )
     if len(parts) == 1:
         parts.append("<p>（无）</p>")
     return "".join(parts)
@@ -117,25 +204,36 @@ def render_sources(ans: Answer) -> str:
 
 def source_refs(ans: Answer) -> list[dict]:
     """What the "查看全文" control needs of each source: label, document and span."""
-    if ans.refused:
-        items = [(i, h.chunk, "") for i, h in enumerate(ans.hits[:ARTICLE_PREVIEW], 1)]
-    else:
-        items = [(c.n, c.chunk, c.quote) for c in ans.citations]
     return [
         {"label": f"[{n}] {ch.title or ch.source}", "source": ch.source, "start": ch.start, "end": ch.end,
          "quote": q, "title": ch.title}
-        for n, ch, q in items
+        for n, ch, q in _items(ans)
     ]
 
 
+def answer_links(ans: Answer) -> list[dict]:
+    """{"line", "href"} of each cited source: the bubble's source lines as links (none for a refusal)."""
+    if ans.refused:
+        return []
+    return [{"line": source_line(c.n, c.chunk.title or c.chunk.source, c.chunk.heading_path),
+             "href": article_href(c.chunk.source, c.chunk.start, c.chunk.end)} for c in ans.citations]
+
+
 def answer_message(ans: Answer) -> str:
-    """The assistant message (plain text): the answer, then the numbered source titles."""
+    """The assistant message (plain text): the answer with its [n] markers, then one compact line per
+    cited source, "[n] 标题 › 末级标题" (the page links them: :func:`answer_links`)."""
     lines = [ans.text]
     if ans.notice:
         lines.append(f"（{ans.notice}）")
     if not ans.refused and ans.citations:
-        lines.append("\n来源：" + "；".join(f"[{c.n}] {path_label(c.chunk.title, c.chunk.heading_path)}" for c in ans.citations))
+        lines.append("\n来源：")
+        lines += [d["line"] for d in answer_links(ans)]
     return "\n".join(lines)
+
+
+def article_title(documents: dict, name: str) -> str:
+    """An article's title from the index's documents (its metadata), else its file name."""
+    return str((((documents or {}).get(name) or {}).get("meta") or {}).get("title") or name)
 
 
 def render_article(title: str, text: str, start: int, end: int) -> str:
