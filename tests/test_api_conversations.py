@@ -67,7 +67,12 @@ def test_feedback_reaches_needs_work_for_admins(site) -> None:
     mid = ans.model_extra["message_id"]
     r = rest(site, "cadre", "POST", "/feedback", json={"message_id": mid, "rating": "down", "reason": "引用不对", "note": "应引用第二段"})
     assert r.status_code == 201 and r.json()["rating"] == "down"
-    assert rest(site, "cadre", "POST", "/feedback", json={"message_id": mid, "rating": "up"}).status_code == 201
+    # a change of mind replaces the rating: 👍 takes the answer out of 待改进的问题, 👎 puts it back
+    again = rest(site, "cadre", "POST", "/feedback", json={"message_id": mid, "rating": "up"})
+    assert again.status_code == 201 and again.json()["id"] == r.json()["id"]
+    assert not [d for d in rest(site, "admin", "GET", "/feedback").json()["items"] if d["kind"] == "👎"]
+    r = rest(site, "cadre", "POST", "/feedback", json={"message_id": mid, "rating": "down", "reason": "引用不对", "note": "应引用第二段"})
+    assert r.status_code == 201
     bad = rest(site, "cadre", "POST", "/feedback", json={"message_id": mid, "rating": "down", "reason": "太长"})
     assert bad.status_code == 422 and "reason" in bad.json()["error"]["message"]
     assert rest(site, "trainer", "POST", "/feedback", json={"message_id": mid, "rating": "down"}).status_code == 404

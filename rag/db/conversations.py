@@ -148,7 +148,10 @@ class FeedbackStore:
 
     def add(self, user: str, rating, *, reason: str | None = None, note: str = "", message_id: int | None = None,
             question: str = "", answer: str = "") -> dict:
-        """Record 👍/👎 on an answer (``message_id`` of one of the user's own answers, or the texts)."""
+        """Record 👍/👎 on an answer (``message_id`` of one of the user's own answers, or the texts).
+
+        One rating per user and answer: rating the same answer again replaces the earlier rating
+        (a 👎 changed to 👍 leaves 待改进的问题). Ratings by texts alone are always added."""
         value = parse_rating(rating)
         if reason is not None and reason not in REASONS:
             raise InputError(f"原因须为：{'、'.join(REASONS)}", f"bad reason {reason!r}")
@@ -167,9 +170,16 @@ class FeedbackStore:
                 files = sorted({r.get("file") for r in m.citations or [] if r.get("file")})
             elif not (question or "").strip():
                 raise InputError("请提供 message_id，或问题与回答的文字", "feedback without message or question")
-            row = FeedbackRow(user_name=user, message_id=message_id, rating=value, reason=reason, note=note,
-                              question=question, answer=answer, refused=refused, files=files, created=utcnow())
-            s.add(row)
+            row = None
+            if message_id is not None:
+                row = s.scalars(select(FeedbackRow).where(FeedbackRow.user_name == user,
+                                                          FeedbackRow.message_id == message_id)
+                                .order_by(FeedbackRow.id.desc()).limit(1)).first()
+            if row is None:
+                row = FeedbackRow(user_name=user, message_id=message_id)
+                s.add(row)
+            row.rating, row.reason, row.note, row.created = value, reason, note, utcnow()
+            row.question, row.answer, row.refused, row.files = question, answer, refused, files
             s.flush()
             return {"id": row.id, "rating": "up" if value > 0 else "down", "reason": reason, "message_id": message_id}
 
