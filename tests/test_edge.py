@@ -184,3 +184,38 @@ def test_database_and_audit_files_are_private(site, tmp_path) -> None:
     assert db_file.exists() and db_file.stat().st_mode & 0o077 == 0
     append_audit(tmp_path, {"action": "test"})
     assert audit_path(tmp_path).stat().st_mode & 0o077 == 0
+
+
+def test_page_events_are_limited_per_session() -> None:
+    """A script firing page events is refused (429) past the limit; another session, and requests that
+    are not events, are not."""
+    import asyncio
+
+    from rag.web.edge import Edge, EventRate
+
+    async def inner(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    edge = Edge(inner, upload_max_bytes=1024, upload_max_files=1, key_user=lambda t: None, page_events_per_minute=5)
+
+    def call(path: str, cookie: str, method: str = "POST") -> int:
+        scope = {"type": "http", "method": method, "path": path, "client": ("127.0.0.1", 5000),
+                 "headers": [(b"cookie", cookie.encode()), (b"content-length", b"2")]}
+        sent = []
+
+        async def receive():
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+
+        async def send(m):
+            sent.append(m)
+
+        asyncio.run(edge(scope, receive, send))
+        return sent[0]["status"]
+
+    mallory = "access-token-abc=mallory-session"
+    assert [call("/gradio_api/queue/join", mallory) for _ in range(7)] == [200] * 5 + [429] * 2
+    assert call("/gradio_api/queue/join", "access-token-abc=cadre2-session") == 200
+    assert call("/gradio_api/queue/data", mallory, "GET") == 200  # the answer stream is not an event
+    r = EventRate(2)
+    assert r.allow("k", 0.0) and r.allow("k", 1.0) and not r.allow("k", 2.0) and r.allow("k", 61.0)
