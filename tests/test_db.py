@@ -223,3 +223,49 @@ def test_concurrent_writers_and_sigkill_leave_a_consistent_database(tmp_path) ->
     for i in range(3):
         assert len(store.list(f"u{i}")) == 25
     assert len(store.list("victim")) >= 2
+
+
+def test_a_full_conversation_continues_in_a_new_one_and_counts_are_totals(tmp_path, monkeypatch) -> None:
+    """Every read of a conversation stays bounded: past MAX_MESSAGES a turn opens a continuation;
+    待改进的问题 counts all 👎 and refusals, not only the listed ones."""
+    from rag.db import conversations
+
+    monkeypatch.setattr(conversations, "MAX_MESSAGES", 6)
+    db = open_database(Settings(data_dir=tmp_path / "data"))
+    convs = ConversationStore(db)
+    first = convs.record_turn("cadre", "问一", "答一", refused=True)
+    for q in ("问二", "问三"):
+        t = convs.record_turn("cadre", q, "答", conversation_id=first.conversation_id, refused=True)
+        assert t.conversation_id == first.conversation_id
+    t4 = convs.record_turn("cadre", "问四", "答四", conversation_id=first.conversation_id, refused=True)
+    assert t4.conversation_id != first.conversation_id
+    listed = {c["id"]: c for c in convs.list("cadre")}
+    assert listed[first.conversation_id]["messages"] == 6 and listed[t4.conversation_id]["messages"] == 2
+    assert listed[t4.conversation_id]["title"].endswith("（续）")
+    work = FeedbackStore(db).needs_work(limit=2)
+    assert len(work["items"]) == 2 and work["counts"]["refused"] == 4
+    assert [d["question"] for d in work["items"]] == ["问四", "问三"]
+
+
+def test_feedback_texts_lose_control_characters_and_text_ratings_are_bounded(tmp_path) -> None:
+    """A 👎 whose texts hold control characters still exports to Excel; ratings by texts alone (no
+    message_id) are capped per user and day, another user's are not."""
+    from openpyxl import load_workbook
+
+    from rag.db import conversations
+    from rag.errors import InputError
+    from rag.web.feedback_ui import write_xlsx
+
+    db = open_database(Settings(data_dir=tmp_path / "data"))
+    fb = FeedbackStore(db)
+    fb.add("cadre", "down", question="假问题\u0001\u000b", answer="x\x1b[31m", note="备注\u0002")
+    work = fb.needs_work()
+    assert work["items"][0]["question"] == "假问题 " and work["items"][0]["note"] == "备注"
+    write_xlsx(work, tmp_path / "nw.xlsx")
+    assert load_workbook(tmp_path / "nw.xlsx")["问题列表"]["D2"].value == "假问题 "
+    for _ in range(conversations.TEXT_RATINGS_PER_DAY - 1):
+        fb.add("cadre", "down", question="问", answer="答")
+    with pytest.raises(InputError, match="24 小时"):
+        fb.add("cadre", "down", question="问", answer="答")
+    fb.add("cadre2", "down", question="问", answer="答")
+    assert fb.needs_work()["counts"]["down"] == conversations.TEXT_RATINGS_PER_DAY + 1

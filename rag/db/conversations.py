@@ -12,10 +12,12 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import func, select
 
 from ..errors import InputError
+from ..limits import strip_invisible
 from .engine import Database
 from .models import Conversation, FeedbackRow, MessageRow, utcnow
 
@@ -25,6 +27,8 @@ MAX_NOTE_CHARS = 1000
 MAX_TITLE_CHARS = 100
 MATCH_RECENT = 20  # conversations of a user looked at to place a turn by its history
 LIST_LIMIT = 200  # conversations listed at most in one call (page and API)
+TEXT_RATINGS_PER_DAY = 50  # ratings of a user by texts alone (no message_id) in 24 hours
+MAX_MESSAGES = 400  # a conversation this long is continued in a new one: every read of it stays bounded
 
 
 class NotFoundError(InputError):
@@ -52,6 +56,17 @@ def _conv_dict(c: Conversation, with_messages: bool = False, count: int | None =
             for m in c.messages
         ]
     return d
+
+
+def _question_before(s, m: MessageRow) -> str:
+    """The question an answer replied to: one indexed lookup, not a load of the whole conversation."""
+    q = s.scalar(select(MessageRow.content).where(MessageRow.conversation_id == m.conversation_id,
+                                                  MessageRow.position == m.position - 1))
+    return q or ""
+
+
+def _message_count(s, conversation_id: str) -> int:
+    return s.scalar(select(func.count(MessageRow.id)).where(MessageRow.conversation_id == conversation_id)) or 0
 
 
 def _same_turns(stored: list[MessageRow], history: list[dict]) -> bool:
@@ -87,16 +102,22 @@ class ConversationStore:
                     .order_by(Conversation.updated.desc()).limit(MATCH_RECENT)
                 )
                 conv = next((c for c in recent if _same_turns(c.messages, history)), None)
+            pos = 0
+            if conv is not None:
+                pos = (s.scalar(select(func.max(MessageRow.position)).where(MessageRow.conversation_id == conv.id)) or -1) + 1
+                if pos + 2 > MAX_MESSAGES:  # full: the turn opens a continuation
+                    conv, pos = Conversation(id=uuid.uuid4().hex, user_name=user, title=_title(conv.title + "（续）"),
+                                             source=source), 0
+                    s.add(conv)
             if conv is None:
                 first = next((m.get("content", "") for m in history if m.get("role") == "user"), question)
                 conv = Conversation(id=uuid.uuid4().hex, user_name=user, title=_title(first), source=source)
                 s.add(conv)
-            pos = len(conv.messages)
             now = utcnow()
-            q = MessageRow(position=pos, role="user", content=question, created=now)
-            a = MessageRow(position=pos + 1, role="assistant", content=answer, refused=refused, citations=references,
-                           index_version=index_version, evidence=evidence, created=now)
-            conv.messages.extend([q, a])
+            q = MessageRow(conversation_id=conv.id, position=pos, role="user", content=question, created=now)
+            a = MessageRow(conversation_id=conv.id, position=pos + 1, role="assistant", content=answer, refused=refused,
+                           citations=references, index_version=index_version, evidence=evidence, created=now)
+            s.add_all([q, a])
             conv.updated = now
             s.flush()
             return Turn(conv.id, a.id)
@@ -105,12 +126,11 @@ class ConversationStore:
         """The user's conversations, newest first, ``limit`` of them from ``offset``: one query with the
         message counts (loading every conversation's messages made each page turn slower the more
         conversations a user had: ~550 ms after a few hundred)."""
-        counts = (select(MessageRow.conversation_id, func.count(MessageRow.id).label("n"))
-                  .group_by(MessageRow.conversation_id).subquery())
+        count = (select(func.count(MessageRow.id)).where(MessageRow.conversation_id == Conversation.id)
+                 .correlate(Conversation).scalar_subquery())  # per listed row: never a scan of everyone's messages
         with self.db.session() as s:
             rows = s.execute(
-                select(Conversation, func.coalesce(counts.c.n, 0))
-                .outerjoin(counts, counts.c.conversation_id == Conversation.id)
+                select(Conversation, count)
                 .where(Conversation.user_name == user, Conversation.deleted.is_(False))
                 .order_by(Conversation.updated.desc(), Conversation.id)
                 .limit(max(0, min(limit, LIST_LIMIT))).offset(max(0, offset))
@@ -128,7 +148,7 @@ class ConversationStore:
         with self.db.session() as s:
             c = self._owned(s, user, conversation_id)
             c.title = title
-            return _conv_dict(c)
+            return _conv_dict(c, count=_message_count(s, c.id))
 
     def delete(self, user: str, conversation_id: str) -> None:
         with self.db.session() as s:
@@ -151,8 +171,11 @@ class FeedbackStore:
         """Record 👍/👎 on an answer (``message_id`` of one of the user's own answers, or the texts).
 
         One rating per user and answer: rating the same answer again replaces the earlier rating
-        (a 👎 changed to 👍 leaves 待改进的问题). Ratings by texts alone are always added."""
+        (a 👎 changed to 👍 leaves 待改进的问题). Ratings by texts alone are added, at most
+        ``TEXT_RATINGS_PER_DAY`` per user in 24 hours (they could push real ones out of the view).
+        Control characters are removed from every text (they broke the admin's Excel export)."""
         value = parse_rating(rating)
+        note, question, answer = (strip_invisible(str(t or "")) for t in (note, question, answer))
         if reason is not None and reason not in REASONS:
             raise InputError(f"原因须为：{'、'.join(REASONS)}", f"bad reason {reason!r}")
         note = (note or "").strip()
@@ -164,12 +187,18 @@ class FeedbackStore:
                 m = s.get(MessageRow, message_id)
                 if m is None or m.role != "assistant" or m.conversation.user_name != user or m.conversation.deleted:
                     raise NotFoundError(f"回答不存在：{message_id}", f"no answer {message_id} of {user!r}")
-                prev = [x for x in m.conversation.messages if x.position == m.position - 1]
-                question = prev[0].content if prev else question
+                question = _question_before(s, m) or question
                 answer, refused = m.content, m.refused
                 files = sorted({r.get("file") for r in m.citations or [] if r.get("file")})
             elif not (question or "").strip():
                 raise InputError("请提供 message_id，或问题与回答的文字", "feedback without message or question")
+            else:
+                since = utcnow() - timedelta(days=1)
+                n = s.scalar(select(func.count(FeedbackRow.id)).where(
+                    FeedbackRow.user_name == user, FeedbackRow.message_id.is_(None), FeedbackRow.created >= since)) or 0
+                if n >= TEXT_RATINGS_PER_DAY:
+                    raise InputError(f"24 小时内按文字提交的评价已达 {TEXT_RATINGS_PER_DAY} 条，请对具体回答评价（message_id）",
+                                     f"{user!r}: {n} text ratings in 24 h")
             row = None
             if message_id is not None:
                 row = s.scalars(select(FeedbackRow).where(FeedbackRow.user_name == user,
@@ -193,11 +222,12 @@ class FeedbackStore:
             items = [{"kind": "👎", "time": f.created.isoformat(), "user": f.user_name, "question": f.question,
                       "answer": f.answer, "reason": f.reason, "note": f.note, "files": f.files or []} for f in downs]
             for m in refusals:
-                prev = [x for x in m.conversation.messages if x.position == m.position - 1]
                 items.append({"kind": "未回答", "time": m.created.isoformat(), "user": m.conversation.user_name,
-                              "question": prev[0].content if prev else "", "answer": m.content, "reason": None,
+                              "question": _question_before(s, m), "answer": m.content, "reason": None,
                               "note": "", "files": sorted({r.get("file") for r in m.citations or [] if r.get("file")})})
+            counts = {"down": s.scalar(select(func.count(FeedbackRow.id)).where(FeedbackRow.rating < 0)) or 0,
+                      "refused": s.scalar(select(func.count(MessageRow.id)).where(
+                          MessageRow.role == "assistant", MessageRow.refused.is_(True))) or 0}
         items.sort(key=lambda d: d["time"], reverse=True)
         by_article = Counter(f for d in items for f in d["files"])
-        return {"items": items[:limit], "by_article": dict(by_article.most_common()),
-                "counts": {"down": len(downs), "refused": len(refusals)}}
+        return {"items": items[:limit], "by_article": dict(by_article.most_common()), "counts": counts}

@@ -132,8 +132,10 @@ def write_xlsx(data: dict, path: Path, titles: dict[str, str] | None = None) -> 
 
     titles = titles or {}
 
-    def text(value) -> str:
-        return str(value or "")
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    def text(value) -> str:  # control characters are not allowed in the XML of a sheet
+        return ILLEGAL_CHARACTERS_RE.sub("", str(value or ""))
 
     def put(ws, row: list) -> None:
         ws.append(row)
