@@ -7,6 +7,7 @@ The page is ``rag/web/page.py`` (Gradio tabs), the server ``rag/web/server.py`` 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -21,6 +22,7 @@ logger = logging.getLogger("app")
 
 
 def main() -> None:
+    os.umask(0o077)  # data, index, exports and the database's WAL: this account's only
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_env()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import statistics
 import sys
 import time
@@ -345,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    os.umask(0o077)  # what the CLI writes (users, keys, the database, indexes) is this account's only
     verbose = "-v" in argv or "--verbose" in argv
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,

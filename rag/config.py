@@ -69,6 +69,7 @@ class Settings:
     # web app
     host: str = "127.0.0.1"
     port: int = 7860
+    page_events_per_minute: int = 600  # page events (Gradio) per signed-in user, or per address without a session
     public_url: str = ""  # the app's address as users reach it (citation links); "" = the request's, if its Host is plain
     upload_max_bytes: int = 20 * 1024 * 1024
     upload_max_files: int = 20

@@ -144,10 +144,10 @@ def test_langchain_chat_openai_against_the_app(site) -> None:
 
 
 def test_citation_links_do_not_follow_a_forged_host(site) -> None:
-    """A Host header that is not a plain host[:port] never reaches the citation URLs."""
+    """The Host header never reaches the citation URLs, plain name or not."""
     body = {"model": MODEL, "messages": [{"role": "user", "content": "龙井茶产于哪里？"}]}
     port = site["url"].rsplit(":", 1)[1]
-    for forged in ("evil.example@127.0.0.1", "127.0.0.1/../x", "a\"b.example"):
+    for forged in ("evil.example.com", "evil.example.com:443", "evil.example@127.0.0.1", "127.0.0.1/../x", "a\"b.example"):
         r = requests.post(site["url"] + "/v1/chat/completions", json=body, timeout=30,
                           headers={**site.get("auth_headers", {}), "Host": forged})
         assert r.status_code == 200, r.text
@@ -164,6 +164,4 @@ def test_public_url_setting_is_used_for_citation_links() -> None:
     req = Request({"type": "http", "scheme": "http", "method": "GET", "path": "/v1/x", "root_path": "",
                    "headers": [(b"host", b"attacker.example")], "server": ("127.0.0.1", 7860)})
     assert base_url(req, Settings(public_url="https://dj.example.cn/rag/")) == "https://dj.example.cn/rag"
-    assert base_url(req, Settings()) == "http://attacker.example"  # a plain host: the client's own address
-    bad = Request({**req.scope, "headers": [(b"host", b"x.example/evil")]})
-    assert base_url(bad, Settings()) == "http://127.0.0.1:7860"  # the address the connection arrived at
+    assert base_url(req, Settings()) == "http://127.0.0.1:7860"  # the address the connection arrived at

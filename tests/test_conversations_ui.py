@@ -308,7 +308,9 @@ def test_a_source_link_opens_the_article_at_its_passage(site) -> None:
     assert f'href="{webapp.esc(links[0]["href"])}"' in sources and "<mark>" in sources
     # anything but a link of our own form opens nothing
     for bad in ("articles/../users.json?start=0&end=9#passage", "/etc/passwd", "articles/tea.txt?start=0&end=6",
-                "javascript:alert(1)", "", None):
+                "javascript:alert(1)", "", None, "articles/..\\..\\logout?start=1&end=1#passage",
+                "articles/%2e%2e%2Fusers.json?start=0&end=9#passage", "articles/a%5Cb.txt?start=0&end=1#passage",
+                "articles/.hidden?start=0&end=1#passage"):
         with pytest.raises(gr.Error, match="无法打开"):
             fns["open_link"](bad, req("cadre"))
     with pytest.raises(gr.Error, match="不在当前索引"):

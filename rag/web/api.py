@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import itertools
-import re
 import logging
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -51,21 +50,15 @@ class ApiContext:
         self.feedback = FeedbackStore(self.db)
 
 
-_PLAIN_HOST = re.compile(r"(?:[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
-
-
 def base_url(request: Request, settings: Settings) -> str:
-    """Where citation links point: ``RAG_PUBLIC_URL`` when set; else the request's own address when its
-    Host header is a plain host[:port] (no user info, path or odd characters: a forged Host must not
-    turn the links into another site's), else the address the connection arrived at."""
+    """Where citation links point: ``RAG_PUBLIC_URL`` when set, else the address the connection
+    arrived at. The Host header is never used: a client could set it to any name."""
     if settings.public_url:
         return settings.public_url.rstrip("/")
-    host = request.headers.get("host", "")
-    if _PLAIN_HOST.fullmatch(host) and request.url.scheme in ("http", "https"):
-        return f"{request.url.scheme}://{host}".rstrip("/") + request.scope.get("root_path", "").rstrip("/")
-    server = request.scope.get("server") or (settings.host, settings.port)
-    host, port = server[0], server[1]
-    return f"http://[{host}]:{port}" if ":" in str(host) else f"http://{host}:{port}"
+    host, port = (request.scope.get("server") or (settings.host, settings.port))[:2]
+    scheme = request.url.scheme if request.url.scheme in ("http", "https") else "http"
+    base = f"{scheme}://[{host}]:{port}" if ":" in str(host) else f"{scheme}://{host}:{port}"
+    return base + request.scope.get("root_path", "").rstrip("/")
 
 
 def stream_error(e: Exception) -> dict:

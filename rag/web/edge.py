@@ -11,10 +11,8 @@
   disk) a single byte of its body, and an upload to ``/api/v1/documents`` by a role that may not
   upload gets its 403 the same way.
 - **A user's flood stops here.** A chat request from a user who already has as many answers in
-  flight as allowed (``limits.AnswerSlots``) gets its 429 before its body is parsed. The page's
-  events (``POST /gradio_api/...``) are limited to ``PAGE_EVENTS_PER_MINUTE`` per session (its
-  cookie; per address without one): a question costs a handful of events, a script firing them
-  costs Gradio's validation and logging for each.
+  flight as allowed (``limits.AnswerSlots``) gets its 429 before its body is parsed. (The page's
+  events are rate-limited by ``web/guard.py``, which knows whose session a cookie is.)
 - **Security headers on every response** that lacks them: ``X-Content-Type-Options: nosniff``,
   ``X-Frame-Options: DENY``, and for HTML outside the page (the article view) a strict
   Content-Security-Policy with ``frame-ancestors 'none'``. The page's own, stricter headers are
@@ -27,8 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from collections import deque
 from collections.abc import Callable
 
 from ..auth.users import allowed
@@ -38,7 +34,6 @@ logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
 PAGE_EVENT_BYTES = 256 * 1024  # a page event carries the chat as shown: a long conversation is ~100 KB
 API_PREFIXES = ("/v1/", "/api/v1/")
-PAGE_EVENTS_PER_MINUTE = 600  # 10 a second for a minute: no person clicks that fast, bench --load's asker fits
 ARTICLE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"
 
 
@@ -56,50 +51,15 @@ async def send_error(send, status: int, code: str, message: str, headers: list |
     await send({"type": "http.response.body", "body": body})
 
 
-class EventRate:
-    """At most ``limit`` events per key in any 60 s; a bounded table of keys."""
-
-    def __init__(self, limit: int, *, max_keys: int = 10_000) -> None:
-        self.limit, self.max_keys = limit, max_keys
-        self._seen: dict[str, deque] = {}
-
-    def allow(self, key: str, now: float | None = None) -> bool:
-        now = time.monotonic() if now is None else now
-        q = self._seen.get(key)
-        if q is None:
-            if len(self._seen) >= self.max_keys:  # drop the keys idle for a minute, else everything
-                self._seen = {k: v for k, v in self._seen.items() if v and now - v[-1] < 60}
-                if len(self._seen) >= self.max_keys:
-                    self._seen.clear()
-            q = self._seen[key] = deque()
-        while q and now - q[0] >= 60:
-            q.popleft()
-        if len(q) >= self.limit:
-            return False
-        q.append(now)
-        return True
-
-
-def page_session(headers: dict[str, str], scope) -> str:
-    """The page session a request belongs to: its Gradio access-token cookie, else its address."""
-    for part in headers.get("cookie", "").split(";"):
-        name, _, value = part.strip().partition("=")
-        if name.startswith("access-token") and value:
-            return "s:" + value[:128]
-    return "a:" + str((scope.get("client") or ("?", 0))[0])
-
-
 class Edge:
     """See the module docstring. ``key_user(token)`` is (user name, role) of a valid API key, else None;
     ``busy(user)`` tells a user who already has as many answers in flight as allowed."""
 
     def __init__(self, app, *, upload_max_bytes: int, upload_max_files: int,
                  key_user: Callable[[str], tuple[str, str] | None], busy: Callable[[str], bool] = lambda user: False,
-                 denied: Callable[[str, str, str], object] = lambda user, action, where: None,
-                 page_events_per_minute: int = PAGE_EVENTS_PER_MINUTE) -> None:
+                 denied: Callable[[str, str, str], object] = lambda user, action, where: None) -> None:
         self.app = app
         self.denied = denied
-        self.page_events = EventRate(page_events_per_minute)
         self.upload_limit = upload_max_bytes * upload_max_files + 64 * 1024  # the multipart framing
         self.key_user = key_user
         self.busy = busy
@@ -126,11 +86,6 @@ class Edge:
         if length < 0 or length > limit:
             logger.info("%s %s refused: body of %s bytes (limit %d)", method, path, headers.get("content-length"), limit)
             await send_error(send, 413, "too_large", f"请求内容过大（上限 {limit // 1024} KB）")
-            return
-        if method == "POST" and path.startswith("/gradio_api/") and not self.page_events.allow(page_session(headers, scope)):
-            logger.warning("page events refused for %s: over %d a minute", page_session(headers, scope)[:10],
-                           self.page_events.limit)
-            await send_error(send, 429, "rate_limited", "操作过于频繁，请稍后再试", [(b"retry-after", b"10")])
             return
         if path.startswith(API_PREFIXES) and method != "OPTIONS":
             scheme, _, token = headers.get("authorization", "").partition(" ")

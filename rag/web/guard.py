@@ -28,14 +28,22 @@ so it sees every HTTP request before Gradio does and every response before it le
 The parts live beside it: ``headers.py`` (the headers, the CSRF check, JSON answers), ``signin.py``
 (``POST /login``, device cookies), ``files.py`` (uploads, file routes, the temp-folder sweep).
 
-Not done here: TLS, rate limits on chat events (the service bounds the work of each question).
+- **Page events** (``POST /gradio_api/…``) are capped at ``page_events_per_minute`` a minute per
+  signed-in user (the user the session store names, so forged cookies count for nothing) and per
+  address for callers without a session: each event costs Gradio's validation and, when that
+  fails, a log of its payload.
+
+Not done here: TLS; fair scheduling between users (the service's ``AnswerSlots`` bounds each).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import threading
+import time
 import urllib.parse
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +59,35 @@ logger = logging.getLogger(__name__)
 _API_INFO = re.compile(rb"window\.gradio_api_info\s*=\s*.*?;</script>", re.DOTALL)
 
 
+class EventRate:
+    """At most ``limit`` events per key in any 60 s. The table of keys is bounded: when it is full,
+    keys idle for a minute are dropped; a new key beyond that is not tracked (logged), never a reset
+    of the others' counts."""
+
+    def __init__(self, limit: int, *, max_keys: int = 10_000) -> None:
+        self.limit, self.max_keys = limit, max_keys
+        self._seen: dict[str, deque] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key: str, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            q = self._seen.get(key)
+            if q is None:
+                if len(self._seen) >= self.max_keys:
+                    self._seen = {k: v for k, v in self._seen.items() if v and now - v[-1] < 60}
+                if len(self._seen) >= self.max_keys:
+                    logger.warning("event rate table full (%d keys): %s not tracked", len(self._seen), key[:40])
+                    return True
+                q = self._seen[key] = deque()
+            while q and now - q[0] >= 60:
+                q.popleft()
+            if len(q) >= self.limit:
+                return False
+            q.append(now)
+            return True
+
+
 class Guard:
     """ASGI middleware: see the module docstring. ``app`` is the next ASGI app (Gradio's)."""
 
@@ -62,6 +99,7 @@ class Guard:
         self.sessions = sessions
         self.signin = SignIn(app, sessions=sessions, throttle=throttle, data_dir=settings.data_dir)
         self.files = FileRules(settings, users, tmp_dir)
+        self.page_events = EventRate(settings.page_events_per_minute)
 
     # -- helpers -------------------------------------------------------------------------------
     def _session(self, scope, cookies: dict[str, str]) -> tuple[str | None, str | None]:
@@ -110,6 +148,12 @@ class Guard:
                     self.sessions.end(token)
                 else:
                     self.sessions.end_user(user)
+        if method == "POST" and path.startswith("/gradio_api/"):
+            key = f"u:{user}" if user else "a:" + str((scope.get("client") or ("?", 0))[0])
+            if not self.page_events.allow(key):
+                logger.warning("page events refused for %s: over %d a minute", key[:66], self.page_events.limit)
+                await send_json(send, 429, {"detail": "操作过于频繁，请稍后再试"}, [(b"retry-after", b"10")])
+                return
         if path.startswith(("/monitoring", "/gradio_api/monitoring")):
             await send_json(send, 404, {"detail": "Not Found"})
             return

@@ -87,7 +87,9 @@ def message_text(content) -> str:
 
 
 # ---------------------------------------------------------------- source links
-_HREF = re.compile(r"articles/([^/?#\s\"'<>]{1,300})\?start=(\d{1,9})&end=(\d{1,9})#passage")
+# the name as article_href writes it: percent-encoded (quote with safe=""), so only these characters;
+# no "." first and no "/" or "\\" once decoded (a sent-back link must not lead anywhere but an article)
+_HREF = re.compile(r"articles/([A-Za-z0-9%_~-][A-Za-z0-9%._~-]{0,299})\?start=(\d{1,9})&end=(\d{1,9})#passage")
 _LINK = re.compile(r'<a class="src-link" href="([^"<>]*)"[^<>]*>([^<>]*)</a>')
 _TAG = re.compile(r"<[^<>]*>")
 
@@ -101,7 +103,12 @@ def article_href(file: str, start: int, end: int) -> str:
 def parse_href(href: str) -> tuple[str, int, int] | None:
     """(file, start, end) of a link made by :func:`article_href`; None for anything else."""
     m = _HREF.fullmatch(str(href or ""))
-    return (unquote(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
+    if not m:
+        return None
+    name = unquote(m.group(1))
+    if name.startswith(".") or any(c in name for c in "/\\\0"):
+        return None
+    return name, int(m.group(2)), int(m.group(3))
 
 
 def compact_label(title: str, heading_path) -> str:
