@@ -7,6 +7,7 @@ called with a ``gr.Request`` naming the signed-in user, as Gradio calls them. No
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -378,3 +379,24 @@ def test_needs_work_rendering_escapes_and_charts() -> None:
     assert len(counts) == 30 and counts[-1][0] == date.today() and counts[-1][1:] == (1, 0)
     assert "<svg" in out and 'data-n="1"' in out
     assert "暂无" in feedback_ui.render_needs_work({"items": [], "counts": {}})
+
+
+def test_a_long_conversation_reopens_with_its_recent_turns(site) -> None:
+    """The page sends the whole chat back with every event (256 KiB at most): a long conversation
+    reopens with its last turns, and rating one of them still rates its own message."""
+    from rag.web.conversations_ui import REOPEN_MESSAGES
+
+    store = ConversationStore(_db(site))
+    first = store.record_turn("trainer", "第 0 问", "第 0 答" + "。" * 3000)
+    for i in range(1, 40):
+        store.record_turn("trainer", f"第 {i} 问", f"第 {i} 答" + "。" * 3000, conversation_id=first.conversation_id)
+    chatbot, state = site["fns"]["conversation_open"](first.conversation_id, req("trainer"))[:2]
+    # 30 turns at most, and fewer when they would not fit in a page event: these answers are 9 KB each
+    assert 2 <= len(chatbot) < REOPEN_MESSAGES and len(chatbot) % 2 == 0
+    assert len(json.dumps(chatbot, ensure_ascii=False).encode()) < 256 * 1024
+    first_shown = 40 - len(chatbot) // 2
+    assert chatbot[0]["content"].startswith(f"第 {first_shown} 问") and chatbot[-2]["content"].startswith("第 39 问")
+    conv = store.get("trainer", first.conversation_id)
+    assert state["ids"][1] == conv["messages"][2 * first_shown + 1]["id"]  # the answer to the first question shown
+    site["fns"]["feedback"](None, "", state, like(1, False), req("trainer"))
+    assert feedback_rows(site)[-1][1] == conv["messages"][2 * first_shown + 1]["id"]

@@ -21,6 +21,7 @@ Not done here: search over conversations, paging of a very long list (the newest
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -37,6 +38,8 @@ from rag.web.render import reference_links
 logger = logging.getLogger(__name__)
 
 LIST_LIMIT = 200
+REOPEN_MESSAGES = 60  # 30 turns
+REOPEN_BYTES = 128 * 1024  # and at most this much chat as the page sends it back (its events: 256 KiB)
 EMPTY = {"id": None, "last": None, "ids": []}
 
 
@@ -172,11 +175,22 @@ class ConversationsUI:
             conv = self.store.get(user.name, str(conversation_id))
         except NotFoundError as e:
             raise gr.Error(str(e), print_exception=False) from e  # logged by us, not a crash
+        # the page sends the whole chat back with every event (256 KiB at most): a long conversation
+        # reopens with its last REOPEN_MESSAGES messages (all of it stays stored, and readable by the API)
+        shown = conv["messages"][-REOPEN_MESSAGES:]
+        if shown and shown[0]["role"] == "assistant":
+            shown = shown[1:]
         history = [{"role": m["role"], "content": m["content"], "links": reference_links(m["references"])}
                    if m["role"] == "assistant" else {"role": m["role"], "content": m["content"]}
-                   for m in conv["messages"]]
-        state = {"id": conv["id"], "last": last_answer_id(conv), "ids": [m["id"] if m["role"] == "assistant" else None for m in conv["messages"]]}
-        return (self.rendered_history(history), state, self.listing(user.name, conv["id"]), conv["title"],
+                   for m in shown]
+        rendered = self.rendered_history(history)
+        while len(rendered) > 2 and len(json.dumps(rendered, ensure_ascii=False).encode()) > REOPEN_BYTES:
+            shown, history = shown[2:], history[2:]  # the oldest turn goes
+            rendered = self.rendered_history(history)
+        state = {"id": conv["id"], "last": last_answer_id(conv), "ids": [m["id"] if m["role"] == "assistant" else None for m in shown]}
+        if len(shown) < len(conv["messages"]):
+            gr.Info(f"对话较长，只显示最近 {len(shown) // 2} 轮（共 {len(conv['messages']) // 2} 轮）")
+        return (rendered, state, self.listing(user.name, conv["id"]), conv["title"],
                 "", "", [], gr.Dropdown(choices=[], value=None), "", gr.Row(visible=False))
 
     def new(self, request: gr.Request):
