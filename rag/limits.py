@@ -33,8 +33,10 @@ rates per key (``rag.web.auth.RateLimiter``).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
+import time
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -148,17 +150,76 @@ class AnswerSlots:
         self.total = max(1, total)
         self.per_user = max(1, per_user)
         self.wait_s = wait_s
-        self._free = threading.BoundedSemaphore(self.total)
         self._lock = threading.Lock()
-        self._held: dict[str, int] = {}
+        self._held: dict[str, int] = {}  # in flight (waiting or running) per user
+        self._cond = threading.Condition()
+        self._running: dict[str | None, int] = {}  # computing now, per user
+        self._busy = 0
+        self._waiting: list[tuple[int, str | None]] = []  # (arrival, user)
+        self._served: dict[str, float] = {}  # when each user's last answer started
+        self._seq = itertools.count()
 
     @classmethod
     def for_settings(cls, settings: Settings) -> AnswerSlots:
-        return cls(settings.concurrency, settings.max_answers_per_user, settings.answer_wait_s)
+        import os
+
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
+        # an answer is mostly Python under the GIL: more slots than cores add no throughput, and
+        # with fewer slots the fair order of _next decides who goes first
+        return cls(settings.answer_slots or max(2, cores), settings.max_answers_per_user, settings.answer_wait_s)
 
     def in_flight(self, user: str) -> int:
         with self._lock:
             return self._held.get(user, 0)
+
+    def _next(self) -> tuple[int, str | None]:
+        """Who gets the next free slot: the waiter whose user computes the fewest answers now, then
+        the one whose user was served least recently, then the earliest. A user's next answer waits
+        behind other users' (fair shares: one user's two answers on a 2-core machine take all of it)."""
+
+        def key(w: tuple[int, str | None]) -> tuple:
+            if w[1] is None:  # the CLI, evaluation: in arrival order
+                return (0, float("-inf"), w[0])
+            return (self._running.get(w[1], 0), self._served.get(w[1], float("-inf")), w[0])
+
+        return min(self._waiting, key=key)
+
+    def _may_run(self, user: str | None) -> bool:
+        """A user's second answer at once only when that still leaves a slot for somebody else."""
+        return user is None or self._running.get(user, 0) == 0 or self._busy + 1 < self.total
+
+    def _acquire(self, user: str | None) -> None:
+        deadline = time.monotonic() + self.wait_s
+        with self._cond:
+            me = (next(self._seq), user)
+            self._waiting.append(me)
+            try:
+                while not (self._busy < self.total and self._next() == me and self._may_run(user)):
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise BusyError("服务繁忙，请稍后再试", f"no answer slot free within {self.wait_s:.0f} s",
+                                        retry_after=5)
+                    self._cond.wait(left)
+            finally:
+                self._waiting.remove(me)
+                self._cond.notify_all()  # the next in line may go (or may now be first)
+            self._busy += 1
+            self._running[user] = self._running.get(user, 0) + 1
+            if user is not None:
+                self._served[user] = time.monotonic()
+                if len(self._served) > 10_000:  # a bound: forget the users served longest ago
+                    for u, _ in sorted(self._served.items(), key=lambda kv: kv[1])[:5_000]:
+                        del self._served[u]
+
+    def _release(self, user: str | None) -> None:
+        with self._cond:
+            self._busy -= 1
+            left = self._running.get(user, 1) - 1
+            if left > 0:
+                self._running[user] = left
+            else:
+                self._running.pop(user, None)
+            self._cond.notify_all()
 
     @contextmanager
     def hold(self, user: str | None) -> Iterator[None]:
@@ -172,12 +233,11 @@ class AnswerSlots:
                     )
                 self._held[user] = n + 1
         try:
-            if not self._free.acquire(timeout=self.wait_s):
-                raise BusyError("服务繁忙，请稍后再试", f"no answer slot free within {self.wait_s:.0f} s", retry_after=5)
+            self._acquire(user)
             try:
                 yield
             finally:
-                self._free.release()
+                self._release(user)
         finally:
             if user is not None:
                 with self._lock:

@@ -44,6 +44,39 @@ def test_slots_refuse_a_third_answer_of_one_user_and_not_another_user() -> None:
         pass
 
 
+def test_a_users_second_answer_waits_behind_another_users_first() -> None:
+    """Fair shares: with one slot, zhang computing and zhang's second question waiting, li's question
+    (asked later) gets the slot first."""
+    slots = AnswerSlots(total=1, per_user=2, wait_s=10.0)
+    order: list[str] = []
+    first_in, release_first = threading.Event(), threading.Event()
+
+    def ask(user: str, tag: str, started: threading.Event | None = None, hold: threading.Event | None = None) -> None:
+        with slots.hold(user):
+            order.append(tag)
+            if started:
+                started.set()
+            if hold:
+                hold.wait(5)
+
+    t1 = threading.Thread(target=ask, args=("zhang", "zhang-1", first_in, release_first))
+    t1.start()
+    assert first_in.wait(5)
+    t2 = threading.Thread(target=ask, args=("zhang", "zhang-2"))
+    t2.start()
+    while slots.in_flight("zhang") < 2:
+        time.sleep(0.01)
+    t3 = threading.Thread(target=ask, args=("li", "li-1"))
+    t3.start()
+    while slots.in_flight("li") < 1:
+        time.sleep(0.01)
+    time.sleep(0.05)  # both are waiting for the one slot
+    release_first.set()
+    for t in (t1, t2, t3):
+        t.join(5)
+    assert order == ["zhang-1", "li-1", "zhang-2"]
+
+
 def test_slots_bound_the_total_and_time_out_with_a_busy_error() -> None:
     slots = AnswerSlots(total=1, per_user=2, wait_s=0.2)
     entered, leave = threading.Event(), threading.Event()
@@ -71,7 +104,17 @@ def test_api_caller_with_two_answers_in_flight_gets_429_and_others_are_served(si
     url, service = site["url"], site["service"]
     user = site["users"].get("cadre")
     assert user is not None
-    with service.slots.hold("cadre"), service.slots.hold("cadre"):  # two questions of this cadre in flight
+    leave = threading.Event()
+
+    def second() -> None:  # waits while the first runs: with 2 slots a user's second keeps one for others
+        with service.slots.hold("cadre"):
+            leave.wait(30)
+
+    with service.slots.hold("cadre"):  # two questions of this cadre in flight
+        t = threading.Thread(target=second)
+        t.start()
+        while service.slots.in_flight("cadre") < 2:
+            time.sleep(0.01)
         for stream in (False, True):
             r = requests.post(url + "/v1/chat/completions", json={**chat("龙井茶产于哪里？"), "stream": stream},
                               headers=site["auth_headers"], timeout=30)
@@ -80,6 +123,8 @@ def test_api_caller_with_two_answers_in_flight_gets_429_and_others_are_served(si
         other = requests.post(url + "/v1/chat/completions", json=chat("龙井茶产于哪里？"),
                               headers=bearer(site["keys"]["trainer"]), timeout=60)
         assert other.status_code == 200 and "杭州" in other.json()["choices"][0]["message"]["content"]
+        leave.set()
+    t.join(30)
     r = requests.post(url + "/v1/chat/completions", json=chat("龙井茶产于哪里？"), headers=site["auth_headers"], timeout=60)
     assert r.status_code == 200
 
