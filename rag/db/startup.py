@@ -1,4 +1,4 @@
-"""Open the application database on start: connect, upgrade the schema, copy the JSON stores in.
+"""Open the application database on start: connect, upgrade the schema, migrate and copy the JSON stores.
 
 What it does not do: define tables (``models.py``) or migrations (``migrations/``).
 """
@@ -13,20 +13,22 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..config import Settings
 from ..errors import ConfigError
 from .engine import Database, database_url
-from .importer import sync_json
+from .importer import migrate_json, sync_json
 
 logger = logging.getLogger(__name__)
 
 
 def open_database(settings: Settings, *, sync: bool = True) -> Database:
-    """Open the configured database, upgrade its schema and (``sync``) copy the JSON stores of
-    ``settings.data_dir`` into it (``rag.db.importer``); ConfigError when it cannot be reached."""
+    """Open the configured database, upgrade its schema, migrate the JSON files it replaced (once) and
+    (``sync``) copy the JSON stores still live of ``settings.data_dir`` into it (``rag.db.importer``);
+    ConfigError when it cannot be reached."""
     db = Database(database_url(settings))
     try:
         db.upgrade()
         if db.url.get_backend_name() == "sqlite" and db.url.database not in (None, "", ":memory:"):
             # conversations and key hashes: readable by this user only (SQLite's WAL files take the same mode)
             Path(db.url.database).chmod(0o600)
+        migrate_json(db, Path(settings.data_dir))
         if sync:
             sync_json(db, Path(settings.data_dir))
     except SQLAlchemyError as e:

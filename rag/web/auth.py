@@ -16,7 +16,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -99,7 +98,7 @@ class Authenticator:
     def require(self, request: Request, action: str, *, allow_page: bool = False) -> Caller:
         c = self.caller(request, allow_page=allow_page)
         if not allowed(c.user.role, action):
-            append_denied(Path(self.users.path).parent, c.user.name, action, f"{request.method} {request.url.path}")
+            append_denied(self.users.data_dir, c.user.name, action, f"{request.method} {request.url.path}")
             raise ApiError(
                 403, "forbidden",
                 f"当前角色（{ROLE_LABELS.get(c.user.role, c.user.role)}）无权执行此操作：{ACTION_LABELS.get(action, action)}",
