@@ -21,7 +21,7 @@ from gradio_client import Client, handle_file  # noqa: E402
 
 from rag.web import page as webapp  # noqa: E402
 from rag.web.page import plain_history  # noqa: E402
-from rag.audit import read_audit  # noqa: E402
+from rag.db.audit import read_audit  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.index.documents import DocumentManager  # noqa: E402
 from rag.service import RagService  # noqa: E402

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import select, text
 from web_site import CHEAP
 
-from rag.audit import append_audit
+from rag.db.audit import append_audit, read_audit
 from rag.config import Settings
 from rag.db import Database, open_database
 from rag.db.conversations import ConversationStore, FeedbackStore
@@ -82,13 +82,17 @@ def make_json_data(settings: Settings) -> dict:
     """Every JSON store as a version before the database left it: users, audit log, question bank, documents."""
     write_users_json(settings.data_dir, {"admin": ("admin", "admin-pass-1"), "张三": ("trainer", "zhangsan-pass-1"),
                                          "li.si": ("cadre", "lisi-pass-12")})
+    old_audit = [{"time": "2025-03-01T09:00:00+0800", "action": "add", "user": "admin", "file": "青松县.txt",
+                  "sha256": "ab" * 32}, {"time": "2025-03-01T09:05:00+0800", "action": "reindex", "user": "admin",
+                                         "version": "v1"}, {"time": "2025-03-02T10:00:00+0800", "action": "denied",
+                                                            "user": "张三", "what": "manage", "where": "page"}]
+    text = "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in old_audit) + "{damaged line\n\n"
+    (settings.data_dir / "audit.jsonl").write_text(text, encoding="utf-8")
+    raw = {n: (settings.data_dir / n).read_text(encoding="utf-8") for n in ("users.json", "audit.jsonl")}
     settings.corpus_dir.mkdir(parents=True, exist_ok=True)
-    docs = DocumentManager(settings)
+    docs = DocumentManager(settings)  # the documents and the bank: still JSON files (copied on every start)
     docs.add("青松县.txt", "青松县政协机关推行“三色预警”工作法。\n".encode(), "admin")
     docs.add("x.md", "# 标题\n\n正文一句。\n".encode(), "张三")
-    append_audit(settings.data_dir, {"action": "reindex", "user": "admin", "version": "v1"})
-    with open(settings.data_dir / "audit.jsonl", "a", encoding="utf-8") as f:
-        f.write("{damaged line\n")
     bank = QuestionBank.for_settings(settings)
     bank.add([
         QuizItem(type="true_false", stem="龙井茶产于浙江杭州西湖一带。", options=["正确", "错误"], answer="正确",
@@ -96,7 +100,7 @@ def make_json_data(settings: Settings) -> dict:
         QuizItem(type="fill_blank", stem="大熊猫主要吃____。", answer="竹子",
                  evidence=Evidence(file="panda.md", quote="大熊猫主要吃竹子,每天要花十几个小时进食。")),
     ])
-    return {"docs": docs, "bank": bank}
+    return {"docs": docs, "bank": bank, "raw": raw}
 
 
 def test_migrations_reach_head_and_match_the_models(settings) -> None:
@@ -106,7 +110,7 @@ def test_migrations_reach_head_and_match_the_models(settings) -> None:
     from rag.db.models import Base
 
     db = open_database(settings)
-    assert db.revision() == "0002"
+    assert db.revision() == "0003"
     with db.engine.connect() as c:
         diffs = compare_metadata(MigrationContext.configure(c, opts={"compare_type": False}), Base.metadata)
     assert diffs == []
@@ -118,18 +122,18 @@ def test_migrations_reach_head_and_match_the_models(settings) -> None:
 
 def test_json_data_migrates_on_first_start_with_nothing_lost(settings) -> None:
     made = make_json_data(settings)
-    users_json = (settings.data_dir / "users.json").read_text(encoding="utf-8")
     db = open_database(settings)
-    # users.json is the database's now: imported once, then renamed (kept, never read again)
-    assert not (settings.data_dir / "users.json").exists()
-    assert (settings.data_dir / "users.json.migrated").read_text(encoding="utf-8") == users_json
-    raw_users = json.loads(users_json)["users"]
+    # users.json and audit.jsonl are the database's now: imported once, then renamed (kept, never read again)
+    for name, content in made["raw"].items():
+        assert not (settings.data_dir / name).exists()
+        assert (settings.data_dir / f"{name}.migrated").read_text(encoding="utf-8") == content
+    raw_users = json.loads(made["raw"]["users.json"])["users"]
     raw_bank = json.loads((settings.data_dir / "question_bank.json").read_text(encoding="utf-8"))["items"]
     raw_docs = json.loads((settings.data_dir / "documents.json").read_text(encoding="utf-8"))["documents"]
-    lines = (settings.data_dir / "audit.jsonl").read_text(encoding="utf-8").splitlines()
+    lines = made["raw"]["audit.jsonl"].splitlines()
     with db.session() as s:
         users = {u.name: u for u in s.scalars(select(UserRow))}
-        audit = list(s.scalars(select(AuditRow).order_by(AuditRow.line)))
+        audit = list(s.scalars(select(AuditRow).order_by(AuditRow.id)))
         bank = list(s.scalars(select(BankItemRow).order_by(BankItemRow.position)))
         docs = {d.name: d for d in s.scalars(select(DocumentRow))}
     assert len(users) == len(raw_users) == 3
@@ -139,12 +143,17 @@ def test_json_data_migrates_on_first_start_with_nothing_lost(settings) -> None:
     assert store.verify("张三", "zhangsan-pass-1").role == "trainer" and store.verify("张三", "lisi-pass-12") is None
     assert [(u.name, u.role, u.created) for u in store.list()] == sorted(
         (n, r["role"], r["created"]) for n, r in raw_users.items())
-    assert len(audit) == len(lines) == 4  # add, add, reindex, and the damaged line kept raw
+    # the four lines of the old file (the damaged one kept raw, the empty one skipped), then the two adds
+    assert len(audit) == 6 and len(lines) == 5 and [a.line for a in audit] == [1, 2, 3, 4, None, None]
     assert [a.event for a in audit[:3]] == [json.loads(x) for x in lines[:3]]
+    assert [(a.action, a.user_name) for a in audit[:3]] == [("add", "admin"), ("reindex", "admin"), ("denied", "张三")]
     assert audit[3].event == {"raw": "{damaged line"}
+    assert [(a.event["action"], a.event["file"]) for a in audit[4:]] == [("add", "青松县.txt"), ("add", "x.md")]
+    assert read_audit(settings, limit=2) == [a.event for a in audit[4:]] and read_audit(settings.data_dir) == [
+        a.event for a in audit]
     assert [b.item for b in bank] == raw_bank and len(bank) == len(made["bank"]) == 2
     assert {n: d.record for n, d in docs.items()} == raw_docs and set(docs) == {"青松县.txt", "x.md"}
-    # a later start adds the audit lines appended since, and mirrors the copies: no duplicates
+    # a later start imports nothing twice, and mirrors the copies
     append_audit(settings.data_dir, {"action": "delete", "user": "admin", "file": "x.md"})
     store.remove("li.si")
     store.add("王五", "cadre", "wangwu-pass-1")
@@ -152,7 +161,7 @@ def test_json_data_migrates_on_first_start_with_nothing_lost(settings) -> None:
     db.dispose()
     db = open_database(settings)
     with db.session() as s:
-        assert [a.line for a in s.scalars(select(AuditRow).order_by(AuditRow.line))] == [1, 2, 3, 4, 5]
+        assert [a.line for a in s.scalars(select(AuditRow).order_by(AuditRow.id))] == [1, 2, 3, 4, None, None, None]
         assert sorted(s.scalars(select(UserRow.name))) == sorted(["admin", "张三", "王五"])
     # not read: set aside again beside the first one (as a rename lost to a crash would be)
     assert not (settings.data_dir / "users.json").exists()
@@ -285,3 +294,52 @@ def test_user_store_keeps_the_last_admin_with_two_writers_at_once(settings) -> N
     assert len(refused) == 1 and [u.role for u in first.list()] == ["admin"]
     for s in (first, *stores):
         s.db.dispose()
+
+
+def test_audit_rows_from_two_processes_at_once_are_all_kept(settings) -> None:
+    """Two processes append 40 events each at the same time (no lock of ours): all 80 are there, in
+    order per process, and nothing else was written."""
+    open_database(settings).dispose()
+    script = textwrap.dedent(f"""
+        import sys; sys.path.insert(0, {str(ROOT)!r})
+        from pathlib import Path
+        from rag.config import Settings
+        from rag.db.audit import append_audit
+        settings = Settings(data_dir=Path({str(settings.data_dir)!r}), database_url={settings.database_url!r})
+        sys.stdin.readline()  # both start writing together
+        for i in range(40):
+            append_audit(settings, {{"action": "test", "user": sys.argv[1], "n": i}})
+    """)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-c", script, f"p{i}"], stdin=subprocess.PIPE, text=True, env=env)
+             for i in range(2)]
+    time.sleep(3)  # both have imported and wait on stdin
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    for p in procs:
+        assert p.wait(120) == 0
+    events = read_audit(settings)
+    assert len(events) == 80 and {e["action"] for e in events} == {"test"}
+    for who in ("p0", "p1"):
+        assert [e["n"] for e in events if e["user"] == who] == list(range(40))
+    with open_database(settings).session() as s:
+        assert s.scalar(select(AuditRow.id).order_by(AuditRow.id.desc()).limit(1)) == 80  # rows only inserted
+
+
+def test_audit_jsonl_beyond_an_older_start_up_copy_is_added_once(settings) -> None:
+    """An older version copied audit.jsonl at each start; the lines appended after its last start are
+    added by the migration, the copied ones not again."""
+    db = open_database(settings)
+    lines = [json.dumps({"action": "a", "n": i}) for i in range(4)]
+    with db.session() as s:  # as the older version left it: its copy of the first 3 lines, no migration yet
+        s.execute(text("DELETE FROM meta"))
+        for i in range(3):
+            s.add(AuditRow(line=i + 1, action="a", event={**json.loads(lines[i]), "copied": True}))
+    path = settings.data_dir / "audit.jsonl"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")  # and its file, one line longer since
+    db.dispose()
+    db = open_database(settings)
+    assert [(e["n"], e.get("copied", False)) for e in read_audit(db)] == [(0, True), (1, True), (2, True), (3, False)]
+    assert not path.exists()

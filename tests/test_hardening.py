@@ -281,7 +281,7 @@ def test_no_server_path_in_any_response_to_a_cadre_or_anonymous_caller(site) -> 
 def test_denied_actions_are_audited_within_a_bound(tmp_path):
     """A hostile user's refusals cannot fill the disk: at most DENIED_PER_HOUR lines per user and hour,
     the rest counted into the next line; another user's refusals are still recorded."""
-    from rag import audit
+    from rag.db import audit
 
     for i in range(audit.DENIED_PER_HOUR + 25):
         audit.append_denied(tmp_path, "mallory", "manage", f"POST /api/v1/documents #{i}")
@@ -291,7 +291,8 @@ def test_denied_actions_are_audited_within_a_bound(tmp_path):
     assert len(mine) == audit.DENIED_PER_HOUR
     assert all(r["action"] == "denied" and r["what"] == "manage" for r in mine)
     assert rows[-1]["user"] == "cadre2" and rows[-1]["where"] == "page"
-    assert (tmp_path / "audit.jsonl").stat().st_mode & 0o777 == 0o600
-    audit._denied[(str(tmp_path), "mallory")][0] -= 3600  # an hour later
+    assert (tmp_path / "app.db").stat().st_mode & 0o777 == 0o600  # the trail is a table of the database
+    key = next(k for k in audit._denied if k[1] == "mallory" and str(tmp_path) in k[0])
+    audit._denied[key][0] -= 3600  # an hour later
     assert audit.append_denied(tmp_path, "mallory", "manage", "page")
     assert audit.read_audit(tmp_path)[-1]["suppressed"] == 25

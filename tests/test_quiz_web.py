@@ -22,6 +22,7 @@ from rag.index.documents import DocumentManager  # noqa: E402
 from rag.quiz.items import QuizItem
 from rag.quiz.llm_items import corpus_texts_of
 from rag.quiz.validator import validate_item  # noqa: E402
+from rag.db.audit import read_audit  # noqa: E402
 from rag.quiz.bank import QuestionBank  # noqa: E402
 from rag.quiz.export import XLSX_COLUMNS  # noqa: E402
 from rag.service import RagService  # noqa: E402
@@ -168,8 +169,8 @@ def test_trainer_generates_edits_accepts_and_exports(site, texts, tmp_path) -> N
     bank_stems = {b.stem_key for b in QuestionBank.for_settings(site["settings"]).load()}
     assert not {QuizItem.model_validate(e["item"]).stem_key for e in again["state"]["entries"]} & bank_stems
 
-    audit = (Path(site["settings"].data_dir) / "audit.jsonl").read_text(encoding="utf-8")
-    assert '"quiz_accept"' in audit and '"quiz_export"' in audit and '"quiz_remove"' in audit
+    actions = {e["action"] for e in read_audit(site["settings"])}
+    assert {"quiz_accept", "quiz_export", "quiz_remove"} <= actions
 
 
 def test_edits_that_break_an_item_are_refused_in_chinese(site) -> None:

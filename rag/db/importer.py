@@ -1,18 +1,18 @@
 """Bring the JSON stores under ``data_dir`` into the database, nothing lost.
 
-Stores the database now keeps live (``users.json``: ``rag.auth.users``) are migrated once by
-``migrate_json``: in one transaction it claims the meta row ``json_migrated:<file>`` (a second
-process starting at the same time fails on that key and imports nothing), brings the file's
-contents into the table (mirrors it: an older version's start-up copy is replaced by the file it
-copied), records the counts in that meta row, and after the commit renames the file
-``<file>.migrated`` (kept, never read again; a rename lost to a crash is redone on the next start).
+Stores the database now keeps live (``users.json``: ``rag.auth.users``; ``audit.jsonl``:
+``rag.db.audit``) are migrated once by ``migrate_json``: in one transaction it claims the meta row
+``json_migrated:<file>`` (a second process starting at the same time fails on that key and imports
+nothing), brings the file's contents into the table (users: mirrors the file, so an older version's
+start-up copy is replaced by the file it copied; audit: adds the lines that copy did not hold yet,
+a line that is not valid JSON kept as ``{"raw": line}``), records the counts in that meta row, and
+after the commit renames the file ``<file>.migrated`` (kept, never read again; a rename lost to a
+crash is redone on the next start).
 A database whose meta row exists never reads the file again, even one put back later.
 
-``audit.jsonl``, ``question_bank.json`` and ``documents.json`` are still the live stores of their
-modules (``rag.audit``, ``rag.quiz.bank``, ``rag.index.documents``); ``sync_json`` copies them into
-the tables ``audit``, ``question_bank`` and ``documents`` on every start, in one transaction: later
-starts add the audit lines appended since and mirror the other two. A line of ``audit.jsonl`` that
-is not valid JSON is kept as ``{"raw": line}``.
+``question_bank.json`` and ``documents.json`` are still the live stores of their modules
+(``rag.quiz.bank``, ``rag.index.documents``); ``sync_json`` mirrors them into the tables
+``question_bank`` and ``documents`` on every start, in one transaction.
 
 Not done here: writing back to the files (the database copy is never the source).
 """
@@ -63,7 +63,33 @@ def _import_users(s, data_dir: Path) -> int:
     return len(users)
 
 
-MIGRATED = {"users.json": _import_users}  # the files the database has replaced, and how each is imported
+def _import_audit(s, data_dir: Path) -> int:
+    """The lines of ``audit.jsonl`` beyond those an older version's start-up copy already holds."""
+    path = data_dir / "audit.jsonl"
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return 0
+    except OSError as e:
+        raise RagError(f"无法读取 {path.name}，数据库迁移已停止（文件未改动）：{path}", f"cannot read {path}: {e}") from e
+    done = s.scalar(select(func.max(AuditRow.line))) or 0
+    added = 0
+    for n, line in enumerate(lines, 1):
+        if n <= done or not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            event = None
+        if not isinstance(event, dict):  # kept as it was written: nothing is dropped
+            event = {"raw": line}
+        s.add(AuditRow(line=n, time=str(event.get("time", "")), user_name=str(event.get("user", ""))[:64],
+                       action=str(event.get("action", ""))[:40], event=event))
+        added += 1
+    return added
+
+
+MIGRATED = {"users.json": _import_users, "audit.jsonl": _import_audit}  # the files the database has replaced, and how each is imported
 
 
 def _retire(path: Path) -> None:
@@ -103,8 +129,6 @@ def sync_json(db: Database, data_dir: Path) -> dict[str, int]:
     data_dir = Path(data_dir)
     bank = (_read_json(data_dir / "question_bank.json") or {}).get("items") or []
     docs = (_read_json(data_dir / "documents.json") or {}).get("documents") or {}
-    audit_file = data_dir / "audit.jsonl"
-    lines = audit_file.read_text(encoding="utf-8").splitlines() if audit_file.exists() else []
     with db.session() as s:
         s.execute(delete(BankItemRow))
         for i, item in enumerate(bank):
@@ -115,18 +139,6 @@ def sync_json(db: Database, data_dir: Path) -> dict[str, int]:
             s.add(DocumentRow(name=name, title=str(rec.get("title", "")), sha256=str(rec.get("sha256", "")),
                               size=rec.get("size"), added=str(rec.get("added", "")),
                               added_by=str(rec.get("added_by", "")), record=rec))
-        done = s.scalar(select(func.max(AuditRow.line))) or 0
-        for n, line in enumerate(lines, 1):
-            if n <= done or not line.strip():
-                continue
-            try:
-                event = json.loads(line)
-            except ValueError:
-                event = None
-            if not isinstance(event, dict):  # kept as it was written: nothing is dropped
-                event = {"raw": line}
-            s.add(AuditRow(line=n, time=str(event.get("time", "")), user_name=str(event.get("user", ""))[:64],
-                           action=str(event.get("action", ""))[:40], event=event))
         s.flush()
         counts = {
             "users": s.scalar(select(func.count()).select_from(UserRow)),

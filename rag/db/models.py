@@ -52,8 +52,8 @@ class ApiKey(Base):
 
 
 class UserRow(Base):
-    """A user of the page and the API. The live store is still ``users.json`` (``rag.auth.users``); this
-    table is its copy, brought up to date on every start (``rag.db.importer``)."""
+    """A user of the page and the API (``rag.auth.users.UserStore``); ``created`` is ISO 8601 text, as
+    ``users.json`` kept it."""
 
     __tablename__ = "users"
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -124,11 +124,11 @@ class FeedbackRow(Base):
 
 
 class AuditRow(Base):
-    """A line of ``audit.jsonl`` (still the live, append-only log), copied on every start."""
+    """An event of the append-only audit trail (``rag.db.audit``): rows are only inserted, in order of ``id``."""
 
     __tablename__ = "audit"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    line: Mapped[int] = mapped_column(Integer, unique=True)  # 1-based line number in audit.jsonl
+    line: Mapped[int | None] = mapped_column(Integer, unique=True, nullable=True)  # its line in a migrated audit.jsonl
     time: Mapped[str] = mapped_column(String(40), default="")
     user_name: Mapped[str] = mapped_column(String(64), default="")
     action: Mapped[str] = mapped_column(String(40), default="")

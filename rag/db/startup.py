@@ -17,12 +17,22 @@ from .importer import migrate_json, sync_json
 
 logger = logging.getLogger(__name__)
 
+_URLS: dict[Path, str] = {}  # data_dir -> the database open_database opened for it in this process
+
+
+def url_of_data_dir(data_dir: Path) -> str:
+    """The database of ``data_dir``: the one ``open_database`` opened for it in this process, else the
+    default SQLite file ``<data_dir>/app.db``."""
+    data_dir = Path(data_dir).resolve()
+    return _URLS.get(data_dir) or database_url(Settings(data_dir=data_dir))
+
 
 def open_database(settings: Settings, *, sync: bool = True) -> Database:
     """Open the configured database, upgrade its schema, migrate the JSON files it replaced (once) and
     (``sync``) copy the JSON stores still live of ``settings.data_dir`` into it (``rag.db.importer``);
     ConfigError when it cannot be reached."""
-    db = Database(database_url(settings))
+    url = database_url(settings)
+    db = Database(url)
     try:
         db.upgrade()
         if db.url.get_backend_name() == "sqlite" and db.url.database not in (None, "", ":memory:"):
@@ -33,5 +43,6 @@ def open_database(settings: Settings, *, sync: bool = True) -> Database:
             sync_json(db, Path(settings.data_dir))
     except SQLAlchemyError as e:
         raise ConfigError(f"无法打开数据库：{db.url.render_as_string(hide_password=True)}", f"database: {e}") from e
+    _URLS[Path(settings.data_dir).resolve()] = url
     logger.info("database %s at revision %s", db.url.render_as_string(hide_password=True), db.revision())
     return db

@@ -38,7 +38,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no teleme
 
 import gradio as gr  # noqa: E402
 
-from rag.audit import append_denied  # noqa: E402
+from rag.db.audit import append_denied  # noqa: E402
 from rag.auth.users import ROLE_LABELS, User, UserStore, allowed, require  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.errors import RagError  # noqa: E402
@@ -94,7 +94,7 @@ def make_who(users: UserStore):
         except RagError as e:
             logger.warning("denied: %s", e.log_message)
             if name:
-                append_denied(users.data_dir, name, action, "page")
+                append_denied(users.db, name, action, "page")
             raise gr.Error(str(e), print_exception=False) from e  # logged by us, not a crash
 
     return who
@@ -159,7 +159,7 @@ def blocked_paths(settings: Settings, users: UserStore, docs: DocumentManager) -
     data = Path(settings.data_dir)
     paths = [
         settings.corpus_dir, settings.index_dir, docs.uploads_dir, docs.meta_path,
-        data / "audit.jsonl", data / "users.json", data / "users.json.migrated", data / "documents.json",
+        data / "audit.jsonl", data / "audit.jsonl.migrated", data / "users.json", data / "users.json.migrated", data / "documents.json",
         data / "question_bank.json", data / "quiz_vectors",
     ]
     return sorted({str(Path(p).resolve()) for p in paths})
