@@ -138,7 +138,7 @@ def _secrets(site) -> dict[str, str]:
     s = site["settings"]
     live = (s.index_dir / "CURRENT").read_text().strip()
     out = {
-        str(s.data_dir / "users.json"): "$argon2",
+        str(s.data_dir / "app.db"): "$argon2",  # the users' hashes live in the database
         str(s.index_dir / "versions" / live / "manifest.json"): '"embedder"',
         str(s.index_dir / "versions" / live / "chunks.jsonl"): '"heading_path"',
         str(s.corpus_dir / FILES[0]): "一抓双创",

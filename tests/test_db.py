@@ -88,19 +88,20 @@ def make_json_data(settings: Settings) -> dict:
                                                             "user": "张三", "what": "manage", "where": "page"}]
     text = "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in old_audit) + "{damaged line\n\n"
     (settings.data_dir / "audit.jsonl").write_text(text, encoding="utf-8")
-    raw = {n: (settings.data_dir / n).read_text(encoding="utf-8") for n in ("users.json", "audit.jsonl")}
+    tea = QuizItem(type="true_false", stem="龙井茶产于浙江杭州西湖一带。", options=["正确", "错误"], answer="正确",
+                   evidence=Evidence(file="tea.txt", quote="龙井茶产于浙江杭州西湖一带,是中国著名的绿茶。"))
+    items = [tea, QuizItem(type="fill_blank", stem="大熊猫主要吃____。", answer="竹子",
+                           evidence=Evidence(file="panda.md", quote="大熊猫主要吃竹子,每天要花十几个小时进食。")),
+             tea.model_copy(update={"stem": "龙井茶产于杭州。"})]  # an edit kept its id: two items share it
+    (settings.data_dir / "question_bank.json").write_text(json.dumps(
+        {"version": 1, "items": [i.to_record() for i in items]}, ensure_ascii=False, indent=1), encoding="utf-8")
+    raw = {n: (settings.data_dir / n).read_text(encoding="utf-8") for n in ("users.json", "audit.jsonl",
+                                                                            "question_bank.json")}
     settings.corpus_dir.mkdir(parents=True, exist_ok=True)
-    docs = DocumentManager(settings)  # the documents and the bank: still JSON files (copied on every start)
+    docs = DocumentManager(settings)  # the documents: still a JSON file (copied on every start)
     docs.add("青松县.txt", "青松县政协机关推行“三色预警”工作法。\n".encode(), "admin")
     docs.add("x.md", "# 标题\n\n正文一句。\n".encode(), "张三")
-    bank = QuestionBank.for_settings(settings)
-    bank.add([
-        QuizItem(type="true_false", stem="龙井茶产于浙江杭州西湖一带。", options=["正确", "错误"], answer="正确",
-                 evidence=Evidence(file="tea.txt", quote="龙井茶产于浙江杭州西湖一带,是中国著名的绿茶。")),
-        QuizItem(type="fill_blank", stem="大熊猫主要吃____。", answer="竹子",
-                 evidence=Evidence(file="panda.md", quote="大熊猫主要吃竹子,每天要花十几个小时进食。")),
-    ])
-    return {"docs": docs, "bank": bank, "raw": raw}
+    return {"docs": docs, "items": items, "raw": raw}
 
 
 def test_migrations_reach_head_and_match_the_models(settings) -> None:
@@ -110,7 +111,7 @@ def test_migrations_reach_head_and_match_the_models(settings) -> None:
     from rag.db.models import Base
 
     db = open_database(settings)
-    assert db.revision() == "0003"
+    assert db.revision() == "0004"
     with db.engine.connect() as c:
         diffs = compare_metadata(MigrationContext.configure(c, opts={"compare_type": False}), Base.metadata)
     assert diffs == []
@@ -123,18 +124,18 @@ def test_migrations_reach_head_and_match_the_models(settings) -> None:
 def test_json_data_migrates_on_first_start_with_nothing_lost(settings) -> None:
     made = make_json_data(settings)
     db = open_database(settings)
-    # users.json and audit.jsonl are the database's now: imported once, then renamed (kept, never read again)
+    # users.json, audit.jsonl and question_bank.json are the database's now: imported once, then renamed (kept, never read again)
     for name, content in made["raw"].items():
         assert not (settings.data_dir / name).exists()
         assert (settings.data_dir / f"{name}.migrated").read_text(encoding="utf-8") == content
     raw_users = json.loads(made["raw"]["users.json"])["users"]
-    raw_bank = json.loads((settings.data_dir / "question_bank.json").read_text(encoding="utf-8"))["items"]
+    raw_bank = json.loads(made["raw"]["question_bank.json"])["items"]
     raw_docs = json.loads((settings.data_dir / "documents.json").read_text(encoding="utf-8"))["documents"]
     lines = made["raw"]["audit.jsonl"].splitlines()
     with db.session() as s:
         users = {u.name: u for u in s.scalars(select(UserRow))}
         audit = list(s.scalars(select(AuditRow).order_by(AuditRow.id)))
-        bank = list(s.scalars(select(BankItemRow).order_by(BankItemRow.position)))
+        bank = list(s.scalars(select(BankItemRow).order_by(BankItemRow.seq)))
         docs = {d.name: d for d in s.scalars(select(DocumentRow))}
     assert len(users) == len(raw_users) == 3
     for name, rec in raw_users.items():
@@ -151,7 +152,8 @@ def test_json_data_migrates_on_first_start_with_nothing_lost(settings) -> None:
     assert [(a.event["action"], a.event["file"]) for a in audit[4:]] == [("add", "青松县.txt"), ("add", "x.md")]
     assert read_audit(settings, limit=2) == [a.event for a in audit[4:]] and read_audit(settings.data_dir) == [
         a.event for a in audit]
-    assert [b.item for b in bank] == raw_bank and len(bank) == len(made["bank"]) == 2
+    assert [b.item for b in bank] == raw_bank and len(bank) == 3
+    assert QuestionBank(db).load() == made["items"]
     assert {n: d.record for n, d in docs.items()} == raw_docs and set(docs) == {"青松县.txt", "x.md"}
     # a later start imports nothing twice, and mirrors the copies
     append_audit(settings.data_dir, {"action": "delete", "user": "admin", "file": "x.md"})
@@ -343,3 +345,34 @@ def test_audit_jsonl_beyond_an_older_start_up_copy_is_added_once(settings) -> No
     db = open_database(settings)
     assert [(e["n"], e.get("copied", False)) for e in read_audit(db)] == [(0, True), (1, True), (2, True), (3, False)]
     assert not path.exists()
+
+
+def test_question_bank_from_two_processes_at_once_keeps_one_of_each_stem(settings) -> None:
+    """Two processes add the same 10 items and 5 of their own each at the same time: 20 items, no stem twice."""
+    open_database(settings).dispose()
+    script = textwrap.dedent(f"""
+        import sys; sys.path.insert(0, {str(ROOT)!r})
+        from pathlib import Path
+        from rag.config import Settings
+        from rag.quiz.bank import QuestionBank
+        from rag.quiz.items import Evidence, QuizItem
+        bank = QuestionBank.for_settings(Settings(data_dir=Path({str(settings.data_dir)!r}),
+                                                  database_url={settings.database_url!r}))
+        def item(stem):
+            return QuizItem(type="fill_blank", stem=stem + "____。", answer="甲", evidence=Evidence(file="a.txt", quote="甲"))
+        sys.stdin.readline()
+        for i in range(10):
+            bank.add([item(f"共同的第{{i}}题"), item(f"{{sys.argv[1]}}的第{{i}}题")] if i < 5 else [item(f"共同的第{{i}}题")])
+    """)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-c", script, f"进程{i}"], stdin=subprocess.PIPE, text=True, env=env)
+             for i in range(2)]
+    time.sleep(3)
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    for p in procs:
+        assert p.wait(120) == 0
+    stems = [i.stem for i in QuestionBank(open_database(settings)).load()]
+    assert len(stems) == len(set(stems)) == 20
+    assert {s for s in stems if s.startswith("共同")} == {f"共同的第{i}题____。" for i in range(10)}

@@ -256,8 +256,8 @@ def test_no_server_path_in_any_response_to_a_cadre_or_anonymous_caller(site) -> 
         if "monitoring" in path:
             assert r.status_code == 404
     bodies["cadre upload"] = _upload(cadre, site, "x.txt", b"abc").text
-    # a crafted event whose file points at the users file: refused without naming any path
-    fake = {"path": str(s.data_dir / "users.json"), "meta": {"_type": "gradio.FileData"}, "orig_name": "u.txt"}
+    # a crafted event whose file points at the database (the users' hashes): refused without naming any path
+    fake = {"path": str(s.data_dir / "app.db"), "meta": {"_type": "gradio.FileData"}, "orig_name": "u.txt"}
     for api in ("upload", "replace"):
         data = [[fake]] if api == "upload" else ["x.txt", fake]
         r = cadre.post(site["url"] + f"gradio_api/call/{api}", json={"data": data}, timeout=30)
@@ -265,8 +265,8 @@ def test_no_server_path_in_any_response_to_a_cadre_or_anonymous_caller(site) -> 
         if r.status_code == 200:
             event = r.json()["event_id"]
             bodies[f"cadre result {api}"] = cadre.get(site["url"] + f"gradio_api/call/{api}/{event}", timeout=60).text
-    r = cadre.get(site["url"] + "gradio_api/file=" + urllib.parse.quote(str(s.data_dir / "users.json")), timeout=30)
-    bodies["cadre file users.json"] = r.text
+    r = cadre.get(site["url"] + "gradio_api/file=" + urllib.parse.quote(str(s.data_dir / "app.db")), timeout=30)
+    bodies["cadre file app.db"] = r.text
     r = cadre.get(site["url"] + "gradio_api/file=http://127.0.0.1:1/x", timeout=30)
     assert r.status_code == 403
     hist = Client(site["url"], auth=("cadre", site["pw"]["cadre"]), verbose=False).predict(

@@ -22,6 +22,7 @@ from rag.index.documents import DocumentManager  # noqa: E402
 from rag.quiz.items import QuizItem
 from rag.quiz.llm_items import corpus_texts_of
 from rag.quiz.validator import validate_item  # noqa: E402
+from rag.db import open_database  # noqa: E402
 from rag.db.audit import read_audit  # noqa: E402
 from rag.quiz.bank import QuestionBank  # noqa: E402
 from rag.quiz.export import XLSX_COLUMNS  # noqa: E402
@@ -99,7 +100,7 @@ def test_cadre_and_anonymous_callers_are_refused_by_every_quiz_handler(site) -> 
     assert articles.choices == [] and bank == ""
     articles, bank = init_fn(site)(req("trainer"))
     assert len(articles.choices) == 5 and "题库中现有" in bank
-    assert not QuestionBank.for_settings(site["settings"]).path.exists()
+    assert len(QuestionBank.for_settings(site["settings"])) == 0
 
 
 # ---------------------------------------------------------------- generate, edit, accept, export
@@ -126,7 +127,7 @@ def test_trainer_generates_edits_accepts_and_exports(site, texts, tmp_path) -> N
     new_stem = stem + "（修订）"
     saved = fields(site["fns"]["quiz_save"](out["state"], 1, new_stem, options, answer, explanation + "（已审）", req("trainer")))
     assert saved["state"]["entries"][1]["item"]["stem"] == new_stem and "已修改" in saved["msg"]
-    assert not QuestionBank.for_settings(site["settings"]).path.exists()  # saving is not accepting
+    assert len(QuestionBank.for_settings(site["settings"])) == 0  # saving is not accepting
 
     # accept it: into the bank on disk, which a new process reads back
     accepted = fields(site["fns"]["quiz_accept"](saved["state"], 1, new_stem, options, answer,
@@ -134,7 +135,7 @@ def test_trainer_generates_edits_accepts_and_exports(site, texts, tmp_path) -> N
     assert accepted["state"]["entries"][1]["status"] == "accepted" and "存入题库" in accepted["msg"]
     assert accepted["pick"].value == 0  # on to the next item under review
     assert "题库中现有 1 题" in accepted["bank"]
-    bank = QuestionBank(site["settings"].data_dir / "question_bank.json").load()
+    bank = QuestionBank(open_database(site["settings"])).load()  # as another process reads it
     assert [b.stem for b in bank] == [new_stem] and bank[0].explanation.endswith("（已审）")
 
     # drop another one, accept the rest at once

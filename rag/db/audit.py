@@ -31,27 +31,17 @@ from ..config import Settings
 from ..errors import RagError
 from .models import AuditRow
 from .engine import Database, database_url
-from .startup import open_database, url_of_data_dir
+from .startup import shared_database, url_of_data_dir
 
 _lock = threading.Lock()
-_open: dict[str, Database] = {}  # url -> the database this process appends to
 
 
 def _database(target: Database | Settings | Path | str) -> tuple[str, Database]:
     if isinstance(target, Database):
         return target.url.render_as_string(hide_password=False), target
-    if isinstance(target, Settings):
-        url, settings = database_url(target), target
-    else:
-        url = url_of_data_dir(Path(target))
-        settings = Settings(data_dir=Path(target), database_url=url)
-    with _lock:
-        db = _open.get(url)
-    if db is None:
-        db = open_database(settings, sync=False)  # upgraded and migrated once per process and database
-        with _lock:
-            db = _open.setdefault(url, db)
-    return url, db
+    if not isinstance(target, Settings):
+        target = Settings(data_dir=Path(target), database_url=url_of_data_dir(Path(target)))
+    return database_url(target), shared_database(target)
 
 
 def append_audit(target: Database | Settings | Path | str, event: dict) -> None:

@@ -1,18 +1,17 @@
 """Bring the JSON stores under ``data_dir`` into the database, nothing lost.
 
 Stores the database now keeps live (``users.json``: ``rag.auth.users``; ``audit.jsonl``:
-``rag.db.audit``) are migrated once by ``migrate_json``: in one transaction it claims the meta row
+``rag.db.audit``; ``question_bank.json``: ``rag.quiz.bank``) are migrated once by ``migrate_json``: in one transaction it claims the meta row
 ``json_migrated:<file>`` (a second process starting at the same time fails on that key and imports
 nothing), brings the file's contents into the table (users: mirrors the file, so an older version's
-start-up copy is replaced by the file it copied; audit: adds the lines that copy did not hold yet,
+start-up copy is replaced by the file it copied, and so for the bank; audit: adds the lines that copy did not hold yet,
 a line that is not valid JSON kept as ``{"raw": line}``), records the counts in that meta row, and
 after the commit renames the file ``<file>.migrated`` (kept, never read again; a rename lost to a
 crash is redone on the next start).
 A database whose meta row exists never reads the file again, even one put back later.
 
-``question_bank.json`` and ``documents.json`` are still the live stores of their modules
-(``rag.quiz.bank``, ``rag.index.documents``); ``sync_json`` mirrors them into the tables
-``question_bank`` and ``documents`` on every start, in one transaction.
+``documents.json`` is still the live store of ``rag.index.documents``; ``sync_json`` mirrors it into
+the table ``documents`` on every start, in one transaction.
 
 Not done here: writing back to the files (the database copy is never the source).
 """
@@ -29,6 +28,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import RagError
+from .bank import row_of
 from .engine import Database
 from .models import AuditRow, BankItemRow, DocumentRow, MetaRow, UserRow
 
@@ -89,7 +89,20 @@ def _import_audit(s, data_dir: Path) -> int:
     return added
 
 
-MIGRATED = {"users.json": _import_users, "audit.jsonl": _import_audit}  # the files the database has replaced, and how each is imported
+def _import_bank(s, data_dir: Path) -> int:
+    """The items of ``question_bank.json`` in its order (mirrored: an older version's start-up copy goes)."""
+    path = data_dir / "question_bank.json"
+    data = _read_json(path)
+    items = data.get("items") if isinstance(data, dict) else None
+    if data is not None and not (isinstance(items, list) and all(isinstance(i, dict) for i in items)):
+        raise RagError(f"题库文件格式不正确，数据库迁移已停止（文件未改动）：{path}", f"{path}: unexpected structure")
+    s.execute(delete(BankItemRow))
+    for item in items or []:
+        s.add(row_of(item))
+    return len(items or [])
+
+
+MIGRATED = {"users.json": _import_users, "audit.jsonl": _import_audit, "question_bank.json": _import_bank}  # the files the database has replaced, and how each is imported
 
 
 def _retire(path: Path) -> None:
@@ -127,13 +140,8 @@ def migrate_json(db: Database, data_dir: Path) -> dict[str, int]:
 def sync_json(db: Database, data_dir: Path) -> dict[str, int]:
     """Copy the JSON stores still live into the database; return the row count of each table afterwards."""
     data_dir = Path(data_dir)
-    bank = (_read_json(data_dir / "question_bank.json") or {}).get("items") or []
     docs = (_read_json(data_dir / "documents.json") or {}).get("documents") or {}
     with db.session() as s:
-        s.execute(delete(BankItemRow))
-        for i, item in enumerate(bank):
-            s.add(BankItemRow(id=str(item.get("id") or f"item-{i}"), position=i, type=str(item.get("type", "")),
-                              stem=str(item.get("stem", "")), item=item))
         s.execute(delete(DocumentRow))
         for name, rec in docs.items():
             s.add(DocumentRow(name=name, title=str(rec.get("title", "")), sha256=str(rec.get("sha256", "")),

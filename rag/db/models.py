@@ -136,11 +136,11 @@ class AuditRow(Base):
 
 
 class BankItemRow(Base):
-    """An item of the question bank (``question_bank.json`` stays the live store), copied on every start."""
+    """An item of the question bank (``rag.db.bank``), in the bank's order (``seq``); an id may repeat."""
 
     __tablename__ = "question_bank"
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    position: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[str] = mapped_column(String(64), index=True)
     type: Mapped[str] = mapped_column(String(20))
     stem: Mapped[str] = mapped_column(Text)
     item: Mapped[dict] = mapped_column(JSON)

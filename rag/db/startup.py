@@ -6,6 +6,7 @@ What it does not do: define tables (``models.py``) or migrations (``migrations/`
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -18,6 +19,21 @@ from .importer import migrate_json, sync_json
 logger = logging.getLogger(__name__)
 
 _URLS: dict[Path, str] = {}  # data_dir -> the database open_database opened for it in this process
+_SHARED: dict[str, Database] = {}  # url -> the one Database the process's shared stores use
+_lock = threading.Lock()
+
+
+def shared_database(settings: Settings) -> Database:
+    """One ``Database`` per URL for the whole process (opened, upgraded and migrated the first time),
+    for stores made per call (the audit trail, the question bank) that must not open an engine each."""
+    url = database_url(settings)
+    with _lock:
+        db = _SHARED.get(url)
+    if db is None:
+        db = open_database(settings, sync=False)
+        with _lock:
+            db = _SHARED.setdefault(url, db)
+    return db
 
 
 def url_of_data_dir(data_dir: Path) -> str:

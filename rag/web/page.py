@@ -160,7 +160,7 @@ def blocked_paths(settings: Settings, users: UserStore, docs: DocumentManager) -
     paths = [
         settings.corpus_dir, settings.index_dir, docs.uploads_dir, docs.meta_path,
         data / "audit.jsonl", data / "audit.jsonl.migrated", data / "users.json", data / "users.json.migrated", data / "documents.json",
-        data / "question_bank.json", data / "quiz_vectors",
+        data / "question_bank.json", data / "question_bank.json.migrated", data / "quiz_vectors",
     ]
     return sorted({str(Path(p).resolve()) for p in paths})
 

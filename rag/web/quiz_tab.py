@@ -3,7 +3,7 @@ bank, export them.
 
 Every handler checks the "quiz" permission on the server; generated items live in the session
 (``gr.State``: ``{"entries": [{"item", "status"}], "accepted": {id: item}}``), accepted ones in the
-question bank on disk (``data_dir/question_bank.json``). The items are ``rag/quiz``'s; this module
+question bank (in the database, ``rag.quiz.bank``). The items are ``rag/quiz``'s; this module
 only shows and routes them. ``build_quiz_tab`` is the one entry point.
 """
 
