@@ -109,7 +109,7 @@ def _serve_copy(settings: Settings, base: Path, askers: int, out: TextIO):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     st = settings.with_(corpus_dir=base / "corpus", index_dir=base / "index", data_dir=base / "data",
-                        host="127.0.0.1", port=port)
+                        database_url="", host="127.0.0.1", port=port)  # its own users and database, in the temp folder
     users = UserStore.open(st)
     pw = {n: users.add(n, "cadre") for n in (f"asker{i}" for i in range(askers))}
     service = RagService(st)
