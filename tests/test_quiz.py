@@ -186,6 +186,19 @@ def test_bank_survives_restarts_and_is_not_generated_again(real_service, tmp_pat
     assert not (tmp_path / "data" / "question_bank.json").exists()  # no JSON file any more
 
 
+def test_a_bank_the_database_refuses_to_write_raises_a_quiz_error(tmp_path: Path) -> None:
+    from rag.db import Database
+
+    settings = Settings(data_dir=tmp_path / "data")
+    QuestionBank(open_database(settings)).db.dispose()
+    read_only = Database(f"sqlite:///file:{tmp_path / 'data' / 'app.db'}?mode=ro&uri=true")
+    item = QuizItem(type="fill_blank", stem="大熊猫主要吃____。", answer="竹子",
+                    evidence=Evidence(file="panda.md", quote="大熊猫主要吃竹子。"))
+    with pytest.raises(QuizError, match="题库暂时无法读写"):
+        QuestionBank(read_only).add([item])
+    assert QuestionBank(read_only).load() == []  # reading still works
+
+
 # ---------------------------------------------------------------- the command line
 def test_cli_quiz_writes_docx_and_prints_stats(real_settings, tmp_path: Path, monkeypatch, capsys) -> None:
     from docx import Document

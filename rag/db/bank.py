@@ -8,9 +8,13 @@ read-check-write of ``add`` (no two items with one stem key) is serialised acros
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..errors import QuizError
 
 from .engine import Database
 from .models import BankItemRow, MetaRow
@@ -29,18 +33,34 @@ def row_of(record: dict) -> BankItemRow:
                        stem=str(record.get("stem", "")), item=record)
 
 
+def _guarded(fn):
+    """A database failure is the bank's QuizError (the quiz tab shows it), not a crash of the handler."""
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except SQLAlchemyError as e:
+            raise QuizError("题库暂时无法读写，请稍后再试", f"question bank: {e}") from e
+
+    return run
+
+
 class BankTable:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    @_guarded
     def records(self) -> list[dict]:
         with self.db.session() as s:
             return list(s.scalars(select(BankItemRow.item).order_by(BankItemRow.seq)))
 
+    @_guarded
     def count(self) -> int:
         with self.db.session() as s:
             return s.scalar(select(func.count()).select_from(BankItemRow))
 
+    @_guarded
     def add_new(self, records: list[dict], key: Callable[[dict], str]) -> list[int]:
         """Append the records whose ``key`` is not in the bank yet (nor earlier in ``records``);
         return the indices of those added."""
@@ -57,6 +77,7 @@ class BankTable:
                 added.append(i)
             return added
 
+    @_guarded
     def put(self, record: dict) -> None:
         """Replace the first item with ``record``'s id; append it when missing."""
         with self.db.session() as s:
@@ -69,6 +90,7 @@ class BankTable:
             new = row_of(record)
             row.type, row.stem, row.item = new.type, new.stem, new.item
 
+    @_guarded
     def remove(self, item_id: str) -> bool:
         with self.db.session() as s:
             _lock(s)
