@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from pathlib import Path
 
 from rag.config import Settings
 from rag.errors import RagError
@@ -26,7 +25,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_env()
-        users = UserStore(Path(settings.data_dir) / "users.json")
+        users = UserStore.open(settings)  # the database: a users.json of an older version is migrated here
         password = users.ensure_first_admin()
         if password:
             print("=" * 60)

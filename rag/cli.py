@@ -212,7 +212,7 @@ def cmd_bench(args, settings: Settings) -> int:
 def cmd_users(argv: list[str], settings: Settings) -> int:
     from .auth.users import UserStore, run_users_cli
 
-    return run_users_cli(argv, UserStore(Path(settings.data_dir) / "users.json"))
+    return run_users_cli(argv, UserStore.open(settings))
 
 
 def cmd_keys(args, settings: Settings) -> int:
@@ -222,9 +222,10 @@ def cmd_keys(args, settings: Settings) -> int:
     from .errors import InputError
     from .auth.users import UserStore
 
-    store = ApiKeyStore(open_database(settings))
+    db = open_database(settings)
+    store = ApiKeyStore(db)
     if args.keys_cmd == "add":
-        user = UserStore(Path(settings.data_dir) / "users.json").get(args.name)
+        user = UserStore(db, settings.data_dir).get(args.name)
         if user is None:
             raise InputError(f"用户不存在：{args.name}（先用 python -m rag users add 添加）", f"no user {args.name!r}")
         info, key = store.add(user.name, args.label or "")

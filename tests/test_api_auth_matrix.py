@@ -10,7 +10,7 @@ import pytest
 import requests
 from web_site import bearer, make_api_site
 
-from rag.audit import read_audit
+from rag.db.audit import read_audit
 from rag.db.keys import ApiKeyStore
 
 Q = {"model": "dangjian-rag", "messages": [{"role": "user", "content": "龙井茶产于哪里？"}]}

@@ -96,9 +96,9 @@ def real_site(tmp_path_factory, real_service, real_settings):
 
     data = tmp_path_factory.mktemp("real-api")
     settings = real_settings.with_(data_dir=data, database_url=f"sqlite:///{data / 'app.db'}")
-    users = UserStore(data / "users.json", hasher=CHEAP)
-    users.add("trainer", "trainer", "trainer-pass-1")
     db = open_database(settings)
+    users = UserStore(db, data, hasher=CHEAP)
+    users.add("trainer", "trainer", "trainer-pass-1")
     key = ApiKeyStore(db).add("trainer")[1]
     server = ServerThread(create_app(real_service, settings, users, DocumentManager(settings), db=db))
     yield {"url": server.start(), "key": key, "settings": settings}

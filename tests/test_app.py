@@ -21,7 +21,7 @@ from gradio_client import Client, handle_file  # noqa: E402
 
 from rag.web import page as webapp  # noqa: E402
 from rag.web.page import plain_history  # noqa: E402
-from rag.audit import read_audit  # noqa: E402
+from rag.db.audit import read_audit  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.index.documents import DocumentManager  # noqa: E402
 from rag.service import RagService  # noqa: E402
@@ -52,7 +52,7 @@ def make_site(root: Path, **overrides):
     )
     settings = Settings(corpus_dir=corpus, index_dir=root / "index", data_dir=root / "data", port=free_port(),
                         **overrides)
-    users = UserStore(settings.data_dir / "users.json", hasher=CHEAP)
+    users = UserStore.open(settings, hasher=CHEAP)
     pw = {"admin": users.add("admin", "admin", "admin-pass-1"), "cadre": users.add("cadre", "cadre", "cadre-pass-1"),
           "trainer": users.add("trainer", "trainer", "trainer-pass-1")}
     service = RagService(settings)
@@ -138,7 +138,7 @@ def _secrets(site) -> dict[str, str]:
     s = site["settings"]
     live = (s.index_dir / "CURRENT").read_text().strip()
     out = {
-        str(s.data_dir / "users.json"): "$argon2",
+        str(s.data_dir / "app.db"): "$argon2",  # the users' hashes live in the database
         str(s.index_dir / "versions" / live / "manifest.json"): '"embedder"',
         str(s.index_dir / "versions" / live / "chunks.jsonl"): '"heading_path"',
         str(s.corpus_dir / FILES[0]): "一抓双创",

@@ -21,6 +21,8 @@ sync_api = need_browser()
 from browser_kit import OUT, ROOT, TIMEOUT, browser, sign_in  # noqa: E402,F401  (browser: the fixture)
 from browser_kit import new_page as kit_page  # noqa: E402
 from test_app import make_site  # noqa: E402
+from rag.db.audit import read_audit  # noqa: E402
+from rag.quiz.bank import QuestionBank  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -101,9 +103,8 @@ def test_trainer_generates_edits_accepts_exports_and_downloads(site, browser, tm
         readme_shot.parent.mkdir(exist_ok=True)
         shutil.copy(OUT / "quiz.png", readme_shot)
 
-    # the bank on disk holds the edited item
-    bank = json.loads((site["settings"].data_dir / "question_bank.json").read_text(encoding="utf-8"))
-    assert [i["stem"] for i in bank["items"]] == [edited]
+    # the bank (in the database) holds the edited item
+    assert [i.stem for i in QuestionBank.for_settings(site["settings"]).load()] == [edited]
 
     # export and download: Word, then Excel; read both back
     docx_path = download_export(page, "Word", tmp_path)
@@ -140,6 +141,6 @@ def test_cadre_neither_sees_nor_uses_the_quiz_tab(site, browser) -> None:
     assert reply.startswith("event: error"), reply
     data = json.loads(reply.split("data:", 1)[1])
     assert "无权" in data["error"], data
-    assert not (site["settings"].data_dir / "question_bank.json").exists() or "cadre" not in (
-        site["settings"].data_dir / "audit.jsonl").read_text(encoding="utf-8")
+    assert len(QuestionBank.for_settings(site["settings"])) == 0 or "cadre" not in {
+        e.get("user") for e in read_audit(site["settings"]) if e.get("action") == "quiz_accept"}
     page.context.close()

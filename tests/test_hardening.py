@@ -142,13 +142,35 @@ def test_a_password_reset_in_another_process_ends_the_old_session(site) -> None:
     signed_in(site, "resetme", "resetme-pass-2")  # the new password works
 
 
+def test_a_user_the_cli_adds_signs_in_to_the_running_app_at_once(site) -> None:
+    """``python -m rag users add`` (another process, the same database) while the app runs: the new
+    user signs in without a restart; ``users remove`` in that process ends the session."""
+    s = site["settings"]
+    env = {**os.environ, "RAG_DATA_DIR": str(s.data_dir), "RAG_CORPUS_DIR": str(s.corpus_dir),
+           "RAG_INDEX_DIR": str(s.index_dir), "HF_HUB_OFFLINE": "1"}
+    env.pop("RAG_DATABASE_URL", None)
+    root = Path(__file__).resolve().parent.parent
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "rag", "users", *args], cwd=root, env=env, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=120, check=False)
+
+    proc = cli("add", "新同事", "--role", "cadre", "--password", "xintongshi-pass-1")
+    assert proc.returncode == 0, proc.stderr
+    session = signed_in(site, "新同事", "xintongshi-pass-1")
+    assert session.get(site["url"] + "config", timeout=30).status_code == 200
+    assert cli("remove", "新同事").returncode == 0
+    assert session.get(site["url"] + "config", timeout=30).status_code == 401
+    assert site["users"].get("新同事") is None
+
+
 @pytest.mark.parametrize("command", [["role", "roleme", "trainer"], ["remove", "roleme"]])
 def test_role_change_and_removal_end_sessions(site, command) -> None:
     users = site["users"]
     if users.get("roleme") is None:
         users.add("roleme", "cadre", "roleme-pass-1")
     s = signed_in(site, "roleme", "roleme-pass-1")
-    assert run_users_cli(command, UserStore(users.path)) == 0
+    assert run_users_cli(command, UserStore.open(site["settings"])) == 0  # another store, as the CLI opens it
     assert s.get(site["url"] + "config", timeout=30).status_code == 401
 
 
@@ -256,8 +278,8 @@ def test_no_server_path_in_any_response_to_a_cadre_or_anonymous_caller(site) -> 
         if "monitoring" in path:
             assert r.status_code == 404
     bodies["cadre upload"] = _upload(cadre, site, "x.txt", b"abc").text
-    # a crafted event whose file points at the users file: refused without naming any path
-    fake = {"path": str(s.data_dir / "users.json"), "meta": {"_type": "gradio.FileData"}, "orig_name": "u.txt"}
+    # a crafted event whose file points at the database (the users' hashes): refused without naming any path
+    fake = {"path": str(s.data_dir / "app.db"), "meta": {"_type": "gradio.FileData"}, "orig_name": "u.txt"}
     for api in ("upload", "replace"):
         data = [[fake]] if api == "upload" else ["x.txt", fake]
         r = cadre.post(site["url"] + f"gradio_api/call/{api}", json={"data": data}, timeout=30)
@@ -265,8 +287,8 @@ def test_no_server_path_in_any_response_to_a_cadre_or_anonymous_caller(site) -> 
         if r.status_code == 200:
             event = r.json()["event_id"]
             bodies[f"cadre result {api}"] = cadre.get(site["url"] + f"gradio_api/call/{api}/{event}", timeout=60).text
-    r = cadre.get(site["url"] + "gradio_api/file=" + urllib.parse.quote(str(s.data_dir / "users.json")), timeout=30)
-    bodies["cadre file users.json"] = r.text
+    r = cadre.get(site["url"] + "gradio_api/file=" + urllib.parse.quote(str(s.data_dir / "app.db")), timeout=30)
+    bodies["cadre file app.db"] = r.text
     r = cadre.get(site["url"] + "gradio_api/file=http://127.0.0.1:1/x", timeout=30)
     assert r.status_code == 403
     hist = Client(site["url"], auth=("cadre", site["pw"]["cadre"]), verbose=False).predict(
@@ -281,7 +303,7 @@ def test_no_server_path_in_any_response_to_a_cadre_or_anonymous_caller(site) -> 
 def test_denied_actions_are_audited_within_a_bound(tmp_path):
     """A hostile user's refusals cannot fill the disk: at most DENIED_PER_HOUR lines per user and hour,
     the rest counted into the next line; another user's refusals are still recorded."""
-    from rag import audit
+    from rag.db import audit
 
     for i in range(audit.DENIED_PER_HOUR + 25):
         audit.append_denied(tmp_path, "mallory", "manage", f"POST /api/v1/documents #{i}")
@@ -291,7 +313,8 @@ def test_denied_actions_are_audited_within_a_bound(tmp_path):
     assert len(mine) == audit.DENIED_PER_HOUR
     assert all(r["action"] == "denied" and r["what"] == "manage" for r in mine)
     assert rows[-1]["user"] == "cadre2" and rows[-1]["where"] == "page"
-    assert (tmp_path / "audit.jsonl").stat().st_mode & 0o777 == 0o600
-    audit._denied[(str(tmp_path), "mallory")][0] -= 3600  # an hour later
+    assert (tmp_path / "app.db").stat().st_mode & 0o777 == 0o600  # the trail is a table of the database
+    key = next(k for k in audit._denied if k[1] == "mallory" and str(tmp_path) in k[0])
+    audit._denied[key][0] -= 3600  # an hour later
     assert audit.append_denied(tmp_path, "mallory", "manage", "page")
     assert audit.read_audit(tmp_path)[-1]["suppressed"] == 25

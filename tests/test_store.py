@@ -15,6 +15,7 @@ import pytest
 
 from rag.cli import main
 from rag.config import Settings
+from rag.db.audit import read_audit
 from rag.errors import IndexCorruptError, IndexMismatchError
 from rag.index.indexing import build_index
 from rag.service import RagService
@@ -179,7 +180,7 @@ def test_rollback_and_verify(base: Path, monkeypatch, capsys) -> None:
     assert main(["index", "--verify"]) == 0
     assert main(["index", "--rollback"]) == 1  # nothing older than v000001
     assert "没有可回滚的旧版本" in capsys.readouterr().err
-    audit = [json.loads(x) for x in (s.data_dir / "audit.jsonl").read_text(encoding="utf-8").splitlines()]
+    audit = read_audit(s)
     assert [a["action"] for a in audit][-2:] == ["rollback", "rollback"]
     assert audit[-2]["result"] == "ok" and audit[-2]["version"] == "v000001"
     assert audit[-1]["result"] == "error"

@@ -1,4 +1,4 @@
-"""Tests of rag/auth/users.py on real JSON files in tmp_path, with a cheap argon2 hasher."""
+"""Tests of rag/auth/users.py on a real SQLite database in tmp_path, with a cheap argon2 hasher."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from argon2 import PasswordHasher
 
+from rag.config import Settings
+from rag.db.models import UserRow
 from rag.errors import AuthError, InputError, RagError
 from rag.auth.users import PERMISSIONS, ROLE_LABELS, ROLES, User, UserStore, allowed, require, run_users_cli
 
@@ -21,24 +23,36 @@ def cheap_hasher() -> PasswordHasher:
 
 
 @pytest.fixture
-def users_path(tmp_path: Path) -> Path:
-    return tmp_path / "data" / "users.json"  # folder does not exist yet on purpose
+def settings(tmp_path: Path) -> Settings:
+    # the data folder does not exist yet on purpose
+    return Settings(data_dir=tmp_path / "data", corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index")
+
+
+def another(settings: Settings, hasher: PasswordHasher | None = None) -> UserStore:
+    """A second store on the same database, with its own engine (as another process opens it)."""
+    return UserStore.open(settings, hasher=hasher or cheap_hasher())
 
 
 @pytest.fixture
-def store(users_path: Path) -> UserStore:
-    return UserStore(users_path, hasher=cheap_hasher())
+def store(settings: Settings) -> UserStore:
+    return another(settings)
 
 
-def test_add_and_verify(store: UserStore, users_path: Path) -> None:
+def stored_hash(store: UserStore, name: str) -> str:
+    with store.db.session() as s:
+        return s.get(UserRow, name).password_hash
+
+
+def test_add_and_verify(store: UserStore, settings: Settings) -> None:
     assert store.is_empty()
     assert store.add("张三", "cadre", "correct horse") == "correct horse"
     user = store.verify("张三", "correct horse")
     assert user is not None and user.name == "张三" and user.role == "cadre"
     assert user.created  # ISO time
     assert not store.is_empty()
-    assert users_path.exists()
-    assert stat.S_IMODE(users_path.stat().st_mode) == 0o600
+    db_file = settings.data_dir / "app.db"
+    assert stat.S_IMODE(db_file.stat().st_mode) == 0o600
+    assert not (settings.data_dir / "users.json").exists()  # no JSON file is written any more
 
 
 def test_wrong_password_and_unknown_user(store: UserStore) -> None:
@@ -54,15 +68,15 @@ def test_generated_password(store: UserStore) -> None:
     assert store.verify("wang", password) == store.get("wang")
 
 
-def test_stored_file_has_only_argon2_hashes(store: UserStore, users_path: Path) -> None:
+def test_database_has_only_argon2_hashes(store: UserStore, settings: Settings) -> None:
     store.add("a1", "cadre", "secret-one-111")
     generated = store.add("a2", "admin")
-    text = users_path.read_text(encoding="utf-8")
-    assert "secret-one-111" not in text and generated not in text
-    records = json.loads(text)["users"]
-    assert set(records) == {"a1", "a2"}
-    assert all(r["hash"].startswith("$argon2id$") for r in records.values())
-    assert not list(users_path.parent.glob("*.tmp"))  # the temp file was renamed
+    raw = b"".join(p.read_bytes() for p in settings.data_dir.glob("app.db*"))  # the file and its WAL
+    assert b"secret-one-111" not in raw and generated.encode() not in raw
+    with store.db.session() as s:
+        rows = {r.name: r.password_hash for r in s.query(UserRow)}
+    assert set(rows) == {"a1", "a2"}
+    assert all(h.startswith("$argon2id$") for h in rows.values())
 
 
 def test_remove(store: UserStore) -> None:
@@ -153,13 +167,13 @@ def test_list_sorted(store: UserStore) -> None:
     assert all(isinstance(u, User) for u in store.list())
 
 
-def test_ensure_first_admin_once(store: UserStore, users_path: Path) -> None:
+def test_ensure_first_admin_once(store: UserStore, settings: Settings) -> None:
     password = store.ensure_first_admin()
     assert password
     admin = store.verify("admin", password)
     assert admin is not None and admin.role == "admin"
     assert store.ensure_first_admin() is None
-    assert UserStore(users_path, hasher=cheap_hasher()).ensure_first_admin() is None
+    assert another(settings).ensure_first_admin() is None
     assert [u.name for u in store.list()] == ["admin"]
     assert store.verify("admin", password) is not None  # password unchanged
 
@@ -170,40 +184,39 @@ def test_ensure_first_admin_skips_when_users_exist(store: UserStore) -> None:
     assert store.get("admin") is None
 
 
-def test_invalid_json_raises_and_is_kept(store: UserStore, users_path: Path) -> None:
-    users_path.parent.mkdir(parents=True)
-    users_path.write_text("{not json", encoding="utf-8")
-    with pytest.raises(RagError, match="JSON"):
-        store.list()
-    with pytest.raises(RagError):
-        store.add("x", "cadre", "goodpassword")
-    with pytest.raises(RagError):
-        store.ensure_first_admin()
-    assert users_path.read_text(encoding="utf-8") == "{not json"
-
-
-def test_wrong_structure_raises(store: UserStore, users_path: Path) -> None:
-    users_path.parent.mkdir(parents=True)
-    users_path.write_text('{"users": ["a"]}', encoding="utf-8")
+def test_invalid_users_json_stops_the_start_and_is_kept(settings: Settings) -> None:
+    settings.data_dir.mkdir(parents=True)
+    path = settings.data_dir / "users.json"
+    path.write_text("{not json", encoding="utf-8")
+    with pytest.raises(RagError, match="users.json"):
+        another(settings)
+    assert path.read_text(encoding="utf-8") == "{not json"  # not renamed, not rewritten
+    path.write_text('{"users": ["a"]}', encoding="utf-8")
     with pytest.raises(RagError, match="格式"):
-        store.get("a")
+        another(settings)
+    # repaired: the next start imports it (the failed starts claimed nothing)
+    path.write_text(json.dumps({"version": 1, "users": {"a": {"role": "admin", "hash": cheap_hasher().hash(
+        "a-password-1"), "created": "2025-01-01T00:00:00+00:00"}}}), encoding="utf-8")
+    store = another(settings)
+    assert store.verify("a", "a-password-1") == store.get("a") and store.get("a").role == "admin"
+    assert not path.exists() and (settings.data_dir / "users.json.migrated").exists()
 
 
-def test_rehash_when_parameters_change(users_path: Path) -> None:
-    old = UserStore(users_path, hasher=cheap_hasher())
+def test_rehash_when_parameters_change(settings: Settings) -> None:
+    old = another(settings)
     old.add("hu", "cadre", "hupassword")
-    old_hash = json.loads(users_path.read_text(encoding="utf-8"))["users"]["hu"]["hash"]
+    old_hash = stored_hash(old, "hu")
     stronger = PasswordHasher(time_cost=2, memory_cost=8192, parallelism=1)
-    new = UserStore(users_path, hasher=stronger)
+    new = another(settings, stronger)
     assert new.verify("hu", "hupassword") is not None
-    new_hash = json.loads(users_path.read_text(encoding="utf-8"))["users"]["hu"]["hash"]
+    new_hash = stored_hash(old, "hu")
     assert new_hash != old_hash and "t=2" in new_hash
     assert new.verify("hu", "hupassword") is not None
 
 
-def test_two_stores_see_each_other(users_path: Path) -> None:
-    app = UserStore(users_path, hasher=cheap_hasher())
-    cli = UserStore(users_path, hasher=cheap_hasher())
+def test_two_stores_see_each_other(settings: Settings) -> None:
+    app = another(settings)
+    cli = another(settings)
     app.add("admin", "admin", "adminpass")
     cli.add("chen", "cadre", "chenpass1")
     assert [u.name for u in app.list()] == ["admin", "chen"]
@@ -215,8 +228,8 @@ def test_two_stores_see_each_other(users_path: Path) -> None:
         app.add("admin", "cadre", "whatever1")
 
 
-def test_default_hasher_is_argon2_default(users_path: Path) -> None:
-    assert UserStore(users_path)._hasher.time_cost == PasswordHasher().time_cost
+def test_default_hasher_is_argon2_default(settings: Settings) -> None:
+    assert UserStore.open(settings)._hasher.time_cost == PasswordHasher().time_cost
 
 
 # -- permissions ----------------------------------------------------------------------------
@@ -364,8 +377,8 @@ def test_cli_usage_error_does_not_exit(store: UserStore, capsys: pytest.CaptureF
     assert "--role" in capsys.readouterr().err
 
 
-def test_concurrent_writers_lose_no_update(users_path: Path) -> None:
-    stores = [UserStore(users_path, hasher=cheap_hasher()) for _ in range(2)]
+def test_concurrent_writers_lose_no_update(settings: Settings) -> None:
+    stores = [another(settings) for _ in range(2)]
 
     def add_many(i: int) -> None:
         for n in range(8):
@@ -377,3 +390,55 @@ def test_concurrent_writers_lose_no_update(users_path: Path) -> None:
     for t in threads:
         t.join()
     assert len(stores[0].list()) == 16
+
+
+def test_last_admin_survives_two_stores_removing_at_once(settings: Settings) -> None:
+    """Two admins, each removed by its own store at the same moment: one removal wins, one is refused."""
+    first = another(settings)
+    first.add("boss1", "admin", "boss1-pass")
+    first.add("boss2", "admin", "boss2-pass")
+    stores = [another(settings) for _ in range(2)]
+    barrier = threading.Barrier(2)
+    errors: list[Exception] = []
+
+    def remove(i: int) -> None:
+        barrier.wait()
+        try:
+            stores[i].remove(f"boss{i + 1}")
+        except InputError as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=remove, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(errors) == 1 and "最后一个管理员" in str(errors[0])
+    assert [u.role for u in first.list()] == ["admin"]
+
+
+def test_cli_process_adds_a_user_the_running_app_sees(settings: Settings) -> None:
+    """``python -m rag users add`` in another process writes the database the app's store reads."""
+    import os
+    import subprocess
+
+    app = another(settings)  # opened first, as by a running app
+    app.add("admin", "admin", "admin-pass-1")
+    env = {**os.environ, "RAG_DATA_DIR": str(settings.data_dir), "RAG_CORPUS_DIR": str(settings.corpus_dir),
+           "RAG_INDEX_DIR": str(settings.index_dir), "HF_HUB_OFFLINE": "1"}
+    env.pop("RAG_DATABASE_URL", None)
+    root = Path(__file__).resolve().parent.parent
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "rag", "users", *args], cwd=root, env=env, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=120, check=False)
+
+    proc = cli("add", "周七", "--role", "培训", "--password", "zhouqi-pass-1")
+    assert proc.returncode == 0, proc.stderr
+    assert app.get("周七").role == "trainer" and app.verify("周七", "zhouqi-pass-1") is not None
+    assert "周七" in cli("list").stdout
+    assert cli("role", "周七", "cadre").returncode == 0 and app.get("周七").role == "cadre"
+    proc = cli("remove", "admin")
+    assert proc.returncode == 1 and "最后一个管理员" in proc.stderr
+    assert cli("remove", "周七").returncode == 0 and app.get("周七") is None
+    assert not (settings.data_dir / "users.json").exists()

@@ -10,7 +10,6 @@ from pathlib import Path
 from argon2 import PasswordHasher
 
 from rag.config import Settings
-from rag.db import open_database
 from rag.db.keys import ApiKeyStore
 from rag.index.documents import DocumentManager
 from rag.service import RagService
@@ -28,7 +27,7 @@ def make_api_site(root: Path, embeddings, **settings_changes) -> dict:
     shutil.copytree(MINI_CORPUS, root / "corpus")
     settings = Settings(corpus_dir=root / "corpus", index_dir=root / "index", data_dir=root / "data",
                         **settings_changes)
-    users = UserStore(settings.data_dir / "users.json", hasher=CHEAP)
+    users = UserStore.open(settings, hasher=CHEAP)
     for name, pw in PASSWORDS.items():
         users.add(name, name, pw)
     service = RagService(settings, embeddings=embeddings)
@@ -37,7 +36,7 @@ def make_api_site(root: Path, embeddings, **settings_changes) -> dict:
     # probability depends on how far it got (a refusal near the threshold would come and go)
     assert service.wait_warm(300), "sentence warm-up did not finish"
     docs = DocumentManager(settings)
-    db = open_database(settings)
+    db = users.db
     store = ApiKeyStore(db)
     keys = {name: store.add(name, "tests")[1] for name in PASSWORDS}
     app = create_app(service, settings, users, docs, db=db)

@@ -1,32 +1,30 @@
-"""Users and roles of the web app, kept in one small JSON file.
+"""Users and roles of the web app, kept in the application database (table ``users``).
 
 Roles: ``cadre`` (干部: chat), ``trainer`` (培训: chat and quiz), ``admin`` (管理员: everything).
 Passwords are hashed with argon2id (argon2-cffi's defaults) and never stored or logged in clear.
-Every change is a read-modify-write under a file lock, written atomically (temp file in the same
-folder, fsync, ``os.replace``), so the CLI can add a user while the app runs without losing an update.
+Every change is one database transaction, so the CLI can add a user while the app runs without
+losing an update, and the app sees it on the next request. A ``users.json`` of an older version is
+imported once on first start (``rag.db.importer``) and renamed ``users.json.migrated``.
 
 Example::
 
-    store = UserStore(settings.data_dir / "users.json")
+    store = UserStore.open(settings)
     password = store.add("张三", "trainer")          # generated, shown once
     user = store.verify("张三", password)            # User or None
     require(user, "quiz")                            # AuthError when not allowed
 
 Resetting a password, removing a user or changing a role ends that user's sessions at once
-(``rag.auth.sessions``, in the same folder as the user file). Not done here: login throttling (the web
+(``rag.auth.sessions``, in ``data_dir``). Not done here: login throttling (the web
 layer), password policy beyond a minimum length.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import re
 import secrets
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,10 +32,10 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from filelock import FileLock, Timeout
 
+from ..db import Database, open_database
+from ..db.users import LastAdmin, UserExists, UserTable
 from ..errors import AuthError, InputError, RagError
-from ..fsutil import atomic_write
 from .sessions import FILE_NAME as SESSIONS_FILE, SessionStore
 
 logger = logging.getLogger(__name__)
@@ -54,8 +52,6 @@ ACTION_LABELS = {"chat": "问答", "quiz": "生成测验", "manage": "管理文�
 MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_CHARS = 1024  # argon2 copes with more; this only bounds the work per request
 FIRST_ADMIN = "admin"
-FILE_VERSION = 1
-LOCK_TIMEOUT_S = 10.0
 
 # ASCII letters and digits, CJK ideographs (basic + extension A), and _ - .
 _NAME_RE = re.compile(r"[A-Za-z0-9_\-.\u3400-\u4dbf\u4e00-\u9fff]{1,32}")
@@ -113,21 +109,28 @@ def _now() -> str:
 
 
 class UserStore:
-    """Users in a JSON file (``{"version": 1, "users": {name: {role, hash, created}}}``).
+    """Users in the application database (table ``users``, ``rag.db.users``).
 
-    Every call reads the file again, so two stores (the app and the CLI) on the same file see each
-    other's changes. Does not cache, and does not repair a damaged file: it raises ``RagError``.
+    Every call reads the database again, so two stores (the app and the CLI) on the same database
+    see each other's changes at once; each change is one transaction. Does not cache.
 
     Args:
-        path: the JSON file, e.g. ``settings.data_dir / "users.json"``; its folder is created on first write.
+        db: the application database (``rag.db.open_database``: it migrates ``users.json`` on first start).
+        data_dir: ``settings.data_dir``, where the page's sessions live (ended on reset, remove, role).
         hasher: an argon2 ``PasswordHasher``; tests pass a cheap one, the app keeps the default.
     """
 
-    def __init__(self, path: Path, *, hasher: PasswordHasher | None = None) -> None:
-        self.path = Path(path)
+    def __init__(self, db: Database, data_dir: Path, *, hasher: PasswordHasher | None = None) -> None:
+        self.db = db
+        self.data_dir = Path(data_dir)
+        self._table = UserTable(db)
         self._hasher = hasher or PasswordHasher()
-        self._lock = FileLock(self.path.with_suffix(".lock"), timeout=LOCK_TIMEOUT_S, mode=0o600)
         self._dummy_hash: str | None = None
+
+    @classmethod
+    def open(cls, settings, *, hasher: PasswordHasher | None = None, db: Database | None = None) -> UserStore:
+        """The store of ``settings``: its database (opened, upgraded and migrated unless ``db`` is given)."""
+        return cls(db or open_database(settings), settings.data_dir, hasher=hasher)
 
     # -- public API -------------------------------------------------------------------------
 
@@ -136,32 +139,29 @@ class UserStore:
         _check_name(name)
         role = parse_role(role)
         password = secrets.token_urlsafe(12) if password is None else _check_password(password)
-        record = {"role": role, "hash": self._hasher.hash(password), "created": _now()}
-        with self._transaction() as users:
-            if name in users:
-                raise InputError(f"用户已存在：{name}", f"duplicate user {name!r}")
-            users[name] = record
+        try:
+            self._table.insert(name, {"role": role, "hash": self._hasher.hash(password), "created": _now()})
+        except UserExists:
+            raise InputError(f"用户已存在：{name}", f"duplicate user {name!r}") from None
         logger.info("added user %r with role %s", name, role)
         return password
 
     def remove(self, name: str) -> None:
         """Delete a user; refuses to delete the last admin."""
-        with self._transaction() as users:
-            record = self._existing(users, name)
-            if record["role"] == "admin" and self._admin_count(users) == 1:
-                raise InputError(
-                    f"不能删除最后一个管理员：{name}", f"refusing to remove last admin {name!r}"
-                )
-            del users[name]
+        try:
+            gone = self._table.delete(name) if isinstance(name, str) else False
+        except LastAdmin:
+            raise InputError(f"不能删除最后一个管理员：{name}", f"refusing to remove last admin {name!r}") from None
+        if not gone:
+            raise _no_such(name)
         logger.info("removed user %r", name)
         self.end_sessions(name)
 
     def reset_password(self, name: str, password: str | None = None) -> str:
         """Set a new password and return it (generated when ``password`` is None)."""
         password = secrets.token_urlsafe(12) if password is None else _check_password(password)
-        new_hash = self._hasher.hash(password)
-        with self._transaction() as users:
-            self._existing(users, name)["hash"] = new_hash
+        if not isinstance(name, str) or not self._table.set(name, password_hash=self._hasher.hash(password)):
+            raise _no_such(name)
         logger.info("reset password of user %r", name)
         self.end_sessions(name)
         return password
@@ -169,25 +169,25 @@ class UserStore:
     def set_role(self, name: str, role: str) -> None:
         """Change a user's role; refuses to demote the last admin."""
         role = parse_role(role)
-        with self._transaction() as users:
-            record = self._existing(users, name)
-            if record["role"] == "admin" and role != "admin" and self._admin_count(users) == 1:
-                raise InputError(
-                    f"不能更改最后一个管理员的角色：{name}",
-                    f"refusing to demote last admin {name!r}",
-                )
-            record["role"] = role
+        try:
+            changed = self._table.set(name, role=role) if isinstance(name, str) else False
+        except LastAdmin:
+            raise InputError(
+                f"不能更改最后一个管理员的角色：{name}", f"refusing to demote last admin {name!r}"
+            ) from None
+        if not changed:
+            raise _no_such(name)
         logger.info("set role of user %r to %s", name, role)
         self.end_sessions(name)
 
     def list(self) -> list[User]:
         """Return all users, sorted by name."""
-        users = self._read()
+        users = self._table.all()
         return [self._to_user(name, users[name]) for name in sorted(users)]
 
     def get(self, name: str) -> User | None:
         """Return the user called ``name``, or None."""
-        record = self._read().get(name) if isinstance(name, str) else None
+        record = self._table.get(name) if isinstance(name, str) else None
         return self._to_user(name, record) if record else None
 
     def verify(self, name: str, password: str) -> User | None:
@@ -198,7 +198,7 @@ class UserStore:
         """
         if not isinstance(password, str) or not password or len(password) > MAX_PASSWORD_CHARS:
             return None
-        record = self._read().get(name) if isinstance(name, str) else None
+        record = self._table.get(name) if isinstance(name, str) else None
         stored = record["hash"] if record else self._dummy()
         try:
             self._hasher.verify(stored, password)
@@ -210,100 +210,38 @@ class UserStore:
         if record is None:  # matched the dummy: cannot happen with a random dummy, but never log in
             return None
         if self._hasher.check_needs_rehash(stored):
-            self._rehash(name, stored, password)
+            # only if nobody changed the password meanwhile
+            self._table.set(name, password_hash=self._hasher.hash(password), if_hash=stored)
+            logger.info("rehashed password of user %r", name)
         return self._to_user(name, record)
 
     def end_sessions(self, name: str) -> int:
-        """End every signed-in session of ``name`` (the web app's, kept beside the user file)."""
-        return SessionStore(self.path.parent / SESSIONS_FILE).end_user(name)
+        """End every signed-in session of ``name`` (the web app's, in ``data_dir``)."""
+        return SessionStore(self.data_dir / SESSIONS_FILE).end_user(name)
 
     def is_empty(self) -> bool:
-        """Return True when no user exists (or the file does not exist yet)."""
-        return not self._read()
+        """Return True when no user exists."""
+        return self._table.count() == 0
 
     def ensure_first_admin(self) -> str | None:
         """Create user ``admin`` with a random password when there is no user; return that password.
 
-        Returns None when any user exists. The check and the write happen under one lock, so two
+        Returns None when any user exists. The check follows the insert in one transaction, so two
         processes starting together create the admin only once.
         """
         if not self.is_empty():
             return None
         password = secrets.token_urlsafe(12)
         record = {"role": "admin", "hash": self._hasher.hash(password), "created": _now()}
-        with self._transaction() as users:
-            if users:
+        try:
+            if not self._table.insert(FIRST_ADMIN, record, only_if_empty=True):
                 return None
-            users[FIRST_ADMIN] = record
+        except UserExists:
+            return None
         logger.info("created first admin user %r", FIRST_ADMIN)
         return password
 
-    # -- file handling ----------------------------------------------------------------------
-
-    @contextmanager
-    def _transaction(self) -> Iterator[dict[str, dict[str, Any]]]:
-        """Yield the users under the file lock; write them back when the block succeeds and changed them."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._lock.acquire()
-        except Timeout as e:
-            raise RagError(
-                f"用户文件正被其他进程使用，请稍后再试：{self.path}",
-                f"timed out waiting for lock on {self.path}",
-            ) from e
-        try:
-            users = self._read()
-            before = json.dumps(users, sort_keys=True)
-            yield users
-            if json.dumps(users, sort_keys=True) != before:  # skip no-op rewrites
-                self._write(users)
-        finally:
-            self._lock.release()
-
-    def _read(self) -> dict[str, dict[str, Any]]:
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return {}
-        except (OSError, UnicodeDecodeError) as e:
-            raise RagError(
-                f"无法读取用户文件：{self.path}", f"cannot read user file {self.path}: {e}"
-            ) from e
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise RagError(
-                f"用户文件已损坏（不是有效的 JSON），请检查或从备份恢复：{self.path}",
-                f"user file {self.path} is not valid JSON: {e}",
-            ) from e
-        users = data.get("users") if isinstance(data, dict) else None
-        if not isinstance(users, dict) or not all(
-            isinstance(r, dict) and isinstance(r.get("hash"), str) and isinstance(r.get("role"), str)
-            for r in users.values()
-        ):
-            raise RagError(
-                f"用户文件格式不正确，请检查或从备份恢复：{self.path}",
-                f"user file {self.path} has an unexpected structure",
-            )
-        return users
-
-    def _write(self, users: dict[str, dict[str, Any]]) -> None:
-        """Replace the file in one step (mode 0o600): temp file in the same folder, fsync, os.replace."""
-        payload = json.dumps(
-            {"version": FILE_VERSION, "users": users}, ensure_ascii=False, indent=2, sort_keys=True
-        )
-        atomic_write(self.path, (payload + "\n").encode("utf-8"), mode=0o600)
-
     # -- helpers ----------------------------------------------------------------------------
-
-    def _rehash(self, name: str, old_hash: str, password: str) -> None:
-        new_hash = self._hasher.hash(password)
-        with self._transaction() as users:
-            record = users.get(name)
-            # only if nobody changed the password meanwhile
-            if record is not None and record["hash"] == old_hash:
-                record["hash"] = new_hash
-        logger.info("rehashed password of user %r", name)
 
     def _dummy(self) -> str:
         if self._dummy_hash is None:
@@ -311,19 +249,12 @@ class UserStore:
         return self._dummy_hash
 
     @staticmethod
-    def _existing(users: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
-        record = users.get(name) if isinstance(name, str) else None
-        if record is None:
-            raise InputError(f"用户不存在：{name}", f"no such user {name!r}")
-        return record
-
-    @staticmethod
-    def _admin_count(users: dict[str, dict[str, Any]]) -> int:
-        return sum(1 for r in users.values() if r["role"] == "admin")
-
-    @staticmethod
     def _to_user(name: str, record: dict[str, Any]) -> User:
         return User(name=name, role=record["role"], created=str(record.get("created", "")))
+
+
+def _no_such(name: str) -> InputError:
+    return InputError(f"用户不存在：{name}", f"no such user {name!r}")
 
 
 def allowed(role: str | None, action: str) -> bool:

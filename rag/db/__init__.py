@@ -2,8 +2,10 @@
 
 SQLite by default (``<data_dir>/app.db``, WAL mode), any SQLAlchemy URL through
 ``RAG_DATABASE_URL`` (PostgreSQL: ``postgresql+psycopg://user:pw@host/db``). ``open_database``
-creates or upgrades the schema to the newest migration on start. SQLAlchemy lives in this
-package only; the rest of the program talks to the stores here (``keys.ApiKeyStore``, ...).
+creates or upgrades the schema to the newest migration on start and imports, once, the JSON files
+of older versions it replaced (``importer``). SQLAlchemy lives in this package only; the rest of the
+program talks to the stores here (``keys.ApiKeyStore``, ``conversations``, ``audit``) or to the rows
+behind ``rag.auth.users.UserStore`` (``users``) and ``rag.quiz.bank.QuestionBank`` (``bank``).
 
 Example::
 

@@ -52,8 +52,8 @@ class ApiKey(Base):
 
 
 class UserRow(Base):
-    """A user of the page and the API. The live store is still ``users.json`` (``rag.auth.users``); this
-    table is its copy, brought up to date on every start (``rag.db.importer``)."""
+    """A user of the page and the API (``rag.auth.users.UserStore``); ``created`` is ISO 8601 text, as
+    ``users.json`` kept it."""
 
     __tablename__ = "users"
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -124,11 +124,11 @@ class FeedbackRow(Base):
 
 
 class AuditRow(Base):
-    """A line of ``audit.jsonl`` (still the live, append-only log), copied on every start."""
+    """An event of the append-only audit trail (``rag.db.audit``): rows are only inserted, in order of ``id``."""
 
     __tablename__ = "audit"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    line: Mapped[int] = mapped_column(Integer, unique=True)  # 1-based line number in audit.jsonl
+    line: Mapped[int | None] = mapped_column(Integer, unique=True, nullable=True)  # its line in a migrated audit.jsonl
     time: Mapped[str] = mapped_column(String(40), default="")
     user_name: Mapped[str] = mapped_column(String(64), default="")
     action: Mapped[str] = mapped_column(String(40), default="")
@@ -136,11 +136,11 @@ class AuditRow(Base):
 
 
 class BankItemRow(Base):
-    """An item of the question bank (``question_bank.json`` stays the live store), copied on every start."""
+    """An item of the question bank (``rag.db.bank``), in the bank's order (``seq``); an id may repeat."""
 
     __tablename__ = "question_bank"
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    position: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[str] = mapped_column(String(64), index=True)
     type: Mapped[str] = mapped_column(String(20))
     stem: Mapped[str] = mapped_column(Text)
     item: Mapped[dict] = mapped_column(JSON)

@@ -36,7 +36,7 @@ from pathlib import Path, PurePosixPath
 
 from filelock import FileLock, Timeout
 
-from ..audit import append_audit
+from ..db.audit import append_audit
 from ..config import Settings
 from ..errors import InputError, LoaderError, RagError
 from ..fsutil import atomic_write, fsync_dir, write_temp
@@ -286,7 +286,7 @@ class DocumentManager:
                 }
                 self._write_meta(meta)
                 append_audit(
-                    self.data_dir,
+                    self.settings,
                     {"action": "add", "user": user, "file": name, "original_name": original, "sha256": st.sha256},
                 )
                 logger.info("user %r added document %s (%d bytes)", user, name, len(data))
@@ -331,7 +331,7 @@ class DocumentManager:
             }
             self._write_meta(meta)
             append_audit(
-                self.data_dir,
+                self.settings,
                 {"action": "replace", "user": user, "file": name, "original_name": str(filename), "sha256": st.sha256},
             )
         logger.info("user %r replaced document %s", user, name)
@@ -350,5 +350,5 @@ class DocumentManager:
             fsync_dir(path.parent)
             if meta.pop(name, None) is not None:
                 self._write_meta(meta)
-            append_audit(self.data_dir, {"action": "delete", "user": user, "file": name, "sha256": sha})
+            append_audit(self.settings, {"action": "delete", "user": user, "file": name, "sha256": sha})
         logger.info("user %r deleted document %s", user, name)

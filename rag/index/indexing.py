@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audit import append_audit
+from ..db.audit import append_audit
 from ..ingest.chunking import CHUNKER_VERSION, chunk_document
 from ..config import Settings
 from .embeddings import VectorEmbeddings
@@ -83,8 +83,8 @@ def _disk_error(e: OSError) -> RagError:
 
 def _audit(settings: Settings, event: dict) -> None:
     try:
-        append_audit(Path(settings.data_dir), event)
-    except OSError as e:  # the audit log must not turn a good build into a failure
+        append_audit(settings, event)
+    except (OSError, RagError) as e:  # the audit log must not turn a good build into a failure
         logger.error("could not append to the audit log: %s", e)
 
 

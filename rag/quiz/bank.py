@@ -1,47 +1,48 @@
-"""The question bank: accepted quiz items in one JSON file under ``data_dir``, kept across restarts.
+"""The question bank: accepted quiz items in the application database (table ``question_bank``,
+``rag.db.bank``), kept across restarts and shared by the app and the CLI.
 
-Writes are atomic (temp file, fsync, ``os.replace``) and serialised with a file lock, so a crash
-never leaves half a bank and two processes do not lose each other's items. Items are deduplicated
-by their normalised stem (punctuation, spaces and blanks removed). Does not version or audit
+Each write is one transaction, serialised across processes (see ``rag.db.bank``), so two processes
+do not lose each other's items. Items are deduplicated by their normalised stem (punctuation,
+spaces and blanks removed). A ``question_bank.json`` of an older version is imported once on first
+start (``rag.db.importer``) and renamed ``question_bank.json.migrated``. Does not version or audit
 edits: the last write of an item wins.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 from typing import Iterable
 
-from filelock import FileLock
+from pydantic import ValidationError
 
+from ..db import Database
+from ..db.bank import BankTable
+from ..db.startup import shared_database
 from ..errors import QuizError
-from ..fsutil import atomic_write
-from .items import QuizItem
-
+from .items import QuizItem, stem_key
 logger = logging.getLogger(__name__)
 
-BANK_FILE = "question_bank.json"
+
+def _stem_key(record: dict) -> str:
+    return stem_key(str(record.get("stem", "")))
 
 
 class QuestionBank:
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._lock = FileLock(str(self.path) + ".lock")
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._table = BankTable(db)
 
     @classmethod
     def for_settings(cls, settings) -> QuestionBank:
-        return cls(Path(settings.data_dir) / BANK_FILE)
+        """The bank in ``settings``' database (opened once per process)."""
+        return cls(shared_database(settings))
 
     # -------------------------------------------------------------- reading
     def load(self) -> list[QuizItem]:
-        if not self.path.exists():
-            return []
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            return [QuizItem.model_validate(d) for d in data.get("items", [])]
-        except (json.JSONDecodeError, ValueError, AttributeError) as e:
-            raise QuizError(f"题库文件损坏：{self.path}", f"question bank unreadable: {self.path}: {e}") from e
+            return [QuizItem.model_validate(r) for r in self._table.records()]
+        except (ValidationError, ValueError) as e:
+            raise QuizError("题库中有无法读取的题目", f"question bank unreadable: {e}") from e
 
     def keys(self) -> tuple[set[str], set[str]]:
         """(stem keys, fact keys) of the items in the bank: what a new quiz must not repeat."""
@@ -49,47 +50,19 @@ class QuestionBank:
         return {i.stem_key for i in items}, {i.fact for i in items if i.fact}
 
     def __len__(self) -> int:
-        return len(self.load())
+        return self._table.count()
 
     # -------------------------------------------------------------- writing
     def add(self, items: Iterable[QuizItem]) -> list[QuizItem]:
         """Add items whose stem is not in the bank yet; return the items actually added."""
-        with self._lock:
-            bank = self.load()
-            seen = {i.stem_key for i in bank}
-            added = []
-            for it in items:
-                if it.stem_key in seen:
-                    continue
-                seen.add(it.stem_key)
-                bank.append(it)
-                added.append(it)
-            if added:
-                self._write(bank)
-        logger.info("question bank: %d added, %d in total", len(added), len(bank))
+        items = list(items)
+        added = [items[i] for i in self._table.add_new([it.to_record() for it in items], _stem_key)]
+        logger.info("question bank: %d added", len(added))
         return added
 
     def update(self, item: QuizItem) -> None:
         """Replace the item with the same id (after a trainer's edit); add it when missing."""
-        with self._lock:
-            bank = self.load()
-            for k, old in enumerate(bank):
-                if old.id == item.id:
-                    bank[k] = item
-                    break
-            else:
-                bank.append(item)
-            self._write(bank)
+        self._table.put(item.to_record())
 
     def remove(self, item_id: str) -> bool:
-        with self._lock:
-            bank = self.load()
-            keep = [i for i in bank if i.id != item_id]
-            if len(keep) == len(bank):
-                return False
-            self._write(keep)
-            return True
-
-    def _write(self, items: list[QuizItem]) -> None:
-        payload = json.dumps({"version": 1, "items": [i.to_record() for i in items]}, ensure_ascii=False, indent=1)
-        atomic_write(self.path, payload.encode("utf-8"))  # one atomic step: readers see the old or the new bank
+        return self._table.remove(item_id)

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from rag.audit import append_audit
+from rag.db.audit import append_audit
 from rag.config import Settings
 from rag.errors import RagError
 from rag.index.documents import DocumentManager
@@ -95,7 +95,7 @@ def reindex_handler(service: RagService, settings: Settings, docs: DocumentManag
         except RagError as e:
             logger.warning("reindex failed: %s", e.log_message)
             raise gr.Error(str(e), print_exception=False) from e  # logged by us, not a crash
-        append_audit(settings.data_dir, {"action": "reindex", "user": user.name, "version": rep.version})
+        append_audit(settings, {"action": "reindex", "user": user.name, "version": rep.version})
         table, dd = manage_view(docs)
         msg = rep.summary() + (("\n拒绝的文件：" + "；".join(rep.rejected)) if rep.rejected else "")
         return msg, status_line(service.status()), table, dd

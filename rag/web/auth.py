@@ -16,13 +16,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from ..audit import append_denied
+from ..db.audit import append_denied
 from ..db.keys import ApiKeyStore, KeyInfo
 from ..auth.users import ACTION_LABELS, ROLE_LABELS, User, UserStore, allowed
 from .errors import ApiError
@@ -99,7 +98,7 @@ class Authenticator:
     def require(self, request: Request, action: str, *, allow_page: bool = False) -> Caller:
         c = self.caller(request, allow_page=allow_page)
         if not allowed(c.user.role, action):
-            append_denied(Path(self.users.path).parent, c.user.name, action, f"{request.method} {request.url.path}")
+            append_denied(self.users.db, c.user.name, action, f"{request.method} {request.url.path}")
             raise ApiError(
                 403, "forbidden",
                 f"当前角色（{ROLE_LABELS.get(c.user.role, c.user.role)}）无权执行此操作：{ACTION_LABELS.get(action, action)}",

@@ -100,10 +100,10 @@ def run_api_bench(
         print(f"API 基准：语料 {settings.corpus_dir}，问题 {len(questions)} 个（{source}）；先建立私有索引……", file=out, flush=True)
         service.ensure_index()
         service.wait_warm(600)
-        users = UserStore(s.data_dir / "users.json", hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+        db = open_database(s)
+        users = UserStore(db, s.data_dir, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
         for i in range(clients):  # one cadre per client: a user has at most 2 answers in flight
             users.add(f"bench{i}", "cadre", "bench-pass-123")
-        db = open_database(s)
         store = ApiKeyStore(db)
         keys = [store.add(f"bench{i}", f"client {i}")[1] for i in range(clients)]
         server = ServerThread(create_app(service, s, users, DocumentManager(s), db=db), host=HOST)

@@ -109,8 +109,8 @@ def _serve_copy(settings: Settings, base: Path, askers: int, out: TextIO):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     st = settings.with_(corpus_dir=base / "corpus", index_dir=base / "index", data_dir=base / "data",
-                        host="127.0.0.1", port=port)
-    users = UserStore(st.data_dir / "users.json")
+                        database_url="", host="127.0.0.1", port=port)  # its own users and database, in the temp folder
+    users = UserStore.open(st)
     pw = {n: users.add(n, "cadre") for n in (f"asker{i}" for i in range(askers))}
     service = RagService(st)
     print(f"负载测试：建立索引（{st.corpus_dir.name}，临时目录）…", file=out, flush=True)

@@ -32,7 +32,7 @@ from pathlib import Path
 import gradio as gr
 from sqlalchemy.exc import SQLAlchemyError
 
-from rag.audit import append_audit
+from rag.db.audit import append_audit
 from rag.auth.users import allowed
 from rag.config import Settings
 from rag.db import Database
@@ -279,7 +279,7 @@ class FeedbackUI:
         except OSError as e:
             logger.warning("feedback export failed: %s", e)
             raise gr.Error("导出失败，请稍后再试") from e
-        append_audit(self.settings.data_dir, {"action": "feedback_export", "user": user.name, "items": len(data["items"])})
+        append_audit(self.settings, {"action": "feedback_export", "user": user.name, "items": len(data["items"])})
         return str(path), f"已导出 {len(data['items'])} 条，请点击下方文件下载。"
 
     def admin(self, demo: gr.Blocks) -> None:

@@ -23,7 +23,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from rag.audit import append_denied
+from rag.db.audit import append_denied
 from rag.auth.users import UserStore, allowed
 from rag.web.headers import send_json, with_headers
 
@@ -94,7 +94,7 @@ class FileRules:
             return 401, {"detail": "请先登录"}
         if not allowed(role, "manage"):
             logger.warning("upload refused: %r (role %s) may not upload", user, role)
-            append_denied(self.settings.data_dir, user, "manage", "upload")
+            append_denied(self.settings, user, "manage", "upload")
             return 403, {"detail": "当前角色无权上传文件"}
         s = self.settings
         try:
@@ -163,6 +163,6 @@ class FileRules:
         for folder, action, what in ((self.exports / "admin", "manage", "管理员导出文件"), (self.exports, "quiz", "测验导出文件")):
             if (resolved == folder or folder in resolved.parents) and not allowed(role := self.role(user), action):
                 logger.warning("export download refused: %r (role %s, %s)", user, role, what)
-                append_denied(self.settings.data_dir, user, action, "file route: " + what)
+                append_denied(self.settings, user, action, "file route: " + what)
                 return 403, {"detail": f"当前角色无权下载{what}"}
         return None

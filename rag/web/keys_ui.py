@@ -18,7 +18,7 @@ from collections.abc import Callable
 import gradio as gr
 from sqlalchemy.exc import SQLAlchemyError
 
-from rag.audit import append_audit
+from rag.db.audit import append_audit
 from rag.auth.users import ROLE_LABELS, UserStore, allowed
 from rag.config import Settings
 from rag.db import Database
@@ -100,7 +100,7 @@ class KeysUI:
         except SQLAlchemyError as e:
             logger.error("could not make an API key for %r: %s", user.name, e)
             raise gr.Error("创建失败，请稍后再试") from e
-        append_audit(self.settings.data_dir, {"action": "key_add", "user": admin.name, "for": user.name,
+        append_audit(self.settings, {"action": "key_add", "user": admin.name, "for": user.name,
                                               "key_id": info.id, "prefix": info.prefix})
         msg = (f"已为用户 {esc(user.name)}（{esc(user.role_label)}）创建 API 密钥 #{info.id}。"
                "密钥只显示这一次，请立即复制保存；之后只能看到它的前缀。")
@@ -119,7 +119,7 @@ class KeysUI:
         except SQLAlchemyError as e:
             logger.error("could not revoke API key %r: %s", key_id, e)
             raise gr.Error("吊销失败，请稍后再试") from e
-        append_audit(self.settings.data_dir, {"action": "key_revoke", "user": admin.name, "for": info.user,
+        append_audit(self.settings, {"action": "key_revoke", "user": admin.name, "for": info.user,
                                               "key_id": info.id, "prefix": info.prefix})
         return ("", f"已吊销 API 密钥 #{info.id}（{esc(info.prefix)}…，用户 {esc(info.user)}）。", *self._view())
 

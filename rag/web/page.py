@@ -38,7 +38,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no teleme
 
 import gradio as gr  # noqa: E402
 
-from rag.audit import append_denied  # noqa: E402
+from rag.db.audit import append_denied  # noqa: E402
 from rag.auth.users import ROLE_LABELS, User, UserStore, allowed, require  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.errors import RagError  # noqa: E402
@@ -94,7 +94,7 @@ def make_who(users: UserStore):
         except RagError as e:
             logger.warning("denied: %s", e.log_message)
             if name:
-                append_denied(Path(users.path).parent, name, action, "page")
+                append_denied(users.db, name, action, "page")
             raise gr.Error(str(e), print_exception=False) from e  # logged by us, not a crash
 
     return who
@@ -158,9 +158,9 @@ def blocked_paths(settings: Settings, users: UserStore, docs: DocumentManager) -
     """
     data = Path(settings.data_dir)
     paths = [
-        settings.corpus_dir, settings.index_dir, docs.uploads_dir, users.path, docs.meta_path,
-        data / "audit.jsonl", data / "users.json", data / "documents.json",
-        data / "question_bank.json", data / "quiz_vectors",
+        settings.corpus_dir, settings.index_dir, docs.uploads_dir, docs.meta_path,
+        data / "audit.jsonl", data / "audit.jsonl.migrated", data / "users.json", data / "users.json.migrated", data / "documents.json",
+        data / "question_bank.json", data / "question_bank.json.migrated", data / "quiz_vectors",
     ]
     return sorted({str(Path(p).resolve()) for p in paths})
 
@@ -221,5 +221,6 @@ def serve(demo: gr.Blocks, service: RagService, settings: Settings, users: UserS
     from rag.web.server import create_app
     from rag.web.server import serve as serve_app
 
-    app = create_app(service, settings, users, docs, demo=demo, page_options=page_options(settings, users, docs))
+    app = create_app(service, settings, users, docs, db=users.db, demo=demo,
+                     page_options=page_options(settings, users, docs))
     serve_app(app, settings)

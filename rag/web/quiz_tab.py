@@ -3,7 +3,7 @@ bank, export them.
 
 Every handler checks the "quiz" permission on the server; generated items live in the session
 (``gr.State``: ``{"entries": [{"item", "status"}], "accepted": {id: item}}``), accepted ones in the
-question bank on disk (``data_dir/question_bank.json``). The items are ``rag/quiz``'s; this module
+question bank (in the database, ``rag.quiz.bank``). The items are ``rag/quiz``'s; this module
 only shows and routes them. ``build_quiz_tab`` is the one entry point.
 """
 
@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from rag.audit import append_audit
+from rag.db.audit import append_audit
 from rag.auth.users import UserStore, allowed
 from rag.config import Settings
 from rag.errors import RagError
@@ -217,7 +217,7 @@ def edit_handlers(service: RagService, settings: Settings, bank, who):
                 raise gr.Error(BANK_FAILED) from e
             state["accepted"][item.id] = item.to_record()
             msg += "题库中的这道题已同步更新。"
-            append_audit(settings.data_dir, {"action": "quiz_edit", "user": user.name, "item": item.id})
+            append_audit(settings, {"action": "quiz_edit", "user": user.name, "item": item.id})
         return view(bank, state, i, msg)
 
     return pick, save
@@ -240,7 +240,7 @@ def review_handlers(service: RagService, settings: Settings, bank, who):
             raise gr.Error(BANK_FAILED) from e
         state["entries"][i] = {"item": item.to_record(), "status": "accepted"}
         state["accepted"][item.id] = item.to_record()
-        append_audit(settings.data_dir, {"action": "quiz_accept", "user": user.name, "item": item.id})
+        append_audit(settings, {"action": "quiz_accept", "user": user.name, "item": item.id})
         return view(bank, state, next_pending(state, i), f"第 {i + 1} 题已采用并存入题库。")
 
     def drop(state, choice, request: gr.Request):
@@ -258,7 +258,7 @@ def review_handlers(service: RagService, settings: Settings, bank, who):
                 raise gr.Error(BANK_FAILED) from e
             state["accepted"].pop(item_id, None)
             msg += "已从题库中移除。"
-            append_audit(settings.data_dir, {"action": "quiz_remove", "user": user.name, "item": item_id})
+            append_audit(settings, {"action": "quiz_remove", "user": user.name, "item": item_id})
         entry["status"] = "dropped"
         return view(bank, state, next_pending(state, i), msg)
 
@@ -279,7 +279,7 @@ def review_handlers(service: RagService, settings: Settings, bank, who):
         for e, it in zip(pending, items):
             e["status"] = "accepted"
             state["accepted"][it.id] = it.to_record()
-        append_audit(settings.data_dir, {"action": "quiz_accept", "user": user.name, "items": len(items)})
+        append_audit(settings, {"action": "quiz_accept", "user": user.name, "items": len(items)})
         return view(bank, state, None, f"已采用 {len(items)} 题并存入题库。")
 
     return accept, drop, accept_all
@@ -316,7 +316,7 @@ def export_handler(settings: Settings, bank, who, exports: Path):
         except (RagError, OSError) as e:
             logger.warning("quiz export failed: %s", e)
             raise gr.Error("导出失败，请稍后再试") from e
-        append_audit(settings.data_dir, {"action": "quiz_export", "user": user.name, "items": len(items), "format": ext})
+        append_audit(settings, {"action": "quiz_export", "user": user.name, "items": len(items), "format": ext})
         return str(path), f"已导出 {len(items)} 题（{fmt}），请点击下方文件下载。"
 
     return export

@@ -24,7 +24,7 @@ from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from ..audit import append_audit
+from ..db.audit import append_audit
 from ..errors import IndexBusyError, InputError
 from .auth import AdminCaller, ChatCaller, QuizCaller
 from .errors import ApiError
@@ -71,7 +71,7 @@ class ReindexJob:
             with self._lock:
                 self.state.update(state="failed", finished=time.time(), error={"code": "index_busy" if busy else "reindex_failed", "message": message})
             return
-        append_audit(self.settings.data_dir, {"action": "reindex", "user": user, "version": rep.version, "via": "api"})
+        append_audit(self.settings, {"action": "reindex", "user": user, "version": rep.version, "via": "api"})
         report = dataclasses.asdict(rep)
         report["summary"] = rep.summary()
         with self._lock:
@@ -193,7 +193,7 @@ def _quiz_routes(r: APIRouter, ctx) -> None:
     def generate_quiz(body: QuizRequest, caller: QuizCaller) -> dict:
         result = ctx.service.quiz(topic=body.topic, article=body.article, n=body.n, types=body.types,
                                   seed=body.seed, exclude_bank=body.exclude_bank)
-        append_audit(ctx.settings.data_dir, {"action": "quiz_generate", "user": caller.user.name,
+        append_audit(ctx.settings, {"action": "quiz_generate", "user": caller.user.name,
                                              "items": len(result.items), "via": "api"})
         out = {"items": [i.model_dump() for i in result.items], "stats": result.stats}
         if not result.items:
@@ -221,7 +221,7 @@ def _quiz_routes(r: APIRouter, ctx) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             path = write(items, Path(tmp) / f"quiz.{body.format}", title=body.title)
             data = path.read_bytes()
-        append_audit(ctx.settings.data_dir, {"action": "quiz_export", "user": caller.user.name, "items": len(items),
+        append_audit(ctx.settings, {"action": "quiz_export", "user": caller.user.name, "items": len(items),
                                              "format": "." + body.format, "via": "api"})
         return Response(data, media_type=EXPORT_TYPES[body.format],
                         headers={"Content-Disposition": f'attachment; filename="quiz.{body.format}"'})

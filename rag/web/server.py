@@ -21,7 +21,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from .. import __version__
-from ..audit import append_denied
+from ..db.audit import append_denied
 from ..config import Settings
 from ..db import Database, open_database
 from ..db.keys import ApiKeyStore
@@ -57,7 +57,7 @@ def create_app(
         Edge, upload_max_bytes=settings.upload_max_bytes, upload_max_files=settings.upload_max_files,
         key_user=lambda token: key_user(auth, token),
         busy=lambda user: service.slots.in_flight(user) >= service.slots.per_user,
-        denied=lambda user, action, where: append_denied(settings.data_dir, user, action, where),
+        denied=lambda user, action, where: append_denied(settings, user, action, where),
     )
     if demo is not None:
         import gradio as gr

@@ -20,7 +20,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from rag.audit import append_denied
+from rag.db.audit import append_denied
 from rag.auth.sessions import SessionStore
 from rag.auth.throttle import LoginThrottle
 from rag.fsutil import atomic_write
