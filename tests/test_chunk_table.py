@@ -13,6 +13,7 @@ import pytest
 from rag.config import Settings
 from rag.errors import IndexCorruptError
 from rag.index.store import open_store
+from rag.index.store.files import hnsw_ef_search
 from rag.index.store.loaded import ChunkTable
 from rag.index.store.reader import _load_vectors, read_manifest
 from rag.schema import Chunk, SourceText
@@ -60,7 +61,8 @@ def test_loaded_version_holds_a_table_equal_to_its_chunks(tmp_path: Path) -> Non
     assert isinstance(idx.chunks, ChunkTable) and list(idx.chunks) == chunks
     assert idx.chunk_by_id("c42") == chunks[42] and idx.chunk_by_id("nope") is None
     assert idx.store.dense(vecs[42], 1)[0][0] == 42
-    assert idx.manifest["vector_index"]["kind"] == "hnsw"
+    assert idx.manifest["vector_index"]["kind"] == "hnsw" and idx.manifest["vector_index"]["ef_search"] == hnsw_ef_search(300) == 128
+    assert hnsw_ef_search(10**6) > hnsw_ef_search(10**5)  # a larger graph searches a longer list
     assert faiss.downcast_index(idx.vectors).hnsw.efSearch == idx.manifest["vector_index"]["ef_search"]
 
 

@@ -22,13 +22,13 @@ from .files import (
     ARTIFACTS,
     FORMAT_VERSION,
     HNSW_EF_CONSTRUCTION,
-    HNSW_EF_SEARCH,
     HNSW_M,
     HNSW_THRESHOLD,
     _crash_point,
     _sha256_file,
     _write_bytes,
     _write_text,
+    hnsw_ef_search,
     next_version_name,
     versions_dir,
 )
@@ -170,7 +170,8 @@ def build_vector_index(vectors: np.ndarray, dim: int, *, hnsw_threshold: int = H
     if n and n >= hnsw_threshold:
         index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        index.hnsw.efSearch = HNSW_EF_SEARCH
+        ef_search = hnsw_ef_search(n)
+        index.hnsw.efSearch = ef_search
         # question-time calls run on one OpenMP thread (rag/__init__); the build's add may use
         # every core (the reindex thread runs at a lower priority, so askers still come first).
         # The setting is this thread's own and is put back afterwards.
@@ -180,7 +181,7 @@ def build_vector_index(vectors: np.ndarray, dim: int, *, hnsw_threshold: int = H
             index.add(vectors)
         finally:
             faiss.omp_set_num_threads(before)
-        desc = {"kind": "hnsw", "M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, "ef_search": HNSW_EF_SEARCH}
+        desc = {"kind": "hnsw", "M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, "ef_search": ef_search}
     else:
         index = faiss.IndexFlatIP(dim)
         if n:
