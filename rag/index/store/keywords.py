@@ -49,7 +49,7 @@ def _bm25_weights(ids: np.ndarray, lens: np.ndarray, n_terms: int) -> tuple[np.n
     del tf
     tfc = tf32 / (BM25_K1 * ((1 - BM25_B) + BM25_B * lens[row].astype(np.float64) / l_avg) + tf32)
     data = (idf[term] * tfc).astype(np.float32)
-    indptr = np.zeros(n_terms + 1, dtype=idx_t)
+    indptr = np.zeros(n_terms + 1, dtype=np.int64)  # as bm25s gives it
     np.cumsum(df, out=indptr[1:])
     return data, row.astype(idx_t), indptr
 
@@ -78,18 +78,28 @@ class KeywordIndex:
         passages cost one int32 per token instead of a Python string per token twice over.
         tests/test_keywords.py checks them equal to bm25s.BM25.index, bit for bit.
         """
-        vocab: dict[str, int] = {}
+        vocab: dict[str, int] = {}  # term -> id in first-seen order, while streaming
+        seen: set[str] = set()  # bm25s's vocabulary: a set updated passage by passage, enumerated
         ids, lens = array("i"), array("q")
         for toks in token_lists:
             ids.extend([vocab.setdefault(t, len(vocab)) for t in toks])
+            seen.update(toks)
             lens.append(len(toks))
         doc_len = np.frombuffer(lens, dtype=np.int64).astype(np.int32)
         n, v = len(lens), len(vocab)
         if not v:
             empty = np.zeros(0, dtype=np.float32)
             return cls(empty, np.zeros(0, dtype=np.int32), np.zeros(1, dtype=np.int32), [], n, doc_len)
-        data, indices, indptr = _bm25_weights(np.frombuffer(ids, dtype=np.int32), np.frombuffer(lens, dtype=np.int64), v)
-        return cls(data, indices, indptr, list(vocab), n, doc_len)
+        # bm25s's column order (the set's), so a query sums its terms' columns in the same order
+        # and the scores stay the same to the last bit (rag train's weights depend on them)
+        terms = list(seen)
+        column = {t: j for j, t in enumerate(terms)}
+        perm = np.empty(v, dtype=np.int32)
+        for t, first in vocab.items():
+            perm[first] = column[t]
+        del vocab, column
+        data, indices, indptr = _bm25_weights(perm[np.frombuffer(ids, dtype=np.int32)], np.frombuffer(lens, dtype=np.int64), v)
+        return cls(data, indices, indptr, terms, n, doc_len)
 
     def __len__(self) -> int:
         return self.n_docs
