@@ -55,3 +55,42 @@ def test_empty_corpus() -> None:
     kw = KeywordIndex.build([[], []])
     assert kw.top(["x"], 3) == [] and kw.scores(["x"]).tolist() == [0.0, 0.0]
     assert KeywordIndex.from_bytes(kw.to_bytes()).top(["x"], 3) == []
+
+
+def _random_corpus(seed: int, n: int = 400, vocab: int = 300) -> list[list[str]]:
+    rng = np.random.default_rng(seed)
+    weights = 1.0 / np.arange(1, vocab + 1)
+    weights /= weights.sum()
+    out = [[f"w{j}" for j in rng.choice(vocab, size=int(rng.integers(0, 30)), p=weights)] for _ in range(n)]
+    out[3] = []  # an empty passage among the others
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_streaming_build_equals_bm25s_weight_for_weight(seed: int) -> None:
+    """Our build (term ids as the lists arrive, all pairs at once) against bm25s.BM25.index:
+    every (passage, term) weight bit for bit, and the same top lists."""
+    import bm25s
+
+    docs = _random_corpus(seed)
+    ours = KeywordIndex.build(iter(docs))  # a one-pass iterator is enough
+    ref = bm25s.BM25(k1=BM25_K1, b=BM25_B, method="lucene")
+    ref.index(docs, create_empty_token=False, show_progress=False)
+    r = ref.scores
+    assert ours.terms == sorted(ref.vocab_dict, key=ref.vocab_dict.get)  # bm25s's column order too
+    for k in ("data", "indices", "indptr"):
+        assert ours._bm25.scores[k].tobytes() == r[k].tobytes()
+    for term, col in ref.vocab_dict.items():
+        j = ours.vocab[term]
+        a, z = ours._bm25.scores["indptr"][j : j + 2]
+        ra, rz = r["indptr"][col : col + 2]
+        assert ours._bm25.scores["indices"][a:z].tolist() == r["indices"][ra:rz].tolist()
+        assert ours._bm25.scores["data"][a:z].tobytes() == r["data"][ra:rz].tobytes()
+    assert set(ours.vocab) == set(ref.vocab_dict) and ours.doc_len.tolist() == [len(d) for d in docs]
+    old = KeywordIndex(r["data"], r["indices"], r["indptr"], sorted(ref.vocab_dict, key=ref.vocab_dict.get),
+                       r["num_docs"], np.array([len(d) for d in docs], dtype=np.int32))
+    rng = np.random.default_rng(seed + 10)
+    for _ in range(50):
+        q = [f"w{j}" for j in rng.integers(0, 320, size=int(rng.integers(1, 6)))]
+        assert [i for i, _ in ours.top(q, 10)] == [i for i, _ in old.top(q, 10)]
+        assert ours.scores(q).tobytes() == old.scores(q).tobytes()

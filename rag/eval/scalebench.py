@@ -10,7 +10,9 @@ that store's alone):
   two store calls alone;
 - ``recall_at_10``: the store's dense top 10 against exact search (``IndexFlatIP``) over the
   same vectors;
-- ``rss_mb``: peak resident memory of that process; ``disk_mb``: the version on disk.
+- ``rss_mb``: peak resident memory of that process; ``rss_build_mb`` the peak up to the end of
+  the build (the input vectors and passages included), ``rss_serve_mb`` the peak from loading the
+  version on (after the input is dropped; Linux only, else null); ``disk_mb``: the version on disk.
 
 The passages: vectors are random but not uniform on the sphere, a random 48-dimensional
 Gaussian mapped linearly into ``dim`` dimensions plus a little noise, then normalised. Text
@@ -39,6 +41,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from collections.abc import Sequence
 from typing import TextIO
 
 import numpy as np
@@ -82,13 +85,53 @@ def _du_mb(path: Path) -> float:
     return total / 2**20
 
 
-def _synthetic_chunks(tokens: list) -> list:
-    from ..schema import Chunk
+class _SyntheticChunks(Sequence):
+    """The bench's input passages, made when asked for from one int32 array of term ids.
 
-    return [
-        Chunk(id=f"s{i:07d}", source="synthetic.txt", title="", heading_path=(), text=" ".join(t), start=0, end=0, ordinal=i)
-        for i, t in enumerate(tokens)
-    ]
+    Same texts as ``rag/eval/bench._zipf_tokens`` (the same draws from the same generator), but
+    a million of them cost 4 bytes a token here instead of a ``Chunk`` and a list of strings
+    each: what the build holds besides its input is then the store's, not the bench's.
+    """
+
+    def __init__(self, rng: np.random.Generator, n: int, vocab: int, mean_len: int = 40) -> None:
+        weights = 1.0 / np.arange(1, vocab + 1)
+        weights /= weights.sum()
+        lens = rng.integers(mean_len // 2, mean_len * 3 // 2 + 1, size=n)
+        self._draws = rng.choice(vocab, size=int(lens.sum()), p=weights).astype(np.int32)
+        self._pos = np.concatenate(([0], np.cumsum(lens))).astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self._pos) - 1
+
+    def __getitem__(self, i):
+        from ..schema import Chunk
+
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        text = " ".join(f"t{j}" for j in self._draws[self._pos[i] : self._pos[i + 1]].tolist())
+        return Chunk(id=f"s{i:07d}", source="synthetic.txt", title="", heading_path=(), text=text, start=0, end=0, ordinal=i)
+
+
+def _rss_peak_mb() -> float:
+    """Peak resident memory since the last ``_reset_rss_peak`` (VmHWM), else since start (MB)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _reset_rss_peak() -> bool:
+    """Start VmHWM again from the current resident size (Linux: ``5`` into clear_refs)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
 
 
 def _queries(rng: np.random.Generator, queries: int, dim: int, proj: np.ndarray) -> tuple[list[str], np.ndarray]:
@@ -155,7 +198,7 @@ def bench_one(store_kind: str, n: int, *, dim: int = 384, seed: int = 0, setting
     """Figures for one store and size (see the module docstring); run in a fresh process."""
     import faiss
 
-    from .bench import SYNTH_VOCAB, _zipf_tokens
+    from .bench import SYNTH_VOCAB
     from ..index.store import open_store
     from ..index.retrieval import Retriever
     from ..schema import SourceText
@@ -163,7 +206,11 @@ def bench_one(store_kind: str, n: int, *, dim: int = 384, seed: int = 0, setting
     rng = np.random.default_rng(seed)
     proj = rng.standard_normal((LATENT_DIM, dim), dtype=np.float32)
     vecs = synthetic_vectors(rng, n, dim, proj)
-    chunks = _synthetic_chunks(_zipf_tokens(rng, n, SYNTH_VOCAB))
+    chunks = _SyntheticChunks(rng, n, SYNTH_VOCAB)
+    texts, qvecs = _queries(rng, queries, dim, proj)
+    # exact search (inner product of normalised vectors = cosine) straight over the input: no
+    # second copy of the vectors in an IndexFlatIP
+    _, truth = faiss.knn(qvecs, vecs, 10, metric=faiss.METRIC_INNER_PRODUCT)
     doc = SourceText(source="synthetic.txt", text="", sha256="0" * 64, kind="txt")
     tmp = Path(tempfile.mkdtemp(prefix=f"rag-scale-{store_kind}-"))
     try:
@@ -175,16 +222,19 @@ def bench_one(store_kind: str, n: int, *, dim: int = 384, seed: int = 0, setting
         name = store.write_version(chunks, vecs, [doc], embedder_id="synthetic", chunk_size=0, extra={"dim": dim})
         store.publish(name)
         build_s = time.perf_counter() - t0
+        rss_build_mb = _rss_peak_mb()  # input vectors and passages + the build
+        del vecs, chunks
+        rss_serve_mb = None
+        if _reset_rss_peak():  # from here on: loading the version and searching it
+            rss_serve_mb = 0.0
         idx = store.load(name)
         retriever = Retriever(idx, None, s)  # type: ignore[arg-type]  # query_vec is always given
-        texts, qvecs = _queries(rng, queries, dim, proj)
-        exact = faiss.IndexFlatIP(dim)  # inner product of normalised vectors = cosine
-        exact.add(vecs)
-        _, truth = exact.search(qvecs, 10)
-        del exact, vecs
         recall, dense_lat, kw_lat = _store_calls(idx, texts, qvecs, truth)
         lat, lat8 = _search_latencies(retriever, texts, qvecs, s.top_k)
-        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        # the whole run's peak: clear_refs also restarts ru_maxrss, so the larger of the two halves
+        rss_mb = max(rss_build_mb, _rss_peak_mb())
+        if rss_serve_mb is not None:
+            rss_serve_mb = round(_rss_peak_mb(), 1)
         return {
             "store": store_kind,
             "n": n,
@@ -194,6 +244,8 @@ def bench_one(store_kind: str, n: int, *, dim: int = 384, seed: int = 0, setting
             "p95_ms_8clients": round(_pct(lat8, 95), 2),
             "recall_at_10": round(recall, 4),
             "rss_mb": round(rss_mb, 1),
+            "rss_build_mb": round(rss_build_mb, 1),
+            "rss_serve_mb": rss_serve_mb,
             "disk_mb": round(_du_mb(tmp), 1),
             "dense_p95_ms": round(_pct(dense_lat, 95), 2),
             "keyword_p95_ms": round(_pct(kw_lat, 95), 2),

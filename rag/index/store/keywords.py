@@ -18,11 +18,40 @@ from __future__ import annotations
 import io
 import json
 import math
+from array import array
+from collections.abc import Iterable
 
 import bm25s
 import numpy as np
 
 BM25_K1, BM25_B = 1.5, 0.75
+
+
+def _bm25_weights(ids: np.ndarray, lens: np.ndarray, n_terms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The CSC arrays (data, indices, indptr) bm25s builds for these token ids, same operations.
+
+    ``ids``: every document's term ids one after another; ``lens``: tokens per document. bm25s
+    computes per document ``idf * tf / (tf + k1 * ((1 - b) + b * l_d / l_avg))`` in float64
+    (float32 tf and idf, NumPy 2 promotion) and stores it as float32; here the same expression
+    runs over all (term, document) pairs, sorted by term and then document as in its CSC matrix.
+    """
+    n = len(lens)
+    idx_t = np.int32 if max(n, len(ids)) < 2**31 - 1 else np.int64
+    doc = np.repeat(np.arange(n, dtype=np.int64), lens)
+    keys, tf = np.unique(ids.astype(np.int64) * n + doc, return_counts=True)
+    del doc
+    term, row = np.divmod(keys, n)
+    del keys
+    df = np.bincount(term, minlength=n_terms)
+    idf = np.array([math.log(1 + (n - int(d) + 0.5) / (int(d) + 0.5)) if d else 0.0 for d in df], dtype=np.float32)
+    l_avg = lens.mean()  # bm25s: np.array([len(doc_ids) ...]).mean()
+    tf32 = tf.astype(np.float32)
+    del tf
+    tfc = tf32 / (BM25_K1 * ((1 - BM25_B) + BM25_B * lens[row].astype(np.float64) / l_avg) + tf32)
+    data = (idf[term] * tfc).astype(np.float32)
+    indptr = np.zeros(n_terms + 1, dtype=np.int64)  # as bm25s gives it
+    np.cumsum(df, out=indptr[1:])
+    return data, row.astype(idx_t), indptr
 
 
 class KeywordIndex:
@@ -41,18 +70,36 @@ class KeywordIndex:
         self._bm25.nonoccurrence_array = None  # only BM25L/BM25+ have one
 
     @classmethod
-    def build(cls, token_lists: list[list[str]]) -> KeywordIndex:
-        doc_len = np.array([len(t) for t in token_lists], dtype=np.int32)
-        if not any(len(t) for t in token_lists):
+    def build(cls, token_lists: Iterable[list[str]]) -> KeywordIndex:
+        """Build from token lists, read once (a generator is fine: nothing holds all of them).
+
+        The weights are bm25s's own (``_build_scores_and_indices_for_matrix``, Lucene variant),
+        computed over all pairs at once: each list becomes term ids as it arrives, so a million
+        passages cost one int32 per token instead of a Python string per token twice over.
+        tests/test_keywords.py checks them equal to bm25s.BM25.index, bit for bit.
+        """
+        vocab: dict[str, int] = {}  # term -> id in first-seen order, while streaming
+        seen: set[str] = set()  # bm25s's vocabulary: a set updated passage by passage, enumerated
+        ids, lens = array("i"), array("q")
+        for toks in token_lists:
+            ids.extend([vocab.setdefault(t, len(vocab)) for t in toks])
+            seen.update(toks)
+            lens.append(len(toks))
+        doc_len = np.frombuffer(lens, dtype=np.int64).astype(np.int32)
+        n, v = len(lens), len(vocab)
+        if not v:
             empty = np.zeros(0, dtype=np.float32)
-            return cls(empty, np.zeros(0, dtype=np.int32), np.zeros(1, dtype=np.int32), [], len(token_lists), doc_len)
-        bm = bm25s.BM25(k1=BM25_K1, b=BM25_B, method="lucene")
-        bm.index(token_lists, create_empty_token=False, show_progress=False)
-        vocab = [""] * len(bm.vocab_dict)
-        for t, i in bm.vocab_dict.items():
-            vocab[i] = t
-        s = bm.scores
-        return cls(s["data"], s["indices"], s["indptr"], vocab, s["num_docs"], doc_len)
+            return cls(empty, np.zeros(0, dtype=np.int32), np.zeros(1, dtype=np.int32), [], n, doc_len)
+        # bm25s's column order (the set's), so a query sums its terms' columns in the same order
+        # and the scores stay the same to the last bit (rag train's weights depend on them)
+        terms = list(seen)
+        column = {t: j for j, t in enumerate(terms)}
+        perm = np.empty(v, dtype=np.int32)
+        for t, first in vocab.items():
+            perm[first] = column[t]
+        del vocab, column
+        data, indices, indptr = _bm25_weights(perm[np.frombuffer(ids, dtype=np.int32)], np.frombuffer(lens, dtype=np.int64), v)
+        return cls(data, indices, indptr, terms, n, doc_len)
 
     def __len__(self) -> int:
         return self.n_docs

@@ -5,9 +5,11 @@ What it does not do: read or write the version folders (``files.py``, ``reader.p
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import overload
 
 import faiss
 import numpy as np
@@ -23,6 +25,61 @@ def chunk_tokens(chunk: Chunk) -> list[str]:
     return tokenize(" ".join((chunk.title, *chunk.heading_path, chunk.context, chunk.text)))
 
 
+# ---------------------------------------------------------------- the chunk table
+class ChunkTable(Sequence):
+    """The chunks of a loaded version as the ``chunks.jsonl`` bytes and where each line starts.
+
+    A chunk is decoded when it is asked for (a fresh ``Chunk`` each time, equal to the last
+    one). A million Python ``Chunk`` objects took about 1 KB each; this keeps the UTF-8 lines
+    and two int64 offsets per chunk. Lines are split at ``\n`` only (JSON escapes it inside
+    strings); blank lines are skipped, as before.
+    """
+
+    def __init__(self, blob: bytes) -> None:
+        self._blob = blob
+        raw = np.frombuffer(blob, dtype=np.uint8)
+        ends = np.flatnonzero(raw == 10)
+        starts = np.concatenate(([0], ends + 1))
+        ends = np.concatenate((ends, [len(blob)]))
+        keep = ends > starts
+        starts, ends = starts[keep], ends[keep]
+        blank = [j for j in np.flatnonzero(ends - starts < 8).tolist() if not blob[starts[j] : ends[j]].strip()]
+        if blank:  # whitespace-only lines (no writer of ours makes them)
+            starts, ends = np.delete(starts, blank), np.delete(ends, blank)
+        self._starts, self._ends = starts.astype(np.int64), ends.astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    @overload
+    def __getitem__(self, i: int) -> Chunk: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Chunk]: ...
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        i = int(i)
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return Chunk.from_dict(json.loads(self._blob[self._starts[i] : self._ends[i]]))
+
+    def __iter__(self) -> Iterator[Chunk]:
+        blob = self._blob
+        for a, z in zip(self._starts.tolist(), self._ends.tolist()):
+            yield Chunk.from_dict(json.loads(blob[a:z]))
+
+    def check(self) -> None:
+        """Parse every line once (a load-time check: ``ValueError``/``TypeError`` on a bad one)."""
+        for _ in self:
+            pass
+
+    @property
+    def nbytes(self) -> int:
+        return len(self._blob) + self._starts.nbytes + self._ends.nbytes
+
+
 # ---------------------------------------------------------------- the loaded index
 @dataclass
 class Index:
@@ -32,14 +89,13 @@ class Index:
     path: Path
     manifest: dict
     vectors: faiss.Index
-    chunks: list[Chunk]
+    chunks: Sequence[Chunk]  # a ChunkTable when read from disk; any sequence of Chunk otherwise
     keywords: KeywordIndex
     documents: dict[str, dict] = field(default_factory=dict)  # source -> {"text", "sha256", "meta", ...}
     store: object = None  # the search seam (rag/index/store/base.Store); FaissStore over this object by default
-    _by_id: dict[str, int] = field(default_factory=dict, repr=False)
+    _by_id: dict[str, int] | None = field(default=None, repr=False)  # built on the first chunk_by_id
 
     def __post_init__(self) -> None:
-        self._by_id = {c.id: i for i, c in enumerate(self.chunks)}
         if self.store is None:
             self.store = FaissStore(self)
 
@@ -50,6 +106,8 @@ class Index:
         return int(self.manifest.get("dim") or 0)
 
     def chunk_by_id(self, chunk_id: str) -> Chunk | None:
+        if self._by_id is None:
+            self._by_id = {c.id: i for i, c in enumerate(self.chunks)}
         i = self._by_id.get(chunk_id)
         return None if i is None else self.chunks[i]
 

@@ -12,14 +12,12 @@ import zipfile
 from pathlib import Path
 
 import faiss
-import numpy as np
 
 from ...errors import IndexCorruptError, IndexMismatchError, IndexNotBuiltError, IndexOutdatedError
-from ...schema import Chunk
 from . import files
 from .files import ARTIFACTS, FORMAT_VERSION, HNSW_EF_SEARCH, list_versions, live_version, versions_dir
 from .keywords import KeywordIndex
-from .loaded import Index
+from .loaded import ChunkTable, Index
 
 logger = logging.getLogger(__name__)
 
@@ -62,11 +60,41 @@ def check_compatible(manifest: dict, *, embedder_id: str, dim: int | None) -> No
         )
 
 
+STREAMED = ("vectors.faiss",)  # hashed as a stream and parsed from the file by load_version, never held as bytes
+
+
+def _sha256_stream(f, path: Path, name: str, h=None) -> str:
+    h = h or hashlib.sha256()
+    try:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    except OSError as e:
+        raise IndexCorruptError(f"索引版本 {path.name} 的文件 {name} 无法读取", f"{path}: cannot read {name}: {e}") from e
+    return h.hexdigest()
+
+
+def _open_artifact(path: Path, name: str):
+    try:
+        return open(path / name, "rb")
+    except FileNotFoundError:
+        raise IndexCorruptError(f"索引版本 {path.name} 缺少文件 {name}", f"{path}: missing {name}") from None
+    except OSError as e:
+        raise IndexCorruptError(f"索引版本 {path.name} 的文件 {name} 无法读取", f"{path}: cannot read {name}: {e}") from e
+
+
+def _mismatch(path: Path, name: str) -> IndexCorruptError:
+    return IndexCorruptError(
+        f"索引版本 {path.name} 的文件 {name} 校验失败（已损坏或被改动）", f"{path}: sha256 mismatch for {name}"
+    )
+
+
 def _read_vouched(path: Path, manifest: dict) -> dict[str, bytes]:
-    """Read every artifact once and check it against the manifest's sha256 before parsing.
+    """Check every artifact against the manifest's sha256 before parsing any of them.
 
     The bytes that were hashed are the bytes that get parsed (no window between a check and
-    a second read), and only the names in ARTIFACTS are ever opened.
+    a second read), and only the names in ARTIFACTS are ever opened. The ``STREAMED`` ones
+    (the vector index: 1.8 GB at a million passages) are hashed here without being kept, and
+    ``_load_vectors`` hashes the bytes it parses a second time as it reads them.
     """
     if manifest.get("format") != FORMAT_VERSION:
         raise IndexCorruptError(
@@ -77,19 +105,45 @@ def _read_vouched(path: Path, manifest: dict) -> dict[str, bytes]:
         raise IndexCorruptError(f"索引版本 {path.name} 的清单不完整", f"{path}: manifest lists wrong artifacts")
     data: dict[str, bytes] = {}
     for name in ARTIFACTS:
-        f = path / name
-        try:
-            blob = f.read_bytes()
-        except FileNotFoundError:
-            raise IndexCorruptError(f"索引版本 {path.name} 缺少文件 {name}", f"{path}: missing {name}") from None
-        except OSError as e:
-            raise IndexCorruptError(f"索引版本 {path.name} 的文件 {name} 无法读取", f"{path}: cannot read {name}: {e}") from e
-        if hashlib.sha256(blob).hexdigest() != listed[name]:
-            raise IndexCorruptError(
-                f"索引版本 {path.name} 的文件 {name} 校验失败（已损坏或被改动）", f"{path}: sha256 mismatch for {name}"
-            )
-        data[name] = blob
+        with _open_artifact(path, name) as f:
+            if name in STREAMED:
+                digest = _sha256_stream(f, path, name)
+            else:
+                try:
+                    blob = f.read()
+                except OSError as e:
+                    raise IndexCorruptError(f"索引版本 {path.name} 的文件 {name} 无法读取", f"{path}: cannot read {name}: {e}") from e
+                digest = hashlib.sha256(blob).hexdigest()
+                data[name] = blob
+        if digest != listed[name]:
+            raise _mismatch(path, name)
     return data
+
+
+def _load_vectors(path: Path, manifest: dict) -> faiss.Index:
+    """Read ``vectors.faiss`` through FAISS's reader, hashing every byte it is given; the index
+    is kept only when that hash is the manifest's (the file did not change after the check)."""
+    name = "vectors.faiss"
+    h = hashlib.sha256()
+    with _open_artifact(path, name) as f:
+
+        def read(n: int) -> bytes:
+            b = f.read(n)
+            h.update(b)
+            return b
+
+        try:
+            index = faiss.read_index(faiss.PyCallbackIOReader(read))
+        except (RuntimeError, ValueError, MemoryError) as e:
+            if _sha256_stream(f, path, name, h) != manifest["artifacts"][name]:
+                raise _mismatch(path, name) from e
+            raise
+        if _sha256_stream(f, path, name, h) != manifest["artifacts"][name]:  # bytes after the index: none expected
+            raise _mismatch(path, name)
+    vi = manifest.get("vector_index") or {}
+    if vi.get("kind") == "hnsw":
+        faiss.downcast_index(index).hnsw.efSearch = int(vi.get("ef_search", HNSW_EF_SEARCH))
+    return index
 
 
 def verify_version(path: Path) -> dict:
@@ -110,21 +164,17 @@ def load_version(path: Path, *, embedder_id: str | None = None, dim: int | None 
         check_compatible(manifest, embedder_id=embedder_id, dim=dim)
     data = _read_vouched(path, manifest)
     try:
-        vectors = faiss.deserialize_index(np.frombuffer(data["vectors.faiss"], dtype=np.uint8))
-        vi = manifest.get("vector_index") or {}
-        if vi.get("kind") == "hnsw":
-            faiss.downcast_index(vectors).hnsw.efSearch = int(vi.get("ef_search", HNSW_EF_SEARCH))
-        chunks = [
-            Chunk.from_dict(json.loads(line))
-            for line in data["chunks.jsonl"].decode("utf-8").splitlines()
-            if line.strip()
-        ]
-        keywords = KeywordIndex.from_bytes(data["keywords.npz"])
+        # one artifact at a time, each one's bytes dropped once parsed: the peak is the loaded
+        # index plus one file, not every file twice
+        keywords = KeywordIndex.from_bytes(data.pop("keywords.npz"))
         documents = {}
-        for line in data["documents.jsonl"].decode("utf-8").splitlines():
+        for line in data.pop("documents.jsonl").decode("utf-8").splitlines():
             if line.strip():
                 d = json.loads(line)
                 documents[d["source"]] = d
+        chunks = ChunkTable(data.pop("chunks.jsonl"))
+        chunks.check()
+        vectors = _load_vectors(path, manifest)
     except (RuntimeError, ValueError, KeyError, TypeError, AttributeError, OSError, zipfile.BadZipFile) as e:
         raise IndexCorruptError(f"索引版本 {path.name} 无法读取", f"{path}: unreadable: {e}") from e
     if vectors.ntotal != len(chunks) or manifest.get("n_chunks") != len(chunks) or len(keywords.doc_len) != len(chunks):

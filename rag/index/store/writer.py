@@ -22,13 +22,13 @@ from .files import (
     ARTIFACTS,
     FORMAT_VERSION,
     HNSW_EF_CONSTRUCTION,
-    HNSW_EF_SEARCH,
     HNSW_M,
     HNSW_THRESHOLD,
     _crash_point,
     _sha256_file,
     _write_bytes,
     _write_text,
+    hnsw_ef_search,
     next_version_name,
     versions_dir,
 )
@@ -96,12 +96,14 @@ def _write_version_files(
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     dim = int(vectors.shape[1]) if vectors.ndim == 2 and vectors.shape[0] else int(extra.get("dim", 0) if extra else 0)
     index, vector_index = build_vector_index(vectors, dim, hnsw_threshold=hnsw_threshold)
-    _write_bytes(tmp / "vectors.faiss", faiss.serialize_index(index).tobytes())
+    _write_index(tmp / "vectors.faiss", index)
+    del index  # the reader loads its own copy; at 10^6 passages this one is 1.8 GB
     _crash_point("after_vectors")
-    _write_text(tmp / "chunks.jsonl", "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in chunks))
+    _write_lines(tmp / "chunks.jsonl", (json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in chunks))
     _crash_point("after_chunks")
-    kw = KeywordIndex.build([chunk_tokens(c) for c in chunks])
+    kw = KeywordIndex.build(chunk_tokens(c) for c in chunks)
     _write_bytes(tmp / "keywords.npz", kw.to_bytes())
+    del kw
     _write_text(
         tmp / "documents.jsonl",
         "".join(
@@ -131,6 +133,33 @@ def _write_version_files(
     _write_text(tmp / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=1))
 
 
+def _write_index(path: Path, index: faiss.Index) -> None:
+    """FAISS's format written through Python's file object as it is produced: no second copy of
+    the index in memory (``serialize_index``) and a full disk still raises ``OSError``."""
+    with open(path, "wb") as f:
+        writer = faiss.PyCallbackIOWriter(f.write)
+        faiss.write_index(index, writer)
+        del writer  # flushes its buffer into f
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _write_lines(path: Path, lines) -> None:
+    """Text lines written as they come, in batches of 64 MB at most: never the whole table at once."""
+    with open(path, "wb") as f:
+        batch, size = [], 0
+        for line in lines:
+            b = line.encode("utf-8")
+            batch.append(b)
+            size += len(b)
+            if size >= 1 << 26:
+                f.write(b"".join(batch))
+                batch, size = [], 0
+        f.write(b"".join(batch))
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def build_vector_index(vectors: np.ndarray, dim: int, *, hnsw_threshold: int = HNSW_THRESHOLD) -> tuple[faiss.Index, dict]:
     """Exact inner-product search below ``hnsw_threshold`` vectors, HNSW from it on.
 
@@ -141,9 +170,18 @@ def build_vector_index(vectors: np.ndarray, dim: int, *, hnsw_threshold: int = H
     if n and n >= hnsw_threshold:
         index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        index.hnsw.efSearch = HNSW_EF_SEARCH
-        index.add(vectors)
-        desc = {"kind": "hnsw", "M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, "ef_search": HNSW_EF_SEARCH}
+        ef_search = hnsw_ef_search(n)
+        index.hnsw.efSearch = ef_search
+        # question-time calls run on one OpenMP thread (rag/__init__); the build's add may use
+        # every core (the reindex thread runs at a lower priority, so askers still come first).
+        # The setting is this thread's own and is put back afterwards.
+        before = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(os.cpu_count() or 1)
+        try:
+            index.add(vectors)
+        finally:
+            faiss.omp_set_num_threads(before)
+        desc = {"kind": "hnsw", "M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, "ef_search": ef_search}
     else:
         index = faiss.IndexFlatIP(dim)
         if n:
