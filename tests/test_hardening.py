@@ -145,15 +145,10 @@ def test_a_password_reset_in_another_process_ends_the_old_session(site) -> None:
 def test_a_user_the_cli_adds_signs_in_to_the_running_app_at_once(site) -> None:
     """``python -m rag users add`` (another process, the same database) while the app runs: the new
     user signs in without a restart; ``users remove`` in that process ends the session."""
-    s = site["settings"]
-    env = {**os.environ, "RAG_DATA_DIR": str(s.data_dir), "RAG_CORPUS_DIR": str(s.corpus_dir),
-           "RAG_INDEX_DIR": str(s.index_dir), "HF_HUB_OFFLINE": "1"}
-    env.pop("RAG_DATABASE_URL", None)
-    root = Path(__file__).resolve().parent.parent
+    from web_site import users_cli
 
-    def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "rag", "users", *args], cwd=root, env=env, stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=120, check=False)
+    def cli(*args: str):
+        return users_cli(site["settings"], *args)
 
     proc = cli("add", "新同事", "--role", "cadre", "--password", "xintongshi-pass-1")
     assert proc.returncode == 0, proc.stderr

@@ -419,19 +419,13 @@ def test_last_admin_survives_two_stores_removing_at_once(settings: Settings) -> 
 
 def test_cli_process_adds_a_user_the_running_app_sees(settings: Settings) -> None:
     """``python -m rag users add`` in another process writes the database the app's store reads."""
-    import os
-    import subprocess
+    from web_site import users_cli
 
     app = another(settings)  # opened first, as by a running app
     app.add("admin", "admin", "admin-pass-1")
-    env = {**os.environ, "RAG_DATA_DIR": str(settings.data_dir), "RAG_CORPUS_DIR": str(settings.corpus_dir),
-           "RAG_INDEX_DIR": str(settings.index_dir), "HF_HUB_OFFLINE": "1"}
-    env.pop("RAG_DATABASE_URL", None)
-    root = Path(__file__).resolve().parent.parent
 
-    def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "rag", "users", *args], cwd=root, env=env, stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=120, check=False)
+    def cli(*args: str):
+        return users_cli(settings, *args)
 
     proc = cli("add", "周七", "--role", "培训", "--password", "zhouqi-pass-1")
     assert proc.returncode == 0, proc.stderr

@@ -59,5 +59,18 @@ def start_page_site(root: Path, embeddings, **settings_changes) -> dict:
     return s
 
 
+def users_cli(settings: Settings, *args: str):
+    """``python -m rag users ARGS`` in another process, on ``settings``' folders and its default database."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "RAG_DATA_DIR": str(settings.data_dir), "RAG_CORPUS_DIR": str(settings.corpus_dir),
+           "RAG_INDEX_DIR": str(settings.index_dir), "HF_HUB_OFFLINE": "1"}
+    env.pop("RAG_DATABASE_URL", None)
+    return subprocess.run([sys.executable, "-m", "rag", "users", *args], cwd=Path(__file__).resolve().parent.parent,
+                          env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, check=False)
+
+
 def bearer(key: str) -> dict:
     return {"Authorization": f"Bearer {key}"}
