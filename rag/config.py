@@ -76,8 +76,8 @@ class Settings:
     upload_quota_bytes: int = 200 * 1024 * 1024  # per user and hour through the upload route
     tmp_max_age_s: float = 3600.0  # files in data_dir/tmp (Gradio's uploads) are deleted after this
     export_ttl_s: float = 600.0  # quiz exports are deleted after this
-    concurrency: int = 4  # events the page's queue runs at once
-    answer_slots: int = 0  # answers computed at once, page and API together (rag/limits.py AnswerSlots); 0 = the cores
+    concurrency: int = 4  # events the page's queue runs at once; also the answer slots unless answer_slots is set
+    answer_slots: int = 0  # answers computed at once, page and API together (rag/limits.py AnswerSlots); 0 = concurrency
     database_url: str = ""  # any SQLAlchemy URL; "" = sqlite:///<data_dir>/app.db
     api_rate_limit: int = 120  # API requests per key per minute (0 = no limit)
     session_idle_s: float = 8 * 3600.0  # a session ends after this long without a request
