@@ -132,20 +132,18 @@ class LearnedAnswering:
             c.covered = frozenset(covered)
 
     def candidate_sims(self, text: str, cands: list) -> np.ndarray:
-        """Cosine of the question and each candidate sentence, from the sentence cache (the warm-up
-        embeds every sentence of an index version; without a warm-up the candidates' sentences are
-        embedded here, on demand); a label, a
-        heading-list run or a sentence not cached yet takes its passage's cosine, a run its best
-        member's."""
+        """Cosine of the question and each candidate sentence, from the sentence cache; a sentence the
+        warm-up has not reached yet (or with no warm-up: RAG_SENTENCE_WARMUP=0, the one-shot CLI) is
+        embedded here, on demand, so an answer is the same whether the warm-up has finished or not
+        (reading only the cache, a fresh start answered "龙井茶产于哪里？" from passage cosines for its
+        first minute instead of refusing). A label or a heading-list run takes its passage's cosine,
+        a run its best member's."""
         sims = np.array([c.hit.dense_score for c in cands], dtype=np.float64)
         if self.embed_query is None or self.sentence_cache is None or not cands:
             return sims
         sent = [i for i, c in enumerate(cands) if c.kind == "sent"]
         texts = [cands[i].text for i in sent]
-        if self.settings.sentence_warmup or not texts:
-            have = self.sentence_cache.cached(texts)
-        else:  # no background warm-up (RAG_SENTENCE_WARMUP=0, the one-shot CLI): embed these on demand
-            have = dict(zip(texts, self.sentence_cache.vectors(texts)))
+        have = dict(zip(texts, self.sentence_cache.vectors(texts))) if texts else {}  # embeds the missing ones
         if have:
             qv = self._query_vector(text)
             for i in sent:

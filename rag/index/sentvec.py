@@ -75,10 +75,12 @@ class SentenceVectorCache:
     def vectors(self, texts: list[str]) -> np.ndarray:
         """Vectors of ``texts`` in order, embedding the ones not cached yet (in one call)."""
         todo = self.missing(texts)
-        if todo:
-            self._add(todo, self.embed_passages(todo))
-        with self._lock:
-            return np.vstack([self._vecs[_key(t)] for t in texts])
+        fresh = dict(zip(todo, self.embed_passages(todo))) if todo else {}
+        if fresh:
+            self._add(list(fresh), np.vstack(list(fresh.values())))
+        with self._lock:  # a full cache may have been started over meanwhile: the fresh ones are at hand
+            return np.vstack([np.asarray(fresh[t], dtype=np.float32) if t in fresh else self._vecs[_key(t)]
+                              for t in texts])
 
     def _add(self, texts: list[str], vecs: np.ndarray) -> None:
         with self._lock:
