@@ -161,7 +161,7 @@ class AnswerSlots:
 
     @classmethod
     def for_settings(cls, settings: Settings) -> AnswerSlots:
-        # 4 by default on 2 cores: bench --load answered 466 questions in 60 s with 4 slots and 347 with 2
+        # 4 by default on 2 cores: bench --load answered 420 questions in 60 s with 4 slots and 347 with 2
         # (an answer waits on the GIL only part of the time); the fair order of _next decides who goes
         # first whenever the slots are full
         return cls(settings.answer_slots or settings.concurrency, settings.max_answers_per_user, settings.answer_wait_s)

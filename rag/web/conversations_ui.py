@@ -37,7 +37,6 @@ from rag.web.render import reference_links
 
 logger = logging.getLogger(__name__)
 
-LIST_LIMIT = 200
 REOPEN_MESSAGES = 60  # 30 turns
 REOPEN_BYTES = 128 * 1024  # and at most this much chat as the page sends it back (its events: 256 KiB)
 EMPTY = {"id": None, "last": None, "ids": []}
@@ -83,7 +82,7 @@ class ConversationsUI:
     # -- pure-ish helpers (also used by the handlers' tests) ------------------------------------
     def choices(self, user: str) -> list[tuple[str, str]]:
         try:
-            return [(choice_label(c), c["id"]) for c in self.store.list(user, limit=LIST_LIMIT)]
+            return [(choice_label(c), c["id"]) for c in self.store.list(user)]  # at most rag.db.conversations.LIST_LIMIT
         except SQLAlchemyError as e:
             logger.error("conversations of %r unreadable: %s", user, e)
             return []
