@@ -73,7 +73,8 @@ def reindex(page) -> None:
 def test_chat_upload_reindex_delete_and_inert_html(site, page, tmp_path) -> None:
     OUT.mkdir(exist_ok=True)
     sign_in(page, site, "admin")
-    assert page.get_by_role("tab", name="管理").is_visible()
+    # the tabs a role sees arrive with the sign-in notice but may render a frame later: wait, then check
+    page.get_by_role("tab", name="管理").wait_for(timeout=10_000)
 
     # 1. a corpus question: streamed answer, numbered sources, the quote highlighted
     ask(page, "“一抓双创”的内容是什么？")

@@ -66,7 +66,7 @@ def test_trainer_generates_edits_accepts_exports_and_downloads(site, browser, tm
     OUT.mkdir(exist_ok=True)
     page = new_page(browser)
     sign_in(page, site, "trainer")
-    assert page.get_by_role("tab", name="测验").is_visible()
+    page.get_by_role("tab", name="测验").wait_for(timeout=10_000)  # same update as the 管理 tab's visibility
     assert not page.get_by_role("tab", name="管理").is_visible()
     page.get_by_role("tab", name="测验").click()
     page.locator("#quiz-generate").wait_for()
