@@ -224,10 +224,12 @@ class LearnedAnswering:
         threshold = self.settings.min_evidence if self.settings.min_evidence >= 0 else model.threshold
         chosen: list = []
         probs: list[float] = []
+        scores = np.full(len(cands), -np.inf)  # each candidate's best ranker score over the parts
         lacking: list[str] = []  # parts of a many-part question the material does not answer
         single = len(prep.parts) == 1
         for q, X in prep.parts:
             s = model.ranker(X)
+            scores = np.maximum(scores, s) if len(s) == len(scores) else scores
             order = np.argsort(-s, kind="stable")
             top = int(order[0])
             if q.said_bigrams:  # a follow-up wants something new: not a sentence the last answer already gave
@@ -255,10 +257,31 @@ class LearnedAnswering:
         answered = max(probs) if not single and probs else evidence
         if not chosen or answered < threshold:
             return Answer(question=question, text=REFUSAL, refused=True, hits=hits, evidence=evidence)
-        ans = self.compose(question, chosen, hits, evidence)
+        ans = self.compose(question, chosen, self.ranked_passages(hits, cands, chosen, scores), evidence)
         for part in lacking:  # a comparison: say which side the material lacks
             ans.text += f"关于“{part.strip('？?。 ')}”，资料中没有找到直接相关的内容。"
         return ans
+
+    def ranked_passages(self, hits: list[Hit], cands: list, chosen: list, scores: np.ndarray) -> list[Hit]:
+        """The passages in the order the answer ranks them: those the answer quotes first, then the
+        other passages read by their best candidate's ranker score, then the rest as retrieved. The
+        ranker weighs far more than the fusion does (the question's terms in each sentence, the kind of
+        answer asked for), so the passage it reads the answer from is the one to show first."""
+        read = hits[: self.settings.answer_passages]
+        best: dict[str, float] = {}
+        for c, v in zip(cands, scores):
+            cid = c.hit.chunk.id
+            best[cid] = max(best.get(cid, -np.inf), float(v))
+        quoted: list[str] = []
+        for c in chosen:
+            if c.hit.chunk.id not in quoted:
+                quoted.append(c.hit.chunk.id)
+        first = {cid: n for n, cid in enumerate(quoted)}
+        pos = {id(h): n for n, h in enumerate(read)}
+        ordered = sorted(
+            read, key=lambda h: (first.get(h.chunk.id, len(first)), -best.get(h.chunk.id, -np.inf), pos[id(h)])
+        )
+        return ordered + hits[len(read):]
 
     def second_sentence(self, q: Query, cands: list, s: np.ndarray, order: np.ndarray, top, ratio: float):
         """A second sentence that covers question terms the first misses, when the ranker gives it
