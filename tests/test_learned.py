@@ -83,11 +83,10 @@ def test_fast_fusion_orders_as_retrieval_does(real_service) -> None:
 def test_the_passage_an_answer_quotes_is_shown_first(real_service) -> None:
     """Passages come back in the answer's order: the quoted passage first, the others read by their
     best candidate, the rest as retrieved; the same passages as retrieval returned."""
-    import json as _json
-
     from rag.config import ROOT
+    from rag.eval.data import read_gold
 
-    gold = [_json.loads(line) for line in (ROOT.parent / "shared" / "eval" / "dev.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+    gold = read_gold(ROOT.parent / "shared" / "eval" / "dev.jsonl")
     _, retriever, _ = real_service.current()
     moved = answered = 0
     for g in gold:

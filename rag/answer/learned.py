@@ -229,7 +229,7 @@ class LearnedAnswering:
         single = len(prep.parts) == 1
         for q, X in prep.parts:
             s = model.ranker(X)
-            scores = np.maximum(scores, s) if len(s) == len(scores) else scores
+            scores = np.maximum(scores, s)
             order = np.argsort(-s, kind="stable")
             top = int(order[0])
             if q.said_bigrams:  # a follow-up wants something new: not a sentence the last answer already gave
@@ -272,15 +272,11 @@ class LearnedAnswering:
         for c, v in zip(cands, scores):
             cid = c.hit.chunk.id
             best[cid] = max(best.get(cid, -np.inf), float(v))
-        quoted: list[str] = []
+        first: dict[str, int] = {}  # the quoted passages, in the order the answer first quotes them
         for c in chosen:
-            if c.hit.chunk.id not in quoted:
-                quoted.append(c.hit.chunk.id)
-        first = {cid: n for n, cid in enumerate(quoted)}
-        pos = {id(h): n for n, h in enumerate(read)}
-        ordered = sorted(
-            read, key=lambda h: (first.get(h.chunk.id, len(first)), -best.get(h.chunk.id, -np.inf), pos[id(h)])
-        )
+            first.setdefault(c.hit.chunk.id, len(first))
+        # sorted() is stable: passages tied on both keys keep their retrieval order
+        ordered = sorted(read, key=lambda h: (first.get(h.chunk.id, len(first)), -best.get(h.chunk.id, -np.inf)))
         return ordered + hits[len(read):]
 
     def second_sentence(self, q: Query, cands: list, s: np.ndarray, order: np.ndarray, top, ratio: float):
