@@ -3,7 +3,9 @@
 The corpus is about provincial and city CPPCC offices and government organs: "山东和湖南两省…"
 questions need the passage of each province. rjieba's place tags are too noisy for that ("云",
 "深度" come out as places), so this is a small gazetteer: the 34 provincial-level divisions
-and the provincial capitals and sub-provincial cities, each mapped to one canonical name.
+and the provincial capitals and sub-provincial cities, each mapped to one canonical name, plus
+the places the indexed articles themselves name like offices ("崧原省政协", "中共望川市直属机关工作
+委员会"): new articles are about counties and cities no gazetteer lists (``learn_places``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,20 @@ _NAMES = sorted(PROVINCES + CITIES, key=len, reverse=True)
 CITY_SET = frozenset(CITIES)
 PROVINCE_SCOPE = re.compile(r"全省")
 _RE = re.compile("|".join(_NAMES))
+_LEARNED: set[str] = set()  # places of the indexed articles that the gazetteer lacks (learn_places)
+
+# "崧原省政协机关……", "中共望川市直属机关工作委员会", "关于苍麓县基层党支部……": a two-character name
+# and an administrative suffix at the start of a phrase, followed by an office or a verb of record
+OFFICE_NAME = re.compile(
+    r"(?:^|(?<=[\s，。、：；:;,（(“”—《》\"])|(?<=中共)|(?<=关于)|(?<=访)|(?<=对)|(?<=在)|(?<=由)|(?<=据)|(?<=和)|(?<=与))"
+    r"(?:([\u4e00-\u9fff]{2})[省市])?"
+    r"([\u4e00-\u9fff]{2})(?:省|市|县|区)"
+    r"(?=政协|委|直|人民|机关|党|政府|纪委|人大|统战|组织部|宣传部|举行|召开|[\s，。、])",
+    re.M,
+)
+NOT_A_NAME = set("省市县区全各本我该此每首")
+NOT_A_NAME_TAGS = {"v", "vn", "vd", "p", "c", "d", "r", "a", "ad", "an", "z", "j", "m", "q", "t", "f", "u", "l", "i"}
+FUNCTION_TAGS = {"p", "c", "d", "r", "u", "v"}
 
 
 def place_mentions(text: str):
@@ -35,6 +51,53 @@ def place_mentions(text: str):
 def places_in(text: str) -> Counter:
     """Canonical place names mentioned in ``text`` ("湖南省政协" -> 湖南), with counts."""
     return Counter(_RE.findall(text or ""))
+
+
+def _looks_like_a_name(stem: str) -> bool:
+    """Not a verb, preposition or pronoun that happens to stand before 省/市 ("邀请省…", "请问省…",
+    "省委省政府"): rjieba tags such words; it does not know an invented place's name."""
+    import rjieba
+
+    if set(stem) & NOT_A_NAME:
+        return False
+    tags = rjieba.tag(stem)
+    if len(tags) == 1:
+        return tags[0][1] not in NOT_A_NAME_TAGS
+    return not any(t in FUNCTION_TAGS for _, t in tags)
+
+
+def _mostly_a_place(stem: str, texts: list[str]) -> bool:
+    """A place's name mostly comes with its suffix ("临渚市直…"); a word that only now and then
+    stands before 市 ("书香机关", "书香政协", once "书香市直…") does not."""
+    alone = sum(t.count(stem) for t in texts)
+    suffixed = sum(t.count(stem + x) for t in texts for x in "省市县区")
+    return suffixed >= max(1, alone / 3)
+
+
+def learn_places(chunks: Sequence) -> frozenset[str]:
+    """Add to the known places the ones the indexed articles name the way offices are named and
+    the gazetteer lacks (new articles are about counties and cities it cannot list): a name in a
+    title, heading or by-line, or one named so at least twice. Returns the names added."""
+    global _RE
+    counts: Counter = Counter()
+    headline: set[str] = set()
+    texts = list(dict.fromkeys(t for ch in chunks for t in (ch.text, ch.title, *ch.heading_path) if t))
+    for ch in chunks:
+        for m in OFFICE_NAME.finditer(ch.text):
+            counts.update(x for x in m.groups() if x)
+        for text in (ch.title, *ch.heading_path):
+            for m in OFFICE_NAME.finditer(text or ""):
+                headline.update(x for x in m.groups() if x)
+    new = {
+        stem for stem in set(counts) | headline
+        if (stem in headline or counts[stem] >= 2) and stem not in _LEARNED and not _RE.fullmatch(stem)
+        and _mostly_a_place(stem, texts) and _looks_like_a_name(stem)
+    }
+    if new:
+        _LEARNED.update(new)
+        _RE = re.compile("|".join(sorted(set(_NAMES) | _LEARNED, key=len, reverse=True)))
+        place_core.cache_clear()
+    return frozenset(new)
 
 
 @lru_cache(maxsize=4096)
@@ -56,6 +119,7 @@ class PlaceResolver:
 
     def __init__(self, chunks: Sequence) -> None:
         self.chunks = chunks
+        learn_places(chunks)
         self._by_source: dict[str, list[int]] | None = None
         self._doc: dict[str, frozenset[str]] = {}
         self._cache: dict[str, frozenset[str]] = {}

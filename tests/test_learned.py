@@ -60,6 +60,28 @@ def test_model_json_round_trip() -> None:
     again = Model.from_json(model.to_json())
     assert again.to_json() == model.to_json()
     assert json.loads(WEIGHTS.read_text(encoding="utf-8"))["ranker"]["features"] == list(FEATURES)
+    assert again.joiner is not None and again.joiner.to_dict() == model.joiner.to_dict()
+
+
+def _cand(text: str, chunk: str, pos: int):
+    from rag.answer.spans import Candidate
+    from rag.schema import Chunk, Hit
+
+    ch = Chunk(id=chunk, source=f"{chunk}.txt", title="", heading_path=(), text=text, start=0, end=len(text))
+    return Candidate(text, 0, Hit(chunk=ch, score=1.0), pos=pos)
+
+
+def test_the_joiner_takes_the_likeliest_rows_within_the_budget_and_reads_in_passage_order() -> None:
+    from rag.answer.join import JOIN_MAX, pick, reading_order
+
+    a1, a0, b0, big = _cand("甲县推行夜学制度。", "a", 1), _cand("甲县机关建立三项机制。", "a", 0), _cand("乙县推行周报表制度。", "b", 0), _cand("长" * 200, "c", 0)
+    cands = [a1, a0, b0, big]
+    probs = np.array([0.0, 0.4, 0.9, 0.95])
+    picked = pick(cands, [0, 1, 2, 3], probs, 0.5, budget=150)
+    assert picked == [b0][:JOIN_MAX]  # the 200-character row is over the budget, 0.4 is under the threshold
+    assert pick(cands, [0, 1, 2, 3], probs, 1.01, budget=150) == []  # above 1: the joiner is off
+    # the passage first quoted reads first; within it, the order chosen (a run's items keep theirs)
+    assert reading_order([a1, b0, a0]) == [a1, a0, b0]
 
 
 def test_fast_fusion_orders_as_retrieval_does(real_service) -> None:

@@ -5,8 +5,10 @@ features for every part of the question): it is computed once per question, so c
 and training can rank and gate the same prepared question under many models. ``decide`` applies a
 model: it ranks the candidates of each part, takes the best one (the items themselves when the
 best candidate is a run of list items), adds a second sentence when the ranker gives it a share
-close to the first's and it covers question terms the first misses, and refuses when the gate's
-probability that the material answers the question is below the learned threshold.
+close to the first's and it covers question terms the first misses, lets the learned joiner add a
+further candidate that likely holds a fact the chosen ones lack (the other side of a comparison;
+``join.py``), and refuses when the gate's probability that the material answers the question is
+below the learned threshold.
 
 What it does not do: write new sentences. Every sentence of an answer is a sentence (or clause
 run) of a cited passage.
@@ -22,6 +24,7 @@ from ..limits import embedding_text
 from ..schema import Answer, Hit
 from ..text import norm
 from .features import FEATURES, candidate_features, gate_features
+from .join import PartChoice, join_rows, pick, reading_order
 from .query import Query, build_query
 from .ranker import Model, sigmoid
 
@@ -218,14 +221,31 @@ class LearnedAnswering:
     # ------------------------------------------------------------ deciding
     def decide(self, prep: Prepared, model: Model | None = None) -> Answer:
         model = model or self.model
-        question, hits, cands = prep.question, prep.hits, prep.cands
-        if not hits or not cands:
+        question, hits = prep.question, prep.hits
+        if not hits or not prep.cands:
             return Answer(question=question, text=REFUSAL, refused=True, hits=hits)
         threshold = self.settings.min_evidence if self.settings.min_evidence >= 0 else model.threshold
+        chosen, choices, scores, probs, lacking = self.choose(prep, model, threshold)
+        evidence = min(probs) if probs else 0.0
+        answered = max(probs) if len(prep.parts) > 1 and probs else evidence
+        if not chosen or answered < threshold:
+            return Answer(question=question, text=REFUSAL, refused=True, hits=hits, evidence=evidence)
+        chosen = reading_order(chosen + self.joining(prep, choices, chosen, evidence, model))
+        ans = self.compose(question, chosen, self.ranked_passages(hits, prep.cands, chosen, scores), evidence)
+        for part in lacking:  # a comparison: say which side the material lacks
+            ans.text += f"关于“{part.strip('？?。 ')}”，资料中没有找到直接相关的内容。"
+        return ans
+
+    def choose(self, prep: Prepared, model: Model, threshold: float):
+        """Rank each part's candidates and take its best one (the items, for a run): (chosen,
+        the parts as ranked, each candidate's best score over the parts, the gate probability of
+        each part, the parts of a many-part question the material does not answer)."""
+        cands = prep.cands
         chosen: list = []
+        choices: list[PartChoice] = []
         probs: list[float] = []
-        scores = np.full(len(cands), -np.inf)  # each candidate's best ranker score over the parts
-        lacking: list[str] = []  # parts of a many-part question the material does not answer
+        scores = np.full(len(cands), -np.inf)
+        lacking: list[str] = []
         single = len(prep.parts) == 1
         for q, X in prep.parts:
             s = model.ranker(X)
@@ -236,31 +256,34 @@ class LearnedAnswering:
                 said = X[:, FEATURES.index("said_overlap")]
                 fresh = [int(j) for j in order if said[int(j)] < SAID_MAX]
                 top = fresh[0] if fresh else top
-            g = gate_features(q, cands, X, s, top, hits, self)
+            g = gate_features(q, cands, X, s, top, prep.hits, self)
             p = float(sigmoid(model.gate(g[None])[0]))
             probs.append(p)
             if not single and p < threshold:
                 lacking.append(q.text)
                 continue
             c = cands[top]
-            if any(c is m for m in chosen):
+            dup = any(c is m for m in chosen)
+            choices.append(PartChoice(q, s, order, top, dup))
+            if dup:
                 continue  # one sentence answers two parts ("谁推出的？办了几期？")
             if c.kind == "run":
                 chosen.extend(m for m in c.items if not any(m is x for x in chosen))
                 continue
             chosen.append(c)
             if single:
-                second = self.second_sentence(q, cands, s, order, c, model.second_ratio)
-                if second is not None:
-                    chosen.append(second)
-        evidence = min(probs) if probs else 0.0
-        answered = max(probs) if not single and probs else evidence
-        if not chosen or answered < threshold:
-            return Answer(question=question, text=REFUSAL, refused=True, hits=hits, evidence=evidence)
-        ans = self.compose(question, chosen, self.ranked_passages(hits, cands, chosen, scores), evidence)
-        for part in lacking:  # a comparison: say which side the material lacks
-            ans.text += f"关于“{part.strip('？?。 ')}”，资料中没有找到直接相关的内容。"
-        return ans
+                chosen.extend(self.more_sentences(q, cands, s, order, c, model.second_ratio))
+        return chosen, choices, scores, probs, lacking
+
+    def joining(self, prep: Prepared, choices: list, chosen: list, evidence: float, model: Model) -> list:
+        """The further candidates the learned joiner adds (none without a joiner)."""
+        if model.joiner is None or model.join_threshold > 1:
+            return []
+        idx, F = join_rows(self, prep, choices, chosen, evidence)
+        if not idx:
+            return []
+        budget = self.settings.max_answer_chars - sum(len(c.text) for c in chosen)
+        return pick(prep.cands, idx, sigmoid(model.joiner(F)), model.join_threshold, budget)
 
     def ranked_passages(self, hits: list[Hit], cands: list, chosen: list, scores: np.ndarray) -> list[Hit]:
         """The passages in the order the answer ranks them: those the answer quotes first, then the
@@ -279,13 +302,14 @@ class LearnedAnswering:
         ordered = sorted(read, key=lambda h: (first.get(h.chunk.id, len(first)), -best.get(h.chunk.id, -np.inf)))
         return ordered + hits[len(read):]
 
-    def second_sentence(self, q: Query, cands: list, s: np.ndarray, order: np.ndarray, top, ratio: float):
-        """A second sentence that covers question terms the first misses, when the ranker gives it
-        at least ``ratio`` of the first's softmax share (ratio > 1: never)."""
+    def more_sentences(self, q: Query, cands: list, s: np.ndarray, order: np.ndarray, top, ratio: float) -> list:
+        """The sentences that join the best one: a second sentence that covers question terms the
+        first misses, when the ranker gives it at least ``ratio`` of the first's softmax share
+        (ratio > 1: never)."""
         from .spans import ANSWER_KIND, _restates, is_inline_heading
 
         if ratio > 1:
-            return None
+            return []
         p = np.exp(s - s.max())
         p /= p.sum()
         budget = self.settings.max_answer_chars - len(top.text)
@@ -301,8 +325,8 @@ class LearnedAnswering:
                 and sum(self.idf(t) for t in new_terms) >= 0.25 * sum(self.idf(t) for t in top.covered | new_terms)
                 and len(c.text) <= budget
             ):
-                return c
-        return None
+                return [c]
+        return []
 
     def answer(
         self,

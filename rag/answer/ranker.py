@@ -133,6 +133,8 @@ class Model:
     threshold: float
     fusion: dict
     second_ratio: float = 0.8  # a second sentence joins when its share is at least this of the first's
+    joiner: Linear | None = None  # P(a further candidate holds a fact the chosen ones lack); rag/answer/join.py
+    join_threshold: float = 1.01  # above 1: nothing joins
     meta: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -142,6 +144,8 @@ class Model:
             "threshold": round(self.threshold, 6),
             "fusion": self.fusion,
             "second_ratio": self.second_ratio,
+            "joiner": self.joiner.to_dict() if self.joiner is not None else None,
+            "join_threshold": round(self.join_threshold, 6),
             "meta": self.meta,
         }
         return json.dumps(d, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
@@ -149,6 +153,7 @@ class Model:
     @classmethod
     def from_json(cls, text: str) -> Model:
         from .features import FEATURES, GATE_FEATURES
+        from .join import JOIN_FEATURES
 
         d = json.loads(text)
         return cls(
@@ -157,6 +162,8 @@ class Model:
             threshold=float(d["threshold"]),
             fusion=d["fusion"],
             second_ratio=float(d.get("second_ratio", 0.8)),
+            joiner=Linear.from_dict(d["joiner"], JOIN_FEATURES) if d.get("joiner") else None,
+            join_threshold=float(d.get("join_threshold", 1.01)),
             meta=d.get("meta", {}),
         )
 

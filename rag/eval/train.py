@@ -13,6 +13,7 @@ import logging
 import numpy as np
 
 from ..answer.features import FEATURES, GATE_FEATURES, gate_features
+from ..answer.join import JOIN_FEATURES, NEVER, join_rows, pick
 from ..answer.ranker import Model, choose_threshold, fit_listwise, fit_logistic, sigmoid
 from .evaluation import score
 from ..index.retrieval import Fusion
@@ -31,6 +32,8 @@ FUSION_GRID = {
 SECOND_RATIOS = (0.5, 0.8, 1.01)  # 1.01: never a second sentence
 RANKER_L2 = 1.0
 GATE_L2 = 1.0
+JOIN_L2 = 1.0
+JOIN_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, NEVER)  # NEVER: the joiner is switched off
 NEGATIVE_WEIGHT = 0.05  # weight of a "without its own article" refusal row in the gate's fit
 MAX_FALSE_REFUSAL = 0.05  # on out-of-fold gate probabilities; the CV checks it holds on held-out articles
 THRESHOLD_FOLDS = 5  # article groups for the out-of-fold probabilities the threshold is chosen on (1: in-sample)
@@ -288,7 +291,73 @@ def fit_model(
         if best is None or key > best[0]:
             best = (key, ratio)
     model.second_ratio = best[1] if best else 1.01
+    model.joiner, model.join_threshold = fit_joiner(answerer, items, preps, mask, model)
     return model
+
+
+def _join_case(answerer, item: Item, prep, model: Model):
+    """One answerable training question as the joiner sees it: its rows, their labels (does the
+    candidate hold a key fact the chosen sentences lack?) and what the threshold's choice scores."""
+    from ..text import norm
+
+    kf = [norm(f) for f in item.g.get("key_facts") or [] if norm(f)]
+    if item.g.get("type") == "unanswerable" or not kf or not prep.cands:
+        return None
+    chosen, choices, _, probs, _ = answerer.choose(prep, model, model.threshold)
+    evidence = min(probs) if probs else 0.0
+    answered = max(probs) if len(prep.parts) > 1 and probs else evidence
+    if not chosen or answered < model.threshold:
+        return None
+    idx, F = join_rows(answerer, prep, choices, chosen, evidence)
+    text = norm("".join(c.text for c in chosen))
+    have = {f for f in kf if f in text}
+    quotes = [norm(e["quote"]) for e in item.g.get("evidence") or [] if norm(e.get("quote", ""))]
+
+    def precise(chunk) -> bool:
+        t = norm(chunk.text)
+        return any(q in t for q in quotes) or any(f in t for f in kf)
+
+    facts = [frozenset(f for f in kf if f in norm(prep.cands[j].text) and f not in have) for j in idx]
+    cited = {c.hit.chunk.id: precise(c.hit.chunk) for c in chosen}
+    return {"idx": idx, "F": F, "y": np.array([1.0 if f else 0.0 for f in facts]), "facts": facts, "have": have,
+            "n": len(kf), "cited": cited, "precise": [precise(prep.cands[j].hit.chunk) for j in idx],
+            "budget": answerer.settings.max_answer_chars - sum(len(c.text) for c in chosen), "prep": prep}
+
+
+def fit_joiner(answerer, items: list[Item], preps: list, mask: np.ndarray, model: Model):
+    """The joiner on the masked questions under ``model`` and its threshold: the one of
+    ``JOIN_THRESHOLDS`` with the best key facts plus citation precision on those questions."""
+    cases = [_join_case(answerer, it, prep, model) for it, prep, m in zip(items, preps, mask) if m]
+    cases = [c for c in cases if c is not None]
+    base_cites = sum(len(c["cited"]) for c in cases)
+    base_precise = sum(sum(c["cited"].values()) for c in cases)
+    cases = [c for c in cases if len(c["idx"])]
+    if not cases:
+        return None, NEVER
+    F = np.vstack([c["F"] for c in cases])
+    y = np.concatenate([c["y"] for c in cases])
+    joiner = fit_logistic(F, y, JOIN_FEATURES, l2=JOIN_L2)
+    answerable = sum(1 for it, m in zip(items, mask) if m and it.g.get("type") != "unanswerable")
+    probs = [sigmoid(joiner(c["F"])) for c in cases]
+    best = None
+    for t in JOIN_THRESHOLDS:
+        gained, cites, precise = 0.0, base_cites, base_precise
+        for c, p in zip(cases, probs):
+            picked = pick(c["prep"].cands, c["idx"], p, t, c["budget"])
+            got, new_chunks = set(), {}
+            for cand in picked:
+                k = next(i for i, j in enumerate(c["idx"]) if c["prep"].cands[j] is cand)
+                got |= c["facts"][k]
+                cid = cand.hit.chunk.id
+                if cid not in c["cited"]:
+                    new_chunks[cid] = c["precise"][k]
+            gained += len(got) / c["n"]
+            cites += len(new_chunks)
+            precise += sum(new_chunks.values())
+        value = round(gained / max(answerable, 1) + precise / max(cites, 1), 6)
+        if best is None or value > best[0]:
+            best = (value, t)
+    return joiner, best[1]
 
 
 def answer_items(service, items: list[Item], preps: list, mask: np.ndarray, model: Model) -> list[dict]:
