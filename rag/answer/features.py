@@ -34,6 +34,7 @@ FEATURES = (
     "type_ok", "num_given", "latin_cos", "latin_cov", "subj_ok", "place_other", "cov_local", "rare_hit",
     "cov_rank", "overlap_rank", "local_rank", "cos_rank", "density", "has_person", "who_person", "list_run", "part_own",
 )
+SAID_MAX = 0.8  # a candidate whose bigrams are mostly in what the conversation already said is not new
 # a post followed by a name ("组织部部长周蔓", "秘书长 贺文涛"): a person the sentence names
 POST_NAME = re.compile(
     r"(?:书记|秘书长|部长|主任|主席|局长|厅长|处长|社长|总编辑|委员|发言人|负责人|会长|院长|校长|记者|主持人|发布人|嘉宾)"

@@ -48,8 +48,7 @@ class PartChoice:
 def join_rows(answerer, prep, choices: list[PartChoice], chosen: list, evidence: float):
     """(candidate indices, feature rows) of the candidates that may join ``chosen``."""
     from ..text import cjk_bigrams
-    from .features import DETAIL_Q
-    from .learned import SAID_MAX
+    from .features import DETAIL_Q, SAID_MAX
     from .spans import is_inline_heading
 
     cands, sims = prep.cands, prep.sims

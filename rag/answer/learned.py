@@ -23,12 +23,11 @@ import numpy as np
 from ..limits import embedding_text
 from ..schema import Answer, Hit
 from ..text import norm
-from .features import FEATURES, GATE_FEATURES, candidate_features, gate_features
+from .features import FEATURES, GATE_FEATURES, SAID_MAX, candidate_features, gate_features
 from .join import PartChoice, join_rows, pick, reading_order
 from .query import Query, build_query
 from .ranker import Model, sigmoid
 
-SAID_MAX = 0.8  # a candidate whose bigrams are mostly in what the conversation already said is not new
 REFUSAL = "资料中没有找到与该问题直接相关的内容。以下是最接近的原文，供参考。"
 
 
