@@ -29,6 +29,7 @@ CITY_SET = frozenset(CITIES)
 PROVINCE_SCOPE = re.compile(r"全省")
 _RE = re.compile("|".join(_NAMES))
 _LEARNED: set[str] = set()  # places of the indexed articles that the gazetteer lacks (learn_places)
+_LEARNED_FROM: tuple = ()  # the passages last learned from: the retriever and the answerer pass the same ones
 
 # "崧原省政协机关……", "中共望川市直属机关工作委员会", "关于苍麓县基层党支部……", "——专访云汀市砚川区委":
 # a two-character name and an administrative suffix at the start of a phrase (or after its parent
@@ -111,7 +112,11 @@ def learn_places(chunks: Sequence) -> frozenset[str]:
     the gazetteer lacks (new articles are about counties and cities it cannot list): a name in a
     title, heading or by-line, or one named so at least twice. Returns the names added. Two regular
     passes over the text (about a second for 10^5 passages)."""
-    global _RE
+    global _RE, _LEARNED_FROM
+    key = (id(chunks), len(chunks), chunks[0].id if chunks else "", chunks[-1].id if chunks else "")
+    if key == _LEARNED_FROM:
+        return frozenset()
+    _LEARNED_FROM = key
     counts: Counter = Counter()
     headline: set[str] = set()
     heads: dict[str, None] = {}

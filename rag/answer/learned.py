@@ -274,15 +274,13 @@ class LearnedAnswering:
                 chosen.extend(self.more_sentences(q, cands, s, order, c, model.second_ratio))
         return chosen, choices, scores, probs, lacking
 
-    NOTHING_FOUND = True  # see found_anything
-
     def found_anything(self, g: np.ndarray) -> bool:
         """Does any passage read hold any term of the (Chinese) question? When none does, the material
         does not cover it: the gate is not asked, because it has nothing to go on there (3 of 919
         answerable rows of the labeled sets, no unanswerable one; a linear gate extrapolates, and on a
         small corpus an off-topic "量子计算机的原理是什么？" got 0.55)."""
         i = GATE_FEATURES.index
-        return not self.NOTHING_FOUND or bool(g[i("latin")]) or g[i("best_cov")] > 0
+        return bool(g[i("latin")]) or g[i("best_cov")] > 0
 
     def joining(self, prep: Prepared, choices: list, chosen: list, evidence: float, model: Model) -> list:
         """The further candidates the learned joiner adds (none without a joiner)."""
