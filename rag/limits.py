@@ -43,6 +43,7 @@ from contextlib import contextmanager
 
 from .config import Settings
 from .errors import BusyError, InputError
+from .priority import answering
 
 logger = logging.getLogger(__name__)
 
@@ -233,7 +234,8 @@ class AnswerSlots:
         try:
             self._acquire(user)
             try:
-                yield
+                with answering():
+                    yield
             finally:
                 self._release(user)
         finally:

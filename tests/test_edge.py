@@ -44,6 +44,35 @@ def test_slots_refuse_a_third_answer_of_one_user_and_not_another_user() -> None:
         pass
 
 
+def test_a_question_gets_every_core_only_while_it_is_the_only_answer_computed() -> None:
+    """The question embedder's OpenMP threads (rag/priority.py): all cores for one answer, one
+    thread each while two answers are computed at once (their threads would spin against each other)."""
+    import os
+
+    from rag.priority import question_threads
+
+    cores = os.cpu_count() or 1
+    slots = AnswerSlots(total=4, per_user=2, wait_s=1.0)
+    assert question_threads() == cores  # nobody answering (the CLI's index build embeds no questions)
+    inside, release = threading.Event(), threading.Event()
+
+    def other() -> None:
+        with slots.hold("li"):
+            inside.set()
+            release.wait(5)
+
+    with slots.hold("zhang"):
+        assert question_threads() == cores and question_threads(limit=1) == 1
+        t = threading.Thread(target=other)
+        t.start()
+        assert inside.wait(5)
+        assert question_threads() == 1  # zhang's and li's answers at once
+        release.set()
+        t.join(5)
+        assert question_threads() == cores
+    assert question_threads() == cores
+
+
 def test_a_users_second_answer_waits_behind_another_users_first() -> None:
     """Fair shares: with one slot, zhang computing and zhang's second question waiting, li's question
     (asked later) gets the slot first."""

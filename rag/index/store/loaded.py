@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import overload
 
@@ -29,14 +30,18 @@ def chunk_tokens(chunk: Chunk) -> list[str]:
 class ChunkTable(Sequence):
     """The chunks of a loaded version as the ``chunks.jsonl`` bytes and where each line starts.
 
-    A chunk is decoded when it is asked for (a fresh ``Chunk`` each time, equal to the last
-    one). A million Python ``Chunk`` objects took about 1 KB each; this keeps the UTF-8 lines
+    A chunk is decoded when it is asked for; the last ``RECENT`` asked for by index are kept
+    decoded (``Chunk`` is frozen: the same object serves every reader), since retrieval asks for
+    the same few dozen passages several times per question. A million Python ``Chunk`` objects took about 1 KB each; this keeps the UTF-8 lines
     and two int64 offsets per chunk. Lines are split at ``\n`` only (JSON escapes it inside
     strings); blank lines are skipped, as before.
     """
 
+    RECENT = 4096
+
     def __init__(self, blob: bytes) -> None:
         self._blob = blob
+        self._decoded = lru_cache(maxsize=self.RECENT)(self._decode)
         raw = np.frombuffer(blob, dtype=np.uint8)
         ends = np.flatnonzero(raw == 10)
         starts = np.concatenate(([0], ends + 1))
@@ -63,12 +68,15 @@ class ChunkTable(Sequence):
             i += len(self)
         if not 0 <= i < len(self):
             raise IndexError(i)
+        return self._decoded(i)
+
+    def _decode(self, i: int) -> Chunk:
         return Chunk.from_dict(json.loads(self._blob[self._starts[i] : self._ends[i]]))
 
     def __iter__(self) -> Iterator[Chunk]:
         blob = self._blob
         for a, z in zip(self._starts.tolist(), self._ends.tolist()):
-            yield Chunk.from_dict(json.loads(blob[a:z]))
+            yield Chunk.from_dict(json.loads(blob[a:z]))  # a full pass does not churn the cache
 
     def check(self) -> None:
         """Parse every line once (a load-time check: ``ValueError``/``TypeError`` on a bad one)."""
