@@ -32,8 +32,8 @@ class ChunkTable(Sequence):
 
     A chunk is decoded when it is asked for; the last ``RECENT`` asked for by index are kept
     decoded (``Chunk`` is frozen: the same object serves every reader), since retrieval asks for
-    the same few dozen passages several times per question. A million Python ``Chunk`` objects took about 1 KB each; this keeps the UTF-8 lines
-    and two int64 offsets per chunk. Lines are split at ``\n`` only (JSON escapes it inside
+    the same few dozen passages several times per question. A million Python ``Chunk`` objects
+    took about 1 KB each; this keeps the UTF-8 lines and two int64 offsets per chunk. Lines are split at ``\n`` only (JSON escapes it inside
     strings); blank lines are skipped, as before.
     """
 
