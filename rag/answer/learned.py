@@ -16,6 +16,7 @@ run) of a cited passage.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +28,11 @@ from .features import FEATURES, GATE_FEATURES, SAID_MAX, candidate_features, gat
 from .join import PartChoice, join_rows, pick, reading_order
 from .query import Query, build_query
 from .ranker import Model, sigmoid
+
+# a by-line: a short role, a colon, a post and/or a name ("调研组组长:X市委直属机关工委常务副书记 欧阳砺")
+BYLINE = re.compile(r"[\u4e00-\u9fff]{2,8}[:：]\s*[^。！？!?:：]{2,40}")
+# an item 一 right after a lead-in's colon, inside one sentence ("……仍存在一些短板:一是……;")
+INLINE_FIRST = re.compile(r"[:：](?=一是|[（(]一[)）]|一、)")
 
 REFUSAL = "资料中没有找到与该问题直接相关的内容。以下是最接近的原文，供参考。"
 
@@ -46,6 +52,10 @@ class LearnedAnswering:
     """Mixed into ExtractiveAnswerer: the learned candidate ranking and refusal gate."""
 
     model: Model
+    BYLINES = True  # by-line headings ("调研组组长:……") are label candidates
+    INLINE_ITEMS = True  # "……短板:一是……;二是……" is a run of items after its lead-in
+    ITEMS_FOR_LEAD = True  # a lead-in that opens a list is answered with its items
+    LATIN_GUARD = True  # an English question none of whose terms is read is refused without the gate
 
     # ------------------------------------------------------------ preparing
     def prepare(
@@ -186,6 +196,8 @@ class LearnedAnswering:
             labels = [speaker_of(h.chunk)]
             if "——" in h.chunk.title:
                 labels.append(h.chunk.title.split("——", 1)[1].strip())
+            if self.BYLINES:  # "调研组组长:柘原市委直属机关工委常务副书记 欧阳砺", parsed as a heading
+                labels += [x for x in h.chunk.heading_path if BYLINE.fullmatch(x)]
             for lab in labels:
                 key = norm(lab)
                 if len(key) >= 4 and key not in seen:
@@ -202,13 +214,16 @@ class LearnedAnswering:
         for c in cands:
             if c.kind != "sent":
                 continue
-            items = []
+            items, head = [], c
             if c.opens_list:  # "建立完善三项机制。" then 一是…二是…
                 items = self.announced_items(c)
             elif FIRST_ITEM.match(c.text):  # item 一 and its siblings
                 items = self.enumeration(c, question, force=True)
+            elif self.INLINE_ITEMS and (m := INLINE_FIRST.search(c.text)):  # "……短板:一是……;" 二是…
+                head = Candidate(c.text[: m.end()], c.hit_rank, c.hit, prev=c.prev, pos=c.pos, lead=c.lead)
+                items = self.announced_items(head)
             if items:
-                members = [c] + items
+                members = [head] + items
                 text = "".join(m.text for m in members)
                 out.append(Candidate(text, c.hit_rank, c.hit, prev=c.prev, pos=c.pos, lead=c.lead, kind="run", items=members))
         heading_items, _ = self.heading_list(question, hits)
@@ -261,6 +276,8 @@ class LearnedAnswering:
             if not single and p < threshold:
                 lacking.append(q.text)
                 continue
+            if self.ITEMS_FOR_LEAD and cands[top].kind == "sent":  # the items, not the sentence announcing them
+                top = self.run_of(cands, top)
             c = cands[top]
             dup = any(c is m for m in chosen)
             choices.append(PartChoice(q, s, order, top, dup))
@@ -274,13 +291,30 @@ class LearnedAnswering:
                 chosen.extend(self.more_sentences(q, cands, s, order, c, model.second_ratio))
         return chosen, choices, scores, probs, lacking
 
+    @staticmethod
+    def run_of(cands: list, j: int) -> int:
+        """The run of items that sentence ``j`` announces (it opens a list, or its own colon does:
+        "……短板:一是……;"), else ``j``."""
+        c = cands[j]
+        for k, r in enumerate(cands):
+            if r.kind == "run" and r.items and r.items[0].hit is c.hit and r.items[0].pos == c.pos:
+                head = r.items[0]
+                if head is c and c.opens_list or head is not c and c.text.startswith(head.text):
+                    return k
+        return j
+
     def found_anything(self, g: np.ndarray) -> bool:
         """Does any passage read hold any term of the (Chinese) question? When none does, the material
         does not cover it: the gate is not asked, because it has nothing to go on there (3 of 919
         answerable rows of the labeled sets, no unanswerable one; a linear gate extrapolates, and on a
-        small corpus an off-topic "量子计算机的原理是什么？" got 0.55)."""
+        small corpus an off-topic "量子计算机的原理是什么？" got 0.55). An English question's terms are
+        the Chinese words its glossary and names give: when none of them is read either ("How do I
+        apply for a Schengen visa…" maps to no term at all), it gets no gate either; its dense
+        cosines alone had the gate answer four of five such off-topic questions at 0.87–0.95."""
         i = GATE_FEATURES.index
-        return bool(g[i("latin")]) or g[i("best_cov")] > 0
+        if bool(g[i("latin")]) and not self.LATIN_GUARD:
+            return True
+        return g[i("best_cov")] > 0
 
     def joining(self, prep: Prepared, choices: list, chosen: list, evidence: float, model: Model) -> list:
         """The further candidates the learned joiner adds (none without a joiner)."""

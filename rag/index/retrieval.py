@@ -158,6 +158,17 @@ class Retriever:
             asked_places=asked,
         )
 
+    TITLE_PLACES = True
+
+    def _titled(self, chunk, places) -> bool:
+        """Does the passage's title or heading path name an asked place? A report on "岫梁区" by
+        the office of the city above it ("柘原市委直属机关工委调研组") speaks for 柘原 and is about
+        岫梁: no place the gazetteer or the index taught us has a hierarchy, so the title decides."""
+        if not self.TITLE_PLACES:
+            return False
+        head = " ".join((chunk.title, *chunk.heading_path))
+        return any(p and p in head for p in places)
+
     def fuse(self, lists: RankedLists, k: int, fusion: Fusion | None = None) -> list[Hit]:
         """Weighted reciprocal rank fusion of ``lists`` (weights learned by ``python -m rag train``),
         then the passage-level factors: mostly-questions passages and passages of another place
@@ -181,8 +192,9 @@ class Retriever:
         # a question about one province/city: passages that speak for another one go down
         if lists.asked_places:
             for i in order[: max(k, 20) * 2]:
-                where = self.places.of(chunks[i])
-                if where and not (where & lists.asked_places):
+                ch = chunks[i]
+                where = self.places.of(ch)
+                if where and not (where & lists.asked_places) and not self._titled(ch, lists.asked_places):
                     fused[i] *= fusion.place_mismatch
             order = sorted(fused, key=lambda i: -fused[i])
         dense = lists.dense
