@@ -133,9 +133,48 @@ def split_subquestions(question: str) -> list[str]:
                     q2 = re.sub(rf"[和与及、]{o_full}", "", q, count=1)
                     q = q2 if q2 != q else re.sub(rf"{o_full}[和与及、]?", "", q, count=1)
                 parts.append(p + q.replace(p, "", 1) if p not in q else q)
+        elif COORDINATED_CONJUNCTS:
+            parts = coordinated_conjuncts(question) or parts
     if len(parts) > MAX_PARTS:  # a pasted paragraph, not a many-part question: one question, one retrieval
         return [question]
     return parts or [question]
+
+
+COORDINATED_CONJUNCTS = True  # "A的X和B的Y，……" is two parts (CV: docs/ablations.md)
+CONJUNCT_STOP = frozenset("，,。？?！!；;：:") | {"在", "对", "把", "各", "各自", "分别", "都", "均", "是", "有", "哪个", "谁"}
+
+
+def coordinated_conjuncts(question: str) -> list[str]:
+    """"砚溪的“周三夜学”和荇州的“晨读十分钟”，学习时间安排上有什么不同？" -> the two conjuncts, each
+    with the rest of the question: two places (known or learned) that are not joined directly, one
+    before a 和/与/及/、 and the other right after it. The second conjunct ends at the first word
+    that starts the shared predicate (a comma, 在/对/把/各/分别/都 …), else after as many characters
+    as the first has and a few more (no parser here tells where a Chinese noun phrase ends)."""
+    import rjieba
+
+    found = [(m.start(), m.end(), m.group(0)) for m in place_mentions(question)]
+    for c in re.finditer(r"[和与及、]", question):
+        left = [f for f in found if f[1] <= c.start()]
+        right = [f for f in found if c.end() <= f[0] <= c.end() + 2]
+        if not left or not right or place_core(left[-1][2]) == place_core(right[0][2]):
+            continue
+        a = left[-1][0]
+        while a > 0 and question[a - 1] not in "，,。？?！!；;：: 在对把和与及、":
+            a -= 1  # "云岫县的钟禾生和……": the conjunct starts at the phrase, not the place
+        first = question[a : c.start()].rstrip("，,、 ")
+        if not 2 <= len(norm(first)) <= 24:
+            continue  # a long left side: a sentence, not a noun phrase
+        b = z = c.end()
+        for tok in rjieba.cut(question[b:]):
+            if tok in CONJUNCT_STOP or tok[0] in "各都均" or z - b >= len(first) + 6:
+                break
+            z += len(tok)
+        second = question[b:z]
+        if len(norm(second)) < 2:
+            continue
+        head, tail = question[:a], question[z:]
+        return [head + first + tail, head + second + tail]
+    return []
 
 
 def _coordinated_places(question: str) -> list[str]:
