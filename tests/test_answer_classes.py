@@ -179,3 +179,23 @@ def test_an_english_question_names_an_invented_place_by_its_pinyin(report_servic
     assert names.in_english("What did the Beijing research group find?") == []  # no passage names 北京
     hits = report_service.retrieve("How often are the branches of Shiwan ranked by points?")
     assert hits and hits[0].chunk.source == "t02_shiwan_diaoyan.txt", [h.chunk.source for h in hits[:3]]
+
+
+LONG = ("绿水县开展“结对帮扶行动”以来,全县机关共组建320个帮扶小组,结对帮扶1260户困难家庭,累计投入帮扶资金860万元,"
+        "帮助解决实际困难2100多件,受到群众普遍好评,相关做法被写入县委工作报告并在全县推广,形成了一批可复制可推广的经验做法,"
+        "为下一步深化帮扶工作打下了坚实基础。")
+
+
+@pytest.mark.parametrize("forward, held", [(True, True), (False, False)])
+def test_a_cut_sentence_keeps_the_clauses_after_its_best_run(service: RagService, monkeypatch, forward, held) -> None:
+    """A sentence over SENT_MAX is cut to its best clause run, and the clauses after it join while the
+    length allows: the count asked second ("帮扶了多少户") follows the clause the question's terms name."""
+    import rag.answer.compose as compose
+    from rag.answer.spans import SENT_MAX
+
+    assert len(LONG) > SENT_MAX
+    monkeypatch.setattr(compose, "TRIM_FORWARD", forward)
+    _, _, answerer = service.current()
+    cut = answerer.trim(LONG, "结对帮扶行动组建了多少帮扶小组，帮扶了多少户？")
+    assert "320个帮扶小组" in cut and len(cut) <= SENT_MAX + 2, cut
+    assert ("1260户" in cut) is held, cut  # without the clauses after the best run it is lost
