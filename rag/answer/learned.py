@@ -28,11 +28,23 @@ from .features import FEATURES, GATE_FEATURES, SAID_MAX, candidate_features, gat
 from .join import PartChoice, join_rows, pick, reading_order
 from .query import Query, build_query
 from .ranker import Model, sigmoid
+from .spans import ENUMERATOR
 
 # a by-line: a short role, a colon, a post and/or a name ("调研组组长:X市委直属机关工委常务副书记 欧阳砺")
 BYLINE = re.compile(r"[\u4e00-\u9fff]{2,8}[:：]\s*[^。！？!?:：]{2,40}")
 # an item 一 right after a lead-in's colon, inside one sentence ("……仍存在一些短板:一是……;")
 INLINE_FIRST = re.compile(r"[:：](?=一是|[（(]一[)）]|一、)")
+
+def heads_a_section(sentence: str) -> bool:
+    """"第四,聚焦夯实基层基础重点攻坚。", "二是持续开展“以下看上”专题调研。": a numbered sentence
+    that only names its topic (at most 24 characters, no clause after the number's own comma); what
+    it is comes in the sentences after it."""
+    m = ENUMERATOR.match(sentence)
+    if not m:
+        return False
+    body = sentence[m.end():].lstrip(",，、 ")
+    return len(norm(body)) <= 24 and not re.search(r"[,，;；:：]", body)
+
 
 REFUSAL = "资料中没有找到与该问题直接相关的内容。以下是最接近的原文，供参考。"
 
@@ -55,6 +67,7 @@ class LearnedAnswering:
     BYLINES = True  # by-line headings ("调研组组长:……") are label candidates
     INLINE_ITEMS = True  # "……短板:一是……;二是……" is a run of items after its lead-in
     ITEMS_FOR_LEAD = True  # a lead-in that opens a list is answered with its items
+    HEADING_NEXT = True  # a numbered heading sentence chosen as the answer brings the sentence after it
     LATIN_GUARD = True  # an English question none of whose terms is read is refused without the gate
 
     # ------------------------------------------------------------ preparing
@@ -287,9 +300,21 @@ class LearnedAnswering:
                 chosen.extend(m for m in c.items if not any(m is x for x in chosen))
                 continue
             chosen.append(c)
+            if self.HEADING_NEXT and heads_a_section(c.text):  # "第四,聚焦……攻坚。" then what it is
+                nxt = self.next_sentence(cands, c)
+                if nxt is not None and not any(nxt is m for m in chosen):
+                    chosen.append(nxt)
+                    continue
             if single:
                 chosen.extend(self.more_sentences(q, cands, s, order, c, model.second_ratio))
         return chosen, choices, scores, probs, lacking
+
+    def next_sentence(self, cands: list, c):
+        """The candidate sentence right after ``c`` in its passage, when it fits the answer's budget."""
+        for r in cands:
+            if r.kind == "sent" and r.hit is c.hit and r.pos == c.pos + 1:
+                return r if len(c.text) + len(r.text) <= self.settings.max_answer_chars else None
+        return None
 
     @staticmethod
     def run_of(cands: list, j: int) -> int:
