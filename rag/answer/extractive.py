@@ -36,7 +36,7 @@ import numpy as np
 from ..ingest.chunking import split_sentences
 from ..config import Settings
 from ..glossary import chinese_keywords
-from ..names import PinyinNames
+from ..names import names_of
 from ..places import PlaceResolver, place_core, place_mentions, places_in
 from ..schema import Chunk, Hit
 from ..index.sentvec import SentenceVectorCache
@@ -69,7 +69,6 @@ class ExtractiveAnswerer(Composing, LearnedAnswering):
             sentence_cache = SentenceVectorCache(embed_passages)  # in memory only
         self.sentence_cache = sentence_cache
         self.places = PlaceResolver(self.chunks)
-        self._names: PinyinNames | None = None  # built on the first English question
         self._sections: dict | None = None
         self._order: tuple[dict[str, Chunk], dict[str, Chunk]] | None = None
         self._known: frozenset[str] | None = None
@@ -125,9 +124,7 @@ class ExtractiveAnswerer(Composing, LearnedAnswering):
     def terms_of(self, question: str) -> dict[str, float]:
         """Weighted terms to look for in sentences; an English question's are its Chinese keywords."""
         if is_mostly_latin(question):
-            if self._names is None:
-                self._names = PinyinNames(self.chunks)
-            keywords = [chinese_keywords(question, alternatives=False), *self._names.in_english(question)]
+            keywords = [chinese_keywords(question, alternatives=False), *names_of(self.chunks).in_english(question)]
             return question_terms(" ".join(keywords), self.idf)
         return question_terms(question, self.idf)
 

@@ -28,23 +28,12 @@ from .features import FEATURES, GATE_FEATURES, SAID_MAX, candidate_features, gat
 from .join import PartChoice, join_rows, pick, reading_order
 from .query import Query, build_query
 from .ranker import Model, sigmoid
-from .spans import ENUMERATOR
+from .spans import heads_a_section
 
 # a by-line: a short role, a colon, a post and/or a name ("调研组组长:X市委直属机关工委常务副书记 欧阳砺")
 BYLINE = re.compile(r"[\u4e00-\u9fff]{2,8}[:：]\s*[^。！？!?:：]{2,40}")
 # an item 一 right after a lead-in's colon, inside one sentence ("……仍存在一些短板:一是……;")
 INLINE_FIRST = re.compile(r"[:：](?=一是|[（(]一[)）]|一、)")
-
-def heads_a_section(sentence: str) -> bool:
-    """"第四,聚焦夯实基层基础重点攻坚。", "二是持续开展“以下看上”专题调研。": a numbered sentence
-    that only names its topic (at most 24 characters, no clause after the number's own comma); what
-    it is comes in the sentences after it."""
-    m = ENUMERATOR.match(sentence)
-    if not m:
-        return False
-    body = sentence[m.end():].lstrip(",，、 ")
-    return len(norm(body)) <= 24 and not re.search(r"[,，;；:：]", body)
-
 
 REFUSAL = "资料中没有找到与该问题直接相关的内容。以下是最接近的原文，供参考。"
 

@@ -72,6 +72,18 @@ def is_inline_heading(sentence: str) -> bool:
     return bool(ENUMERATOR.match(sentence)) and len(norm(sentence)) <= 20 and not re.search(r"[,，;；:：]", sentence)
 
 
+def heads_a_section(sentence: str) -> bool:
+    """"第四,聚焦夯实基层基础重点攻坚。", "二是持续开展“以下看上”专题调研。": a numbered sentence
+    that only names its topic (at most 24 characters, no clause after the number's own comma); what
+    it is comes in the sentences after it. Broader than ``is_inline_heading`` (the ranker's feature):
+    "第四," keeps its comma."""
+    m = ENUMERATOR.match(sentence)
+    if not m:
+        return False
+    body = sentence[m.end():].lstrip(",，、 ")
+    return len(norm(body)) <= 24 and not re.search(r"[,，;；:：]", body)
+
+
 def _restates(heading: str, terms) -> bool:
     """Is an inline heading mostly the question's own words ("一是创新实施“党建链动”行动。" for
     "党建链动行动取得了什么效果？")? Then it tells the asker nothing."""

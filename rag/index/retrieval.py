@@ -21,7 +21,7 @@ from ..schema import Hit
 from .store.loaded import Index
 from ..glossary import chinese_keywords
 from ..limits import embedding_text
-from ..names import PinyinNames
+from ..names import names_of
 from ..places import PlaceResolver, places_in
 from ..text import is_mostly_latin, norm, tokenize
 
@@ -83,7 +83,6 @@ class Retriever:
         self.reranker = reranker
         self.sentences = sentences  # SentenceIndex: passages by their best sentence (optional)
         self.places = PlaceResolver(index.chunks)
-        self.names = PinyinNames(index.chunks)
         self._qshare: dict[int, float] = {}
         self.fusion = fusion or Fusion()
 
@@ -134,7 +133,7 @@ class Retriever:
         # an English question is matched by its Chinese keywords (glossary terms, Chinese
         # fragments, figures, people); with none, the dense side alone decides
         if is_mostly_latin(query):  # people by their pinyin ("Shi Guangliang" -> 石光亮)
-            tokens = tokenize(" ".join([chinese_keywords(query), *self.names.in_english(query)]))
+            tokens = tokenize(" ".join([chinese_keywords(query), *names_of(self.index.chunks).in_english(query)]))
         else:
             tokens = tokenize(query)
         if tokens:
