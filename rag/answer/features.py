@@ -110,6 +110,11 @@ class _Context:
                 self.local[tn] = w * np.log((n + 1) / (df + 1)) / np.log(n + 1)
         self.local_total = sum(self.local.values()) or 1.0
         self.rare = max(self.local, key=self.local.get) if self.local else ""
+        # the question's terms, quoted names, subjects and a part's own words, normalised once
+        self.terms = [(t, tn, w) for t, w in q.terms.items() if (tn := norm(t).lower())]
+        self.exclusive = [(norm(t).lower(), w) for t, w in q.exclusive.items()] if q.exclusive else []
+        self.quoted = [norm(x) for x in q.quoted] if q.quoted else []
+        self.subjects = [norm(x) for x in q.subjects] if q.subjects else []
 
 
 def _term_features(row: np.ndarray, q: Query, c, ctx: _Context) -> None:
@@ -122,10 +127,7 @@ def _term_features(row: np.ndarray, q: Query, c, ctx: _Context) -> None:
     total = q.total
     got_s = got_c = 0.0
     listed = 0.0
-    for t, w in q.terms.items():
-        tn = norm(t).lower()
-        if not tn:
-            continue
+    for t, tn, w in ctx.terms:
         if tn in s_norm:
             got_s += w
             if X._listed_only(text, t):
@@ -137,9 +139,7 @@ def _term_features(row: np.ndarray, q: Query, c, ctx: _Context) -> None:
     row[IDX["rare_hit"]] = float(bool(ctx.rare) and ctx.rare in s_norm)
     if q.exclusive:  # a part of "A和B各自……": A's own words, in the candidate or its heading path
         ex_total = sum(q.exclusive.values()) or 1.0
-        row[IDX["part_own"]] = sum(
-            w for t, w in q.exclusive.items() if norm(t).lower() in s_norm or norm(t).lower() in ctx_norm
-        ) / ex_total
+        row[IDX["part_own"]] = sum(w for tn, w in ctx.exclusive if tn in s_norm or tn in ctx_norm) / ex_total
     held = sum(len(tn) for tn in ctx.local if tn in s_norm)
     row[IDX["density"]] = held / (len(s_norm) or 1)
     row[IDX["cov_sent"]] = got_s / total
@@ -147,13 +147,13 @@ def _term_features(row: np.ndarray, q: Query, c, ctx: _Context) -> None:
     row[IDX["overlap"]] = len(q.bigrams & cjk_bigrams(text)) / (len(q.bigrams) or 1)
     row[IDX["listed_only"]] = listed / total if not q.want["list"] else 0.0
     if q.quoted:
-        row[IDX["quoted_in"]] = sum(norm(x) in s_norm for x in q.quoted) / len(q.quoted)
-        row[IDX["quoted_ctx"]] = sum(norm(x) in ctx_norm for x in q.quoted) / len(q.quoted)
+        row[IDX["quoted_in"]] = sum(x in s_norm for x in ctx.quoted) / len(q.quoted)
+        row[IDX["quoted_ctx"]] = sum(x in ctx_norm for x in ctx.quoted) / len(q.quoted)
     if q.said_bigrams:
         bi = cjk_bigrams(text)
         row[IDX["said_overlap"]] = len(bi & q.said_bigrams) / (len(bi) or 1)
     if q.subjects:
-        row[IDX["subj_ok"]] = float(any(norm(s) in s_norm or norm(s) in ctx_norm for s in q.subjects))
+        row[IDX["subj_ok"]] = float(any(x in s_norm or x in ctx_norm for x in ctx.subjects))
 
 
 def _retrieval_features(row: np.ndarray, c, sim: float, ctx: _Context, j: int) -> None:
