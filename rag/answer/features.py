@@ -112,9 +112,9 @@ class _Context:
         self.rare = max(self.local, key=self.local.get) if self.local else ""
         # the question's terms, quoted names, subjects and a part's own words, normalised once
         self.terms = [(t, tn, w) for t, w in q.terms.items() if (tn := norm(t).lower())]
-        self.exclusive = [(norm(t).lower(), w) for t, w in q.exclusive.items()] if q.exclusive else []
-        self.quoted = [norm(x) for x in q.quoted] if q.quoted else []
-        self.subjects = [norm(x) for x in q.subjects] if q.subjects else []
+        self.exclusive = [(norm(t).lower(), w) for t, w in q.exclusive.items()]
+        self.quoted = [norm(x) for x in q.quoted]
+        self.subjects = [norm(x) for x in q.subjects]
 
 
 def _term_features(row: np.ndarray, q: Query, c, ctx: _Context) -> None:

@@ -27,9 +27,8 @@ _SPACE = re.compile(r"\s+")
 
 # a sentence: anything up to an end mark, the marks and closing quotes/brackets after it; or the
 # unterminated rest (one regex scan, as fast as the answerer needs: it splits every passage it reads)
-_SENTENCE = re.compile(
-    f"[^{re.escape(SENTENCE_END)}]*[{re.escape(SENTENCE_END)}][{re.escape(SENTENCE_END + CLOSERS)}]*|[^{re.escape(SENTENCE_END)}]+"
-)
+_END, _TAIL = re.escape(SENTENCE_END), re.escape(SENTENCE_END + CLOSERS)
+_SENTENCE = re.compile(f"[^{_END}]*[{_END}][{_TAIL}]*|[^{_END}]+")
 
 
 @dataclass(frozen=True)
