@@ -137,19 +137,58 @@ def split_subquestions(question: str) -> list[str]:
         if len(places) >= 2:
             parts = []
             for p in places:
-                others = [o for o in places if o != p]
                 q = question
-                for o in others:
-                    # "山东省政协和广州市政协各自……" -> "山东省政协各自……": the other place with its office
-                    o_full = rf"{re.escape(o)}(?:{PLACE_OFFICE})?"
-                    q2 = re.sub(rf"[和与及、]{o_full}", "", q, count=1)
-                    q = q2 if q2 != q else re.sub(rf"{o_full}[和与及、]?", "", q, count=1)
+                for o in places:
+                    if o != p:
+                        q = drop_conjunct(q, o, places)
                 parts.append(p + q.replace(p, "", 1) if p not in q else q)
         elif COORDINATED_CONJUNCTS:
             parts = coordinated_conjuncts(question) or parts
     if len(parts) > MAX_PARTS:  # a pasted paragraph, not a many-part question: one question, one retrieval
         return [question]
     return parts or [question]
+
+
+CONJUNCT_MAX = 14  # characters of a conjunct ("黛岩市自然资源和规划局"): longer is a clause, not a name
+
+
+NOMINAL_TAGS = frozenset("n ns nr nt nz nrt j l b g zg ng an vn".split())  # rjieba's tags of a noun phrase's words
+
+
+def drop_conjunct(question: str, place: str, places: list[str]) -> str:
+    """``question`` without the conjunct that ``place`` opens, one of the coordinated ``places``:
+    "望川市直机关和棠溪市在……" without 望川 is "棠溪市在……" (the first conjunct: from the place up to
+    the conjunction before the next place), without 棠溪 "望川市直机关在……" (the conjunction and the
+    second conjunct: the place and the noun-phrase words after it, "黛岩市自然资源和规划局", up to
+    ``CONJUNCT_MAX`` characters). A place in no such conjunct is dropped with its office."""
+    import rjieba
+
+    at = question.find(place)
+    if at < 0:
+        return question
+    later = [i for i in (question.find(o, at + len(place)) for o in places if o != place) if i > at]
+    if later:  # a first conjunct: up to the next place, when a conjunction stands right before it
+        nxt = min(later)
+        gap = question[at + len(place) : nxt]
+        if gap and gap[-1] in "和与及、" and len(gap) <= CONJUNCT_MAX and not re.search(r"[，,。？?！!；;：:]", gap):
+            return question[:at] + question[nxt:]
+    if at > 0 and question[at - 1] in "和与及、":  # a second (or later) conjunct
+        toks = rjieba.tag(question[at:])
+        z = at + len(place)
+        pos = 0
+        for k, (w, tag) in enumerate(toks):
+            end = pos + len(w)
+            if end <= len(place):  # the place's own tokens
+                pos = end
+                continue
+            nominal = tag in NOMINAL_TAGS or w in "和与及" and k + 1 < len(toks) and toks[k + 1][1] in NOMINAL_TAGS
+            if not nominal or w.startswith(("各", "都", "均", "两")) or end > CONJUNCT_MAX or pos >= len(place) and place_core(w):
+                break
+            pos = end
+            z = at + end
+        return question[: at - 1] + question[z:]
+    o_full = rf"{re.escape(place)}(?:{PLACE_OFFICE})?"
+    return re.sub(rf"{o_full}[和与及、]?", "", question, count=1)
 
 
 COORDINATED_CONJUNCTS = True  # "A的X和B的Y，……" is two parts (CV: docs/ablations.md)
@@ -211,6 +250,7 @@ def _coordinated_places(question: str) -> list[str]:
         m = NAMED_PAIR.search(question)
         if m:
             places = [m.group(1), m.group(2)]
+    places = [p for p in dict.fromkeys(places) if not any(p != o and p in o for o in places)]  # 榆 in 榆溆
     return places if len(places) >= 2 else []
 
 
@@ -221,7 +261,7 @@ NAMED_PAIR = re.compile(
 )
 
 
-PLACE_OFFICE = r"(?:省|市)?(?:政协机关|政协|省直机关|市直机关|机关|政府|党委|人大)?"
+PLACE_OFFICE = r"(?:省|市|县|区|自治区)?(?:政协机关|政协|省直机关|市直机关|直属机关|机关|政府|党委|人大)?"
 
 
 # words that name the kind of answer wanted ("取得了哪些成效？"): a sentence that repeats one
