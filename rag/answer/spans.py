@@ -170,29 +170,26 @@ def drop_conjunct(question: str, place: str, places: list[str]) -> str:
     if later:  # a first conjunct: up to the next place, when a conjunction stands right before it
         nxt = min(later)
         gap = question[at + len(place) : nxt]
-        if gap and gap[-1] in "和与及、" and len(gap) <= CONJUNCT_MAX and not re.search(r"[，,。？?！!；;：:]", gap):
+        if gap and gap[-1] in "和与及、" and len(gap) <= CONJUNCT_MAX and not any(ch in CLAUSE_MARKS for ch in gap):
             return question[:at] + question[nxt:]
     if at > 0 and question[at - 1] in "和与及、":  # a second (or later) conjunct
         toks = rjieba.tag(question[at:])
-        z = at + len(place)
-        pos = 0
+        pos = 0  # characters of the conjunct read so far, from the place on
         for k, (w, tag) in enumerate(toks):
             end = pos + len(w)
-            if end <= len(place):  # the place's own tokens
-                pos = end
-                continue
-            nominal = tag in NOMINAL_TAGS or w in "和与及" and k + 1 < len(toks) and toks[k + 1][1] in NOMINAL_TAGS
-            if not nominal or w.startswith(("各", "都", "均", "两")) or end > CONJUNCT_MAX or pos >= len(place) and place_core(w):
-                break
+            if end > len(place):  # past the place's own tokens
+                nominal = tag in NOMINAL_TAGS or w in "和与及" and k + 1 < len(toks) and toks[k + 1][1] in NOMINAL_TAGS
+                if not nominal or w.startswith(("各", "都", "均", "两")) or end > CONJUNCT_MAX or pos >= len(place) and place_core(w):
+                    break
             pos = end
-            z = at + end
-        return question[: at - 1] + question[z:]
+        return question[: at - 1] + question[at + max(pos, len(place)) :]
     o_full = rf"{re.escape(place)}(?:{PLACE_OFFICE})?"
     return re.sub(rf"{o_full}[和与及、]?", "", question, count=1)
 
 
 COORDINATED_CONJUNCTS = True  # "A的X和B的Y，……" is two parts (CV: docs/ablations.md)
-CONJUNCT_STOP = frozenset("，,。？?！!；;：:") | {"在", "对", "把", "各", "各自", "分别", "都", "均", "是", "有", "哪个", "谁"}
+CLAUSE_MARKS = "，,。？?！!；;：:"
+CONJUNCT_STOP = frozenset(CLAUSE_MARKS) | {"在", "对", "把", "各", "各自", "分别", "都", "均", "是", "有", "哪个", "谁"}
 
 
 def coordinated_conjuncts(question: str) -> list[str]:
