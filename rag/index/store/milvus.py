@@ -41,6 +41,7 @@ from typing import Sequence
 
 import numpy as np
 from pymilvus import MilvusClient
+from pymilvus.exceptions import MilvusException
 
 from ...config import Settings
 from ...errors import IndexCorruptError, IndexNotBuiltError, RagError
@@ -200,7 +201,8 @@ class MilvusVersions:
                 out.add(m.group(1))
         return sorted(out)
 
-    def _manifest(self, version: str) -> dict | None:
+    def _read_manifest(self, version: str) -> dict | None:
+        """The version's manifest, or None when it has none; MilvusException when it cannot be read."""
         if not self.client.has_collection(self.meta(version)):
             return None
         ensure_loaded(self.client, self.uri, self.meta(version))
@@ -210,6 +212,15 @@ class MilvusVersions:
         try:
             return json.loads(rows[0]["body"])
         except (ValueError, KeyError):
+            return None
+
+    def _manifest(self, version: str) -> dict | None:
+        """The manifest, or None when the version has none or its data cannot be read (milvus-lite
+        killed just after a flush can leave a segment file short: such a version is not a good one)."""
+        try:
+            return self._read_manifest(version)
+        except MilvusException as e:
+            logger.error("Milvus version %s cannot be read: %s", version, e)
             return None
 
     def live_version(self) -> str | None:
@@ -284,10 +295,13 @@ class MilvusVersions:
         manifest = self._manifest(version)
         if manifest is None or not self.client.has_collection(coll):
             raise IndexCorruptError(f"Milvus 索引版本 {version} 不完整", f"{coll}: missing collection or manifest")
-        ensure_loaded(self.client, self.uri, coll)
         if embedder_id is not None:
             check_compatible(manifest, embedder_id=embedder_id, dim=dim)
-        rows = self.client.query(meta, filter='key != "manifest"', output_fields=["key", "body"], limit=16_384)
+        try:
+            ensure_loaded(self.client, self.uri, coll)
+            rows = self.client.query(meta, filter='key != "manifest"', output_fields=["key", "body"], limit=16_384)
+        except MilvusException as e:
+            raise IndexCorruptError(f"Milvus 索引版本 {version} 无法读取", f"{coll}: unreadable: {e}") from e
         bodies: dict[str, list[tuple[str, str]]] = {}
         for r in rows:
             key, _, j = r["key"].partition(":")
@@ -304,7 +318,7 @@ class MilvusVersions:
                     documents[d["source"]] = d
             vocab = json.loads(blobs["vocabulary"])
             chunks = self._read_chunks(coll, int(manifest.get("n_chunks") or 0))
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, MilvusException) as e:
             raise IndexCorruptError(f"Milvus 索引版本 {version} 无法读取", f"{coll}: unreadable: {e}") from e
         if len(chunks) != manifest.get("n_chunks") or vocab.get("n_docs") != len(chunks):
             raise IndexCorruptError(f"Milvus 索引版本 {version} 的段落数量与清单不符", f"{coll}: counts disagree")
@@ -399,10 +413,20 @@ class MilvusVersions:
         return removed
 
     def remove_unfinished(self) -> list[str]:
+        """Drop the versions a killed build left: those without a manifest row, and those whose data
+        cannot be read if newer than the live one (a build writes max + 1; an older unreadable
+        version is left alone, as a server hiccup must not cost the fallbacks: list_versions skips it)."""
         live = self.live_version()
         removed = []
         for v in self._all_versions():
-            if v != live and self._manifest(v) is None:
+            if v == live:
+                continue
+            try:
+                finished = self._read_manifest(v) is not None
+            except MilvusException as e:
+                finished = live is not None and v < live
+                logger.error("Milvus version %s cannot be read (%s): %s", v, "kept" if finished else "dropped", e)
+            if not finished:
                 self.drop(v)
                 removed.append(v)
         return removed
