@@ -25,6 +25,31 @@ CITIES = (
     "西宁 呼和浩特 南宁 拉萨 银川 乌鲁木齐 大连 青岛 宁波 厦门 深圳"
 ).split()
 _NAMES = sorted(PROVINCES + CITIES, key=len, reverse=True)
+# What questions call a province or city when they do not name it: the 别称 ("齐鲁" 山东, "三湘" 湖南,
+# "羊城" 广州) and, before 省/地, the one-character 简称 ("湘省", "鲁地"). General knowledge, mapped to
+# the gazetteer's names; used only where the material itself does not use the word (resolve_aliases).
+ALIASES = {
+    "齐鲁": "山东", "中原": "河南", "三湘": "湖南", "湖湘": "湖南", "潇湘": "湖南", "荆楚": "湖北", "八闽": "福建",
+    "巴蜀": "四川", "天府之国": "四川", "燕赵": "河北", "三晋": "山西", "三秦": "陕西", "陇原": "甘肃", "八桂": "广西",
+    "龙江": "黑龙江", "琼州": "海南", "赣鄱": "江西", "内蒙": "内蒙古", "京城": "北京", "京华": "北京", "津门": "天津",
+    "津城": "天津", "申城": "上海", "沪上": "上海", "山城": "重庆", "羊城": "广州", "花城": "广州", "春城": "昆明",
+    "泉城": "济南", "蓉城": "成都", "榕城": "福州", "星城": "长沙", "江城": "武汉", "冰城": "哈尔滨", "鹏城": "深圳",
+    "金陵": "南京", "鹭岛": "厦门", "岛城": "青岛", "邕城": "南宁", "筑城": "贵阳", "杭城": "杭州", "甬城": "宁波",
+    "并州": "太原",
+}
+SHORT_NAMES = {
+    "京": "北京", "津": "天津", "沪": "上海", "渝": "重庆", "冀": "河北", "晋": "山西", "辽": "辽宁", "吉": "吉林",
+    "黑": "黑龙江", "苏": "江苏", "浙": "浙江", "皖": "安徽", "闽": "福建", "赣": "江西", "鲁": "山东", "豫": "河南",
+    "鄂": "湖北", "湘": "湖南", "粤": "广东", "琼": "海南", "川": "四川", "蜀": "四川", "黔": "贵州", "滇": "云南",
+    "陕": "陕西", "甘": "甘肃", "陇": "甘肃", "青": "青海", "蒙": "内蒙古", "桂": "广西", "藏": "西藏", "宁": "宁夏",
+    "新": "新疆",
+}
+# 简称 + 地 only where "X地" is not a common word of its own ("新地", "青地", "云地" …)
+SHORT_LAND = frozenset("鲁湘豫粤冀晋皖闽赣鄂黔滇陕陇蜀浙沪渝桂琼藏蒙")
+_ALIAS_RE = re.compile(
+    "|".join(sorted(ALIASES, key=len, reverse=True))
+    + "|[" + "".join(SHORT_NAMES) + "](?=省)|[" + "".join(sorted(SHORT_LAND)) + "](?=地)"
+)
 CITY_SET = frozenset(CITIES)
 PROVINCE_SCOPE = re.compile(r"全省")
 _RE = re.compile("|".join(_NAMES))
@@ -47,6 +72,24 @@ def _cjk2(s: str) -> bool:
 
 def _phrase_starts(t: str, i: int) -> bool:
     return i == 0 or t[i - 1] in BOUNDARY or any(t[max(0, i - len(w)) : i] == w for w in AFTER_WORDS)
+
+
+def resolve_aliases(text: str, known) -> str:
+    """``text`` with each province or city alias the material does not use (``known(word)`` false:
+    not in the index's vocabulary) replaced by the gazetteer name: "羊城那家协商部门" -> "广州那家协商部门",
+    "湘省" -> "湖南省". An alias inside a gazetteer name ("辽宁省" holds 宁, "黑龙江" 龙江), or whose
+    place the text already names, is left alone, as is one the articles themselves use ("齐鲁样板")."""
+    names = [m.span() for m in _RE.finditer(text)]
+    out, last = [], 0
+    for m in _ALIAS_RE.finditer(text):
+        alias = m.group(0)
+        place = ALIASES.get(alias) or SHORT_NAMES[alias]
+        a, b = m.span()
+        if any(x < b and a < y for x, y in names) or place in text or known(alias):
+            continue
+        out += [text[last:a], place]
+        last = b
+    return "".join(out) + text[last:] if out else text
 
 
 def office_names(text: str) -> list[str]:

@@ -11,7 +11,6 @@ Models and the index are loaded lazily, once, and shared between threads.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from .index.embeddings import VectorEmbeddings, make_embeddings, make_reranker
 from .errors import IndexCorruptError, IndexNotBuiltError, IndexOutdatedError, InputError
 from .answer.extractive import ExtractiveAnswerer
 from .answer.spans import idf_lookup, split_subquestions
-from .answer.query import question_terms
+from .answer.query import CONTRAST, DANGLING, DEPENDENT, question_subject, question_terms
 from . import limits
 from .priority import lower_this_thread, run_low_priority
 from .index.indexing import BuildReport, Progress, build_index, embedder_cache_dir
@@ -36,31 +35,6 @@ from .index.store.loaded import Index
 from .text import norm, tokenize
 
 logger = logging.getLogger(__name__)
-
-# words that point back to the conversation: "它", "这个", "那……呢"
-DEPENDENT = re.compile(r"它|他们|她们|其[中他]?|这个|那个|这些|那些|这项|那项|该|此项|上述|这方面|这一|^那|^还有|^那么")
-# a question whose subject is a pronoun ("它的……", "他们……"): without a conversation it has no referent
-DANGLING = re.compile(r"^(?:那么?|那)?(?:它们?|他们?|她们?|其|该)")
-# "那督办落实这一块呢？": the same subject, another topic; the last question's topic is left behind
-CONTRAST = re.compile(r"^(?:那么?|还有|另外|至于)[^，,。？?]{1,30}?呢")
-
-
-def question_subject(question: str) -> str:
-    """The leading noun phrase of a question: who or what it is about ("山西省政协办公厅在……" ->
-    "山西省政协办公厅"; a quoted name at the start counts as a noun)."""
-    import rjieba
-
-    out, quote = [], False
-    for w, t in rjieba.tag(question.strip()):
-        if w in "“\"「『" and not quote:
-            quote = True
-        elif quote:
-            quote = w not in "”\"」』"
-        elif not t.startswith(("n", "j")):  # nouns, names, places, abbreviations
-            break
-        out.append(w)
-    return "".join(out) if not quote else ""
-
 
 def content_terms(text: str) -> set[str]:
     """Words of two or more characters that carry content (no stop words, no question words)."""

@@ -136,6 +136,16 @@ def test_follow_up_with_pronoun_uses_the_history(real_service: RagService) -> No
     assert alone.retrieval_query == "它取得了哪些成效？"
 
 
+@pytest.mark.parametrize("follow_up", ["他讲的第一条举措涉及几个试点单位？", "这位负责同志还提到哪些做法？", "第一项里面有多少个试点单位？"])
+def test_a_singular_pronoun_a_demonstrative_or_an_ordinal_points_back(real_service: RagService, follow_up) -> None:
+    history = [
+        {"role": "user", "content": "省直机关工委介绍的“党建链动”行动是什么？"},
+        {"role": "assistant", "content": "推动试点省直部门单位与产业链重点企业结对共建。[1]"},
+    ]
+    assert "“党建链动”" in real_service.retrieval_query(follow_up, history)
+    assert real_service.retrieval_query(follow_up, None) == follow_up
+
+
 def test_history_of_another_topic_is_not_used_for_a_standalone_question(real_service: RagService) -> None:
     history = [{"role": "user", "content": "“党建链动”行动是什么？"}]
     q = "全国地方政协秘书长工作交流座谈会是什么时候、在哪儿开的？"

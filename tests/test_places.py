@@ -32,3 +32,17 @@ def test_a_speaker_block_speaks_for_its_speakers_invented_city() -> None:
     where = PlaceResolver(CHUNKS)
     assert where.of(CHUNKS[2]) == {"石鼓"}  # the heading names the speaker's office
     assert where.of(CHUNKS[0]) == {"雁栖"}  # the title names the office
+
+
+def test_an_alias_the_articles_never_use_becomes_the_gazetteer_name() -> None:
+    from rag.places import resolve_aliases
+
+    known = {"齐鲁"}.__contains__  # the articles say "齐鲁样板": that word keeps its own meaning
+    assert resolve_aliases("羊城那家协商部门拿什么打比方？", known) == "广州那家协商部门拿什么打比方？"
+    assert resolve_aliases("湘省那套线上平台叫什么", known) == "湖南省那套线上平台叫什么"
+    assert resolve_aliases("中原那个省的政协想办成哪几个家", known) == "河南那个省的政协想办成哪几个家"
+    assert resolve_aliases("乡村振兴齐鲁样板调研提了多少条建议", known) == "乡村振兴齐鲁样板调研提了多少条建议"
+    # inside a gazetteer name, or the place already named: left alone
+    for text in ("辽宁省政协机关", "四川省的做法", "黑龙江省直机关", "湖南省和湘省", "内蒙古自治区政协", "各地新做法"):
+        assert resolve_aliases(text, known) == text
+    assert resolve_aliases("湘省那套平台", lambda w: True) == "湘省那套平台"  # the articles use it

@@ -148,7 +148,13 @@ class Composing:
             if len(out) == len(numerals):
                 break
             want = numerals[len(out)]
+            # "一是/（一）/一、/第一," or an ordinal before the same word each time ("一问原文……二问实情……");
+            # the shape check below holds every item to the first one's marker
             m = re.match(rf"^(?:[（(]{want}[)）]|{want}是|{want}、|第{want}[,，、])", s)
+            if m is None and (form is None or form[-1] not in "是、,，)）"):
+                m = re.match(rf"^{want}[\u4e00-\u9fff](?=[\u4e00-\u9fff])", s)
+                if m is not None and form is not None and re.sub(r"[一二三四五六七八九十]", "N", m.group(0)) != form:
+                    m = None  # "三年来……" under item 二 of 一问/二问: a detail, not the next item
             if m is None:
                 if not out:
                     return []  # the items must follow the lead-in at once

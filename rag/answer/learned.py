@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..limits import embedding_text
+from ..places import resolve_aliases
 from ..schema import Answer, Hit
-from ..text import norm
+from ..text import is_mostly_latin, norm
 from .features import FEATURES, GATE_FEATURES, SAID_MAX, candidate_features, gate_features
 from .join import PartChoice, join_rows, pick, reading_order
 from .query import Query, build_query
@@ -33,7 +34,7 @@ from .spans import heads_a_section
 # a by-line: a short role, a colon, a post and/or a name ("调研组组长:X市委直属机关工委常务副书记 欧阳砺")
 BYLINE = re.compile(r"[\u4e00-\u9fff]{2,8}[:：]\s*[^。！？!?:：]{2,40}")
 # an item 一 right after a lead-in's colon, inside one sentence ("……仍存在一些短板:一是……;")
-INLINE_FIRST = re.compile(r"[:：](?=一是|[（(]一[)）]|一、)")
+INLINE_FIRST = re.compile(r"[:：](?=一是|[（(]一[)）]|一、|一[\u4e00-\u9fff])")
 
 REFUSAL = "资料中没有找到与该问题直接相关的内容。以下是最接近的原文，供参考。"
 
@@ -65,6 +66,8 @@ class LearnedAnswering:
     ) -> Prepared:
         from .spans import split_subquestions
 
+        if not is_mostly_latin(question):  # read "湘省" as 湖南省 where the articles never say 湘 (as retrieval does)
+            question = resolve_aliases(question, self._in_index)
         prep = Prepared(question=question, hits=hits, cands=[])
         if not hits:
             return prep

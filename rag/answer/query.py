@@ -64,6 +64,36 @@ def question_classifier(question: str) -> str | None:
     return m.group(1) if m else None
 
 
+# follow-ups: what of a question points back to the conversation (rag/service.py reads them)
+# what points back: the pronouns ("他讲的……"), a demonstrative with its classifier ("这位同志", "那次会议",
+# "这份报告" …), an ordinal of a list already given at the start ("第一项里面……", "第四个方面……")
+DEPENDENT = re.compile(
+    r"它|他|她|其[中他]?|[这那](?:个|些|项|位|名|次|份|种|类|件|条|家|篇|场|轮|批|里|边|样|方面|一)|该|此项|上述"
+    r"|^那|^还有|^那么|^第[一二三四五六七八九十\d]+(?:个|项|条|点|种|类|方面|部分)"
+)
+# a question whose subject is a pronoun ("它的……", "他们……"): without a conversation it has no referent
+DANGLING = re.compile(r"^(?:那么?|那)?(?:它们?|他们?|她们?|其|该)")
+# "那督办落实这一块呢？": the same subject, another topic; the last question's topic is left behind
+CONTRAST = re.compile(r"^(?:那么?|还有|另外|至于)[^，,。？?]{1,30}?呢")
+
+
+def question_subject(question: str) -> str:
+    """The leading noun phrase of a question: who or what it is about ("山西省政协办公厅在……" ->
+    "山西省政协办公厅"; a quoted name at the start counts as a noun)."""
+    import rjieba
+
+    out, quote = [], False
+    for w, t in rjieba.tag(question.strip()):
+        if w in "“\"「『" and not quote:
+            quote = True
+        elif quote:
+            quote = w not in "”\"」』"
+        elif not t.startswith(("n", "j")):  # nouns, names, places, abbreviations
+            break
+        out.append(w)
+    return "".join(out) if not quote else ""
+
+
 def question_terms(question: str, idf) -> dict[str, float]:
     """Content terms of a question with IDF weights; quoted terms count double."""
     from ..text import STOPWORDS

@@ -22,7 +22,7 @@ from .store.loaded import Index
 from ..glossary import chinese_keywords
 from ..limits import embedding_text
 from ..names import names_of
-from ..places import PlaceResolver, places_in
+from ..places import PlaceResolver, places_in, resolve_aliases
 from ..text import is_mostly_latin, norm, tokenize
 
 logger = logging.getLogger(__name__)
@@ -123,6 +123,8 @@ class Retriever:
     def lists(self, query: str, *, query_vec: np.ndarray | None = None) -> RankedLists:
         """The ranked lists that fusion combines: chunk index -> rank (1 = best) in each, plus the
         cosine of every dense candidate and the BM25 score of every chunk."""
+        if not is_mostly_latin(query):  # "羊城" -> 广州 where the articles never say 羊城
+            query = resolve_aliases(query, self.index.vocabulary_has)
         if query_vec is None:
             query_vec = self.embeddings.embed_query_vector(embedding_text(query, self.settings))
         d_ids, d_scores = self.dense_scores(query_vec)
