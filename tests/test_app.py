@@ -57,6 +57,10 @@ def make_site(root: Path, **overrides):
           "trainer": users.add("trainer", "trainer", "trainer-pass-1")}
     service = RagService(settings)
     service.ensure_index()
+    # the sentence-vector warm-up runs in the background; a page test's first question should not race
+    # it on a loaded CI machine (a CI run once waited over 90 s for a first answer; the cause was not recorded)
+    service.current()
+    assert service.wait_warm(300)
     docs = DocumentManager(settings)
     demo = webapp.build_app(service, settings, users, docs)
     webapp.launch(demo, settings, users, docs, prevent_thread_lock=True, quiet=True)
