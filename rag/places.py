@@ -16,6 +16,8 @@ from collections import Counter
 from functools import lru_cache
 from typing import Sequence
 
+from .text import is_mostly_latin
+
 PROVINCES = (
     "北京 天津 上海 重庆 河北 山西 辽宁 吉林 黑龙江 江苏 浙江 安徽 福建 江西 山东 河南 湖北 湖南 广东 海南 "
     "四川 贵州 云南 陕西 甘肃 青海 台湾 内蒙古 广西 西藏 宁夏 新疆 香港 澳门"
@@ -78,7 +80,10 @@ def resolve_aliases(text: str, known) -> str:
     """``text`` with each province or city alias the material does not use (``known(word)`` false:
     not in the index's vocabulary) replaced by the gazetteer name: "羊城那家协商部门" -> "广州那家协商部门",
     "湘省" -> "湖南省". An alias inside a gazetteer name ("辽宁省" holds 宁, "黑龙江" 龙江), or whose
-    place the text already names, is left alone, as is one the articles themselves use ("齐鲁样板")."""
+    place the text already names, is left alone, as is one the articles themselves use ("齐鲁样板");
+    so is an English question (its Chinese fragments are names it quotes)."""
+    if is_mostly_latin(text):
+        return text
     names = [m.span() for m in _RE.finditer(text)]
     out, last = [], 0
     for m in _ALIAS_RE.finditer(text):

@@ -24,7 +24,7 @@ import numpy as np
 from ..limits import embedding_text
 from ..places import resolve_aliases
 from ..schema import Answer, Hit
-from ..text import is_mostly_latin, norm
+from ..text import norm
 from .features import FEATURES, GATE_FEATURES, SAID_MAX, candidate_features, gate_features
 from .join import PartChoice, join_rows, pick, reading_order
 from .query import Query, build_query
@@ -66,8 +66,7 @@ class LearnedAnswering:
     ) -> Prepared:
         from .spans import split_subquestions
 
-        if not is_mostly_latin(question):  # read "湘省" as 湖南省 where the articles never say 湘 (as retrieval does)
-            question = resolve_aliases(question, self._in_index)
+        question = resolve_aliases(question, self._in_index)  # "湘省" as 湖南省, as retrieval reads it
         prep = Prepared(question=question, hits=hits, cands=[])
         if not hits:
             return prep

@@ -64,9 +64,9 @@ def question_classifier(question: str) -> str | None:
     return m.group(1) if m else None
 
 
-# follow-ups: what of a question points back to the conversation (rag/service.py reads them)
-# what points back: the pronouns ("他讲的……"), a demonstrative with its classifier ("这位同志", "那次会议",
-# "这份报告" …), an ordinal of a list already given at the start ("第一项里面……", "第四个方面……")
+# follow-ups (rag/service.py): what points back to the conversation: the pronouns ("他讲的……"), a
+# demonstrative with its classifier ("这位同志", "那次会议", "这份报告" …), an ordinal of a list already
+# given at the start ("第一项里面……", "第四个方面……")
 DEPENDENT = re.compile(
     r"它|他|她|其[中他]?|[这那](?:个|些|项|位|名|次|份|种|类|件|条|家|篇|场|轮|批|里|边|样|方面|一)|该|此项|上述"
     r"|^那|^还有|^那么|^第[一二三四五六七八九十\d]+(?:个|项|条|点|种|类|方面|部分)"

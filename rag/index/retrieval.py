@@ -123,8 +123,7 @@ class Retriever:
     def lists(self, query: str, *, query_vec: np.ndarray | None = None) -> RankedLists:
         """The ranked lists that fusion combines: chunk index -> rank (1 = best) in each, plus the
         cosine of every dense candidate and the BM25 score of every chunk."""
-        if not is_mostly_latin(query):  # "羊城" -> 广州 where the articles never say 羊城
-            query = resolve_aliases(query, self.index.vocabulary_has)
+        query = resolve_aliases(query, self.index.vocabulary_has)  # "羊城" -> 广州 where the articles never say 羊城
         if query_vec is None:
             query_vec = self.embeddings.embed_query_vector(embedding_text(query, self.settings))
         d_ids, d_scores = self.dense_scores(query_vec)
